@@ -1,0 +1,1 @@
+"""The member node: chain gateway, keys, store, API and CLI."""

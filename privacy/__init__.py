@@ -1,0 +1,1 @@
+"""Pure cryptography and statistics for the consortium: no web, no chain, no database."""

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Quick start, command two: set up if needed, then run the whole test suite.
+# pytest's own exit code is passed through: 5 ("no tests collected") fails like any other error.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+exec .venv/bin/python -m pytest "$@"
