@@ -1,0 +1,1 @@
+"""The chain gateway: compile, deploy, send signed transactions, decode reverts, read events."""

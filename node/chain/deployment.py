@@ -1,0 +1,153 @@
+"""Deploy the consortium contracts and read/write the deployment file.
+
+The deployment file is all a node or an auditor needs besides an RPC URL: chain id, contract
+addresses, ABI hashes (to detect a deployment made from other sources) and the deployment block
+(where event indexing starts).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from node.chain.compiler import DEPLOYED_CONTRACTS
+from node.chain.errors import DeploymentError
+from node.chain.gateway import ChainGateway
+
+FORMAT_VERSION = 1
+
+
+class Role(IntEnum):
+    INSURER = 1
+    PLATFORM = 2
+    TECH = 3
+    AUDITOR = 4
+    REGULATOR = 5
+
+
+class Status(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    WARNED = 2
+    SUSPENDED = 3
+    EXPELLED = 4
+
+
+class Purpose(IntEnum):
+    UNDERWRITING = 1
+    CLAIMS = 2
+    FRAUD = 3
+    STATISTICS = 4
+    PRICING = 5
+
+
+class ClaimStep(IntEnum):
+    REPORTED = 1
+    MATERIALS_COMPLETE = 2
+    ASSESSED = 3
+    APPROVED = 4
+    REJECTED = 5
+    PAID = 6
+
+
+@dataclass(frozen=True)
+class GenesisMember:
+    address: str
+    name: str
+    role: Role
+    endpoint: str = ""
+    x25519_key: bytes = b"\x00" * 32
+    paillier_fingerprint: bytes = b"\x00" * 32
+
+
+@dataclass
+class Deployment:
+    chain_id: int
+    deployment_block: int
+    contracts: dict[str, str]  # name -> address
+    abi_hashes: dict[str, str]
+    deployed_at: float = field(default_factory=time.time)
+    rpc_url: str | None = None  # where it was deployed; a hint only, callers pass their own URL
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = {"format": FORMAT_VERSION, **asdict(self)}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, path)  # atomic: a reader never sees half a deployment file
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Deployment":
+        path = Path(path)
+        hint = "deploy with `consortium chain up` or `consortium chain deploy`, or pass the right --deployment"
+        if not path.exists():
+            raise DeploymentError(f"deployment file {path} does not exist", hint=hint)
+        try:
+            data = json.loads(path.read_text())
+            if data.get("format") != FORMAT_VERSION:
+                raise DeploymentError(f"deployment file {path} has format {data.get('format')!r}, expected {FORMAT_VERSION}", hint=hint)
+            deployment = cls(chain_id=int(data["chain_id"]), deployment_block=int(data["deployment_block"]),
+                             contracts={k: Web3.to_checksum_address(v) for k, v in data["contracts"].items()},
+                             abi_hashes=dict(data["abi_hashes"]), deployed_at=float(data.get("deployed_at", 0)),
+                             rpc_url=data.get("rpc_url"))
+        except DeploymentError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise DeploymentError(f"deployment file {path} is malformed ({type(exc).__name__}: {exc})", hint=hint) from None
+        missing = [n for n in DEPLOYED_CONTRACTS if n not in deployment.contracts]
+        if missing:
+            raise DeploymentError(f"deployment file {path} lacks {', '.join(missing)}", hint=hint)
+        return deployment
+
+
+def attach(gateway: ChainGateway, deployment: Deployment, *, check: bool = True) -> ChainGateway:
+    """Bind the deployed contracts; with ``check``, refuse a deployment that does not match this chain or these sources."""
+    hint = "redeploy with `consortium chain deploy` (or `consortium chain up` for a local chain)"
+    if check and deployment.chain_id != gateway.chain_id:
+        raise DeploymentError(f"deployment is for chain id {deployment.chain_id} but the RPC serves chain id {gateway.chain_id}", hint=hint)
+    for name in DEPLOYED_CONTRACTS:
+        address = deployment.contracts[name]
+        if check:
+            if gateway.w3.eth.get_code(address) in (b"", None) or len(gateway.w3.eth.get_code(address)) == 0:
+                raise DeploymentError(f"no {name} contract at {address} on this chain (stale deployment file?)", hint=hint)
+            if deployment.abi_hashes.get(name) != gateway.artifacts[name].abi_hash:
+                raise DeploymentError(f"deployed {name} was built from other sources than this checkout (ABI differs)", hint=hint)
+        gateway.bind(name, address)
+    return gateway
+
+
+def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: list[GenesisMember]) -> Deployment:
+    """Deploy all four contracts with ``genesis`` as the founding members and return the deployment."""
+    if not genesis:
+        raise DeploymentError("at least one genesis member is needed", hint="list the founding members")
+    start_block = gateway.block_number()
+    registry = gateway.deploy_contract(
+        deployer, "ConsortiumRegistry",
+        [Web3.to_checksum_address(m.address) for m in genesis], [m.name for m in genesis], [int(m.role) for m in genesis],
+        [m.endpoint for m in genesis], [m.x25519_key for m in genesis], [m.paillier_fingerprint for m in genesis],
+    )
+    addresses = {"ConsortiumRegistry": registry}
+    # The three others only take the registry's address and do not depend on each other: send them
+    # back to back and wait once.
+    sent = {}
+    for name in DEPLOYED_CONTRACTS[1:]:
+        factory = gateway.w3.eth.contract(abi=gateway.artifacts[name].abi, bytecode=gateway.artifacts[name].bytecode)
+        sent[name] = gateway.submit(deployer, factory.constructor(registry))
+    for name, tx in sent.items():
+        addresses[name] = tx.wait()["contractAddress"]
+    deployment = Deployment(
+        chain_id=gateway.chain_id, deployment_block=start_block + 1, contracts=addresses,
+        abi_hashes={n: gateway.artifacts[n].abi_hash for n in DEPLOYED_CONTRACTS}, rpc_url=gateway.rpc_url,
+    )
+    attach(gateway, deployment, check=False)
+    return deployment

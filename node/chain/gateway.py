@@ -1,0 +1,233 @@
+"""The chain gateway: one web3 connection, locally signed transactions, decoded reverts, events.
+
+Backends: any JSON-RPC URL (anvil, Besu, ...), or the in-process py-evm chain for quick unit tests.
+Transactions are signed with the member's key here; the node's RPC never holds a key. Nonces are
+assigned under a per-account lock, so any number of threads of one process may send concurrently.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from eth_account.signers.local import LocalAccount
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.contract.contract import Contract, ContractFunction
+from web3.exceptions import TimeExhausted, Web3RPCError
+
+from node.chain.compiler import Artifact, compile_contracts
+from node.chain.errors import ChainError, ChainUnavailable, ContractRevert, RevertDecoder
+
+# Fee fields are refreshed at most this often: one RPC round trip per transaction would cap throughput.
+_FEE_REFRESH_SECONDS = 5.0
+_PRIORITY_FEE_WEI = 10**9
+
+
+@dataclass
+class SentTransaction:
+    """A signed transaction handed to the chain but not yet known to be mined."""
+
+    gateway: "ChainGateway"
+    tx_hash: HexBytes
+    sender: str
+    call: dict  # the transaction as sent, replayed with eth_call to decode a revert
+
+    def wait(self, timeout: float = 60.0) -> Any:
+        return self.gateway.wait(self, timeout=timeout)
+
+
+class ChainGateway:
+    def __init__(self, w3: Web3, artifacts: dict[str, Artifact] | None = None, *, rpc_url: str | None = None,
+                 dev: bool = False):
+        self.w3 = w3
+        self.rpc_url = rpc_url
+        self.dev = dev  # dev chains (anvil, py-evm) can fund accounts from their unlocked accounts
+        self.artifacts = artifacts if artifacts is not None else compile_contracts()
+        self.decoder = RevertDecoder(a.abi for a in self.artifacts.values())
+        self.chain_id = self._rpc(lambda: w3.eth.chain_id)
+        self.contracts: dict[str, Contract] = {}
+        self._nonce: dict[str, int] = {}
+        self._nonce_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()
+        self._fees: dict[str, int] = {}
+        self._fees_at = 0.0
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def connect(cls, rpc_url: str, artifacts: dict[str, Artifact] | None = None, *, timeout: float = 10.0,
+                dev: bool | None = None) -> "ChainGateway":
+        """Connect to a JSON-RPC URL; a URL that does not answer is a one-line ChainUnavailable."""
+        if not rpc_url.startswith(("http://", "https://")):
+            raise ChainUnavailable(f"not an HTTP(S) JSON-RPC URL: {rpc_url!r}", hint="pass a URL like http://127.0.0.1:8545")
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        try:
+            w3.eth.chain_id
+        except Exception as exc:  # connection refused, DNS, TLS, garbage answer: all mean "no chain there"
+            raise ChainUnavailable(f"no Ethereum JSON-RPC node answers at {rpc_url} ({type(exc).__name__})",
+                                   hint="check the URL, or start a local chain with `consortium chain up`") from None
+        if dev is None:
+            dev = _is_dev_node(w3)
+        return cls(w3, artifacts, rpc_url=rpc_url, dev=dev)
+
+    @classmethod
+    def in_process(cls, artifacts: dict[str, Artifact] | None = None) -> "ChainGateway":
+        """The in-process py-evm chain (eth-tester): quick for unit tests, slow for log-heavy work."""
+        from web3 import EthereumTesterProvider
+
+        return cls(Web3(EthereumTesterProvider()), artifacts, dev=True)
+
+    # ------------------------------------------------------------------ contracts
+
+    def bind(self, name: str, address: str) -> Contract:
+        contract = self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=self.artifacts[name].abi)
+        self.contracts[name] = contract
+        return contract
+
+    def contract(self, name: str) -> Contract:
+        try:
+            return self.contracts[name]
+        except KeyError:
+            raise ChainError(f"contract {name} is not attached", hint="load a deployment file first") from None
+
+    def deploy_contract(self, account: LocalAccount, name: str, *args: Any) -> str:
+        artifact = self.artifacts[name]
+        factory = self.w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+        receipt = self.transact(account, factory.constructor(*args))
+        return receipt["contractAddress"]
+
+    # ------------------------------------------------------------------ reads
+
+    def call(self, fn: ContractFunction, block: Any = "latest") -> Any:
+        """Call a view function; a revert becomes ContractRevert."""
+        try:
+            return fn.call(block_identifier=block)
+        except Exception as exc:
+            raise self._translate(exc) from None
+
+    def events(self, contract: str, event: str, *, from_block: int = 0, to_block: int | str = "latest",
+               filters: dict | None = None) -> list:
+        """Decoded logs of one event type, oldest first."""
+        ev = getattr(self.contract(contract).events, event)
+        return self._rpc(lambda: list(ev.get_logs(from_block=from_block, to_block=to_block, argument_filters=filters)))
+
+    def block_number(self) -> int:
+        return self._rpc(lambda: self.w3.eth.block_number)
+
+    # ------------------------------------------------------------------ writes
+
+    def submit(self, account: LocalAccount, fn: Any, *, gas: int | None = None) -> SentTransaction:
+        """Sign and send a transaction without waiting for it to be mined.
+
+        Gas is estimated first, which also turns a revert into ContractRevert before any nonce is used.
+        """
+        sender = account.address
+        call = {"from": sender, "chainId": self.chain_id}
+        if gas is None:
+            try:
+                estimate = fn.estimate_gas({"from": sender})
+            except Exception as exc:
+                raise self._translate(exc) from None
+            gas = int(estimate * 1.25) + 20_000
+        call["gas"] = gas
+        call.update(self._fee_fields())
+        with self._lock_for(sender):
+            if sender not in self._nonce:
+                self._nonce[sender] = self._rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
+            call["nonce"] = self._nonce[sender]
+            tx = fn.build_transaction(call)
+            signed = account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except Exception as exc:
+                # The node refused it, so the nonce is unused; re-read it next time in case ours drifted.
+                self._nonce.pop(sender, None)
+                translated = self._translate(exc)
+                raise translated from None
+            self._nonce[sender] += 1
+        return SentTransaction(self, HexBytes(tx_hash), sender, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")})
+
+    def transact(self, account: LocalAccount, fn: Any, *, gas: int | None = None, timeout: float = 60.0) -> Any:
+        """Sign, send and wait for one transaction; returns the receipt, raises ContractRevert on revert."""
+        return self.submit(account, fn, gas=gas).wait(timeout)
+
+    def wait(self, sent: SentTransaction, timeout: float = 60.0) -> Any:
+        try:
+            receipt = self.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=timeout, poll_latency=0.05)
+        except TimeExhausted:
+            raise ChainError(f"transaction {sent.tx_hash.hex()} not mined within {timeout:.0f} s",
+                             hint="check that the chain is producing blocks") from None
+        if receipt["status"] != 1:
+            raise self._replay_revert(sent, receipt)
+        return receipt
+
+    def fund(self, address: str, ether: int = 100) -> None:
+        """Give an account ether from the dev chain's first unlocked account (dev chains only)."""
+        if not self.dev:
+            raise ChainError("funding accounts is only possible on a development chain",
+                             hint="ask the network operator to fund the account")
+        source = self.w3.eth.accounts[0]
+        tx = self.w3.eth.send_transaction({"from": source, "to": Web3.to_checksum_address(address),
+                                           "value": Web3.to_wei(ether, "ether")})
+        self.w3.eth.wait_for_transaction_receipt(tx, poll_latency=0.05)
+
+    # ------------------------------------------------------------------ internals
+
+    def _lock_for(self, address: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._nonce_locks[address]
+
+    def _fee_fields(self) -> dict[str, int]:
+        now = time.monotonic()
+        if not self._fees or now - self._fees_at > _FEE_REFRESH_SECONDS:
+            block = self._rpc(lambda: self.w3.eth.get_block("latest"))
+            base = block.get("baseFeePerGas")
+            if base is None:
+                self._fees = {"gasPrice": self._rpc(lambda: self.w3.eth.gas_price)}
+            else:
+                # Twice the base fee survives several full blocks of base-fee growth.
+                self._fees = {"maxFeePerGas": 2 * base + _PRIORITY_FEE_WEI, "maxPriorityFeePerGas": _PRIORITY_FEE_WEI}
+            self._fees_at = now
+        return dict(self._fees)
+
+    def _replay_revert(self, sent: SentTransaction, receipt: Any) -> ChainError:
+        try:
+            self.w3.eth.call(sent.call, block_identifier=receipt["blockNumber"] - 1)
+        except Exception as exc:
+            return self._translate(exc)
+        return ContractRevert("Reverted", {"tx": sent.tx_hash.hex()})
+
+    def _translate(self, exc: BaseException) -> ChainError:
+        revert = self.decoder.from_exception(exc)
+        if revert is not None:
+            return revert
+        if isinstance(exc, ChainError):
+            return exc
+        if isinstance(exc, Web3RPCError):
+            return ChainError(f"the chain refused the request: {exc.message if hasattr(exc, 'message') else exc}")
+        return ChainUnavailable(f"chain request failed: {type(exc).__name__}: {exc}",
+                                hint="check that the chain's RPC URL is reachable")
+
+    def _rpc(self, thunk: Callable[[], Any]) -> Any:
+        try:
+            return thunk()
+        except (ChainError, ContractRevert):
+            raise
+        except Exception as exc:
+            raise self._translate(exc) from None
+
+
+def _is_dev_node(w3: Web3) -> bool:
+    """anvil, hardhat and ganache identify themselves in web3_clientVersion."""
+    try:
+        version = w3.client_version.lower()
+    except Exception:
+        return False
+    return any(name in version for name in ("anvil", "hardhat", "ganache", "ethereumtester"))
+
+
+def wait_all(sent: Iterable[SentTransaction], timeout: float = 60.0) -> list:
+    return [s.wait(timeout) for s in sent]
