@@ -1,15 +1,15 @@
 """Slot packing: several signed integers in one Paillier plaintext, with headroom for additions.
 
-A vector v_0..v_{k-1} becomes the integer P = sum v_i * 2^(i*w) (w = ``slot_bits``). Adding two packed
-plaintexts adds every slot at once, as long as no slot leaves (-2^(w-1), 2^(w-1)): the balanced digits
+A vector v_0..v_{k-1} becomes the integer P = sum v_i * 2^(offset_i), each slot w_i + headroom bits wide. Adding two packed
+plaintexts adds every slot at once, as long as no slot leaves its signed range: the balanced digits
 of P are then unique and ``unpack`` recovers each slot sum exactly, negative values included, without
 knowing how many vectors were added. The layout reserves ceil(log2(max_additions)) + 1 bits above
-``value_bits`` per slot, and every packed vector counts its additions, so exceeding ``max_additions``
+each slot's width, and every packed vector counts its additions, so exceeding ``max_additions``
 raises :class:`Overflow` instead of silently carrying into the next slot. The top of the plaintext
 keeps two spare bits so |P| < n/2 and the sign of the whole integer survives decryption.
 
-Masked (modular) vectors, used by secure aggregation, hold values in [0, 2^value_bits) and are read
-modulo 2^value_bits (``unpack_modular``), which is where pairwise masks cancel.
+Masked (modular) vectors, used by secure aggregation, hold values in [0, 2^w_i) and are read
+modulo 2^w_i (``unpack_modular``), which is where pairwise masks cancel.
 """
 from __future__ import annotations
 
@@ -24,51 +24,66 @@ from privacy.paillier import Ciphertext, Encryptor, PrivateKey, PublicKey, paral
 
 @dataclass(frozen=True)
 class SlotLayout:
-    """How a vector of ``length`` signed ``value_bits``-bit integers is packed under a ``key_bits`` key."""
+    """How a vector of signed integers is packed under a ``key_bits`` key.
 
-    length: int
-    value_bits: int
+    ``widths[i]`` is the number of signed bits value i may use (mixed widths let a 32-bit count sit next
+    to a 64-bit sum); every slot gets the same headroom for ``max_additions`` additions. Slots are
+    placed in order, a new plaintext starting when the next slot would not fit.
+    """
+
+    widths: tuple[int, ...]
     max_additions: int
     key_bits: int = 2048
 
     def __post_init__(self):
-        for name in ("length", "value_bits", "max_additions", "key_bits"):
+        for name in ("max_additions", "key_bits"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise MalformedMessage(f"slot layout: {name} must be a positive integer")
-        if self.value_bits < 2:
-            raise MalformedMessage("slot layout: value_bits must be at least 2")
-        if self.slot_bits > self.key_bits - 2:
-            raise Overflow("slot layout: one slot does not fit in a plaintext; lower value_bits or max_additions")
+        if not isinstance(self.widths, tuple) or not self.widths:
+            raise MalformedMessage("slot layout: widths must be a non-empty tuple")
+        for w in self.widths:
+            if isinstance(w, bool) or not isinstance(w, int) or not 2 <= w <= 1024:
+                raise MalformedMessage("slot layout: each width must be an integer between 2 and 1024")
+        if max(self.widths) + self.headroom_bits > self.key_bits - 2:
+            raise Overflow("slot layout: one slot does not fit in a plaintext; lower the widths or max_additions")
+        placement, index, used = [], 0, 0
+        for w in self.widths:
+            bits = w + self.headroom_bits
+            if used + bits > self.key_bits - 2:  # two spare top bits keep |P| < n/2
+                index, used = index + 1, 0
+            placement.append((index, used))
+            used += bits
+        object.__setattr__(self, "_placement", tuple(placement))
+
+    @classmethod
+    def uniform(cls, length: int, value_bits: int, max_additions: int, key_bits: int = 2048) -> "SlotLayout":
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise MalformedMessage("slot layout: length must be a positive integer")
+        return cls((value_bits,) * length, max_additions, key_bits)
+
+    @property
+    def length(self) -> int:
+        return len(self.widths)
 
     @property
     def headroom_bits(self) -> int:
         return max(0, (self.max_additions - 1).bit_length()) + 1
 
     @property
-    def slot_bits(self) -> int:
-        return self.value_bits + self.headroom_bits
-
-    @property
-    def slots_per_plaintext(self) -> int:
-        return (self.key_bits - 2) // self.slot_bits
-
-    @property
     def plaintext_count(self) -> int:
-        return -(-self.length // self.slots_per_plaintext)
-
-    @property
-    def value_limit(self) -> int:
-        return 1 << (self.value_bits - 1)
+        return self._placement[-1][0] + 1
 
     def to_dict(self) -> dict:
-        return {"length": self.length, "value_bits": self.value_bits, "max_additions": self.max_additions, "key_bits": self.key_bits}
+        return {"widths": list(self.widths), "max_additions": self.max_additions, "key_bits": self.key_bits}
 
     @classmethod
     def from_dict(cls, data: Any) -> "SlotLayout":
-        if not isinstance(data, dict) or set(data) != {"length", "value_bits", "max_additions", "key_bits"}:
-            raise MalformedMessage("slot layout: expected length, value_bits, max_additions, key_bits")
-        return cls(**data)
+        if not isinstance(data, dict) or set(data) != {"widths", "max_additions", "key_bits"}:
+            raise MalformedMessage("slot layout: expected widths, max_additions, key_bits")
+        if not isinstance(data["widths"], list):
+            raise MalformedMessage("slot layout: widths must be a list")
+        return cls(tuple(data["widths"]), data["max_additions"], data["key_bits"])
 
     @property
     def fingerprint(self) -> str:
@@ -76,69 +91,63 @@ class SlotLayout:
 
     # -- signed packing ---------------------------------------------------------------------------
     def pack(self, values: Sequence[int]) -> list[int]:
-        """Signed values (each in [-2^(value_bits-1), 2^(value_bits-1))) to packed plaintext integers."""
+        """Signed values (value i in [-2^(widths[i]-1), 2^(widths[i]-1))) to packed plaintext integers."""
         self._check_length(values)
-        limit = self.value_limit
-        for v in values:
+        for v, w in zip(values, self.widths):
             if isinstance(v, bool) or not isinstance(v, int):
                 raise MalformedMessage(f"packed values must be int, got {type(v).__name__}")
-            if not -limit <= v < limit:
-                raise Overflow(f"value {v} does not fit in {self.value_bits} signed bits")
+            if not -(1 << (w - 1)) <= v < 1 << (w - 1):
+                raise Overflow(f"value {v} does not fit in {w} signed bits")
         return self._pack_unchecked(values)
 
     def _pack_unchecked(self, values: Sequence[int]) -> list[int]:
-        w, per = self.slot_bits, self.slots_per_plaintext
-        out = []
-        for start in range(0, self.length, per):
-            p = 0
-            for v in reversed(values[start : start + per]):
-                p = (p << w) + v
-            out.append(p)
+        out = [0] * self.plaintext_count
+        for v, (index, offset) in zip(values, self._placement):
+            out[index] += v << offset
         return out
 
     def unpack(self, plaintexts: Sequence[int]) -> list[int]:
         """Balanced-digit decomposition of signed packed plaintexts back to slot values."""
         self._check_plaintexts(plaintexts)
-        w, per = self.slot_bits, self.slots_per_plaintext
-        full, half = 1 << w, 1 << (w - 1)
+        h = self.headroom_bits
+        remaining = list(plaintexts)
         out: list[int] = []
-        for index, p in enumerate(plaintexts):
-            count = min(per, self.length - index * per)
-            for _ in range(count):
-                digit = p & (full - 1)  # Python's & on negative ints is two's complement: still exact
-                if digit >= half:
-                    digit -= full
-                out.append(digit)
-                p = (p - digit) >> w
-            if p != 0:
-                raise Overflow("packed plaintext has bits above its last slot: an addition overflowed")
+        for w, (index, _) in zip(self.widths, self._placement):
+            bits = w + h
+            p = remaining[index]
+            digit = p & ((1 << bits) - 1)  # & on negative ints is two's complement: still exact
+            if digit >= 1 << (bits - 1):
+                digit -= 1 << bits
+            out.append(digit)
+            remaining[index] = (p - digit) >> bits
+        if any(remaining):
+            raise Overflow("packed plaintext has bits above its last slot: an addition overflowed")
         return out
 
     # -- modular packing (masked vectors) ---------------------------------------------------------
     def pack_modular(self, values: Sequence[int]) -> list[int]:
-        """Values already reduced modulo 2^value_bits (masked), so every slot starts non-negative."""
+        """Values already reduced modulo 2^widths[i] (masked), so every slot starts non-negative."""
         self._check_length(values)
-        modulus = 1 << self.value_bits
-        for v in values:
-            if not 0 <= v < modulus:
-                raise Overflow("masked value outside [0, 2^value_bits)")
+        for v, w in zip(values, self.widths):
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 1 << w:
+                raise Overflow("masked value outside [0, 2^width)")
         return self._pack_unchecked(values)
 
     def unpack_modular(self, plaintexts: Sequence[int]) -> list[int]:
-        """Each slot modulo 2^value_bits, read back as a signed value (where masks cancel)."""
+        """Each slot modulo 2^widths[i], read back as a signed value (this is where masks cancel)."""
         self._check_plaintexts(plaintexts)
-        w, per, vb = self.slot_bits, self.slots_per_plaintext, self.value_bits
+        if any(p < 0 for p in plaintexts):
+            raise Overflow("a sum of non-negative masked slots decrypted as negative: overflow")
+        h = self.headroom_bits
+        remaining = list(plaintexts)
         out: list[int] = []
-        for index, p in enumerate(plaintexts):
-            if p < 0:
-                raise Overflow("a sum of non-negative masked slots decrypted as negative: overflow")
-            count = min(per, self.length - index * per)
-            for _ in range(count):
-                v = (p & ((1 << w) - 1)) & ((1 << vb) - 1)
-                out.append(v - (1 << vb) if v >= 1 << (vb - 1) else v)
-                p >>= w
-            if p:
-                raise Overflow("packed plaintext has bits above its last slot: an addition overflowed")
+        for w, (index, _) in zip(self.widths, self._placement):
+            p = remaining[index]
+            v = p & ((1 << w) - 1)
+            out.append(v - (1 << w) if v >= 1 << (w - 1) else v)
+            remaining[index] = p >> (w + h)
+        if any(remaining):
+            raise Overflow("packed plaintext has bits above its last slot: an addition overflowed")
         return out
 
     def _check_length(self, values: Sequence[int]) -> None:
