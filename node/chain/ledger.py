@@ -1,0 +1,201 @@
+"""The consortium ledger as one member sees it: domain operations on the four contracts.
+
+Each method signs with the member's own account; reads go through the same gateway. Ids come from
+the events of the mined transaction, so a returned id is one the chain really assigned.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.logs import DISCARD
+
+from node.chain.deployment import ClaimStep, Purpose, Role, Status
+from node.chain.gateway import ChainGateway, SentTransaction
+
+ZERO32 = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    address: str
+    name: str
+    role: Role
+    status: Status
+    endpoint: str
+    x25519_key: bytes
+    paillier_fingerprint: bytes
+    admitted_at: int
+
+    @property
+    def in_good_standing(self) -> bool:
+        return self.status in (Status.ACTIVE, Status.WARNED)
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    grant_id: int
+    owner: str
+    grantee: str
+    dataset_id: bytes
+    purpose: Purpose
+    scope_hash: bytes
+    not_before: int
+    expires_at: int
+    consent_ref: bytes
+    created_at: int
+    revoked_at: int
+
+
+def dataset_id(name: str) -> bytes:
+    """Datasets are named on chain by the keccak-256 of their name (names stay readable off chain)."""
+    return Web3.keccak(text=name)
+
+
+class Ledger:
+    def __init__(self, gateway: ChainGateway, account: LocalAccount):
+        self.gateway = gateway
+        self.account = account
+        self.registry = gateway.contract("ConsortiumRegistry")
+        self.authorizations = gateway.contract("DataUseAuthorization")
+        self.evidence = gateway.contract("EvidenceRegistry")
+        self.stats = gateway.contract("StatsLedger")
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    def _send(self, fn: Any) -> Any:
+        return self.gateway.transact(self.account, fn)
+
+    def _submit(self, fn: Any) -> SentTransaction:
+        return self.gateway.submit(self.account, fn)
+
+    def _event_arg(self, receipt: Any, contract: Any, event: str, arg: str) -> Any:
+        logs = getattr(contract.events, event)().process_receipt(receipt, errors=DISCARD)
+        return logs[0]["args"][arg]
+
+    # ------------------------------------------------------------------ registry
+
+    def member(self, address: str) -> MemberRecord:
+        m = self.gateway.call(self.registry.functions.getMember(Web3.to_checksum_address(address)))
+        status = Status(m[2])
+        role = Role(m[1]) if m[1] else None
+        return MemberRecord(Web3.to_checksum_address(address), m[0], role, status, m[3], bytes(m[4]), bytes(m[5]), m[6])
+
+    def members(self) -> list[MemberRecord]:
+        count = self.gateway.call(self.registry.functions.memberCount())
+        return [self.member(self.gateway.call(self.registry.functions.memberAt(i))) for i in range(count)]
+
+    def propose_member(self, candidate: str, name: str, role: Role, endpoint: str = "", x25519_key: bytes = ZERO32,
+                       paillier_fingerprint: bytes = ZERO32, lifetime: int = 0) -> int:
+        receipt = self._send(self.registry.functions.propose(Web3.to_checksum_address(candidate), name, int(role), endpoint,
+                                                             x25519_key, paillier_fingerprint, lifetime))
+        return self._event_arg(receipt, self.registry, "MemberProposed", "proposalId")
+
+    def vote(self, proposal_id: int) -> bool:
+        """Vote for a proposal; True when this vote admitted the candidate."""
+        receipt = self._send(self.registry.functions.vote(proposal_id))
+        return bool(self.registry.events.MemberAdmitted().process_receipt(receipt, errors=DISCARD))
+
+    def warn(self, member: str, reason_hash: bytes = ZERO32) -> Any:
+        return self._send(self.registry.functions.warn(Web3.to_checksum_address(member), reason_hash))
+
+    def suspend(self, member: str, reason_hash: bytes = ZERO32) -> Any:
+        return self._send(self.registry.functions.suspend(Web3.to_checksum_address(member), reason_hash))
+
+    def expel(self, member: str, reason_hash: bytes = ZERO32) -> Any:
+        return self._send(self.registry.functions.expel(Web3.to_checksum_address(member), reason_hash))
+
+    def reinstate(self, member: str, reason_hash: bytes = ZERO32) -> Any:
+        return self._send(self.registry.functions.reinstate(Web3.to_checksum_address(member), reason_hash))
+
+    def rotate_keys(self, x25519_key: bytes, paillier_fingerprint: bytes) -> Any:
+        return self._send(self.registry.functions.rotateKeys(x25519_key, paillier_fingerprint))
+
+    def set_endpoint(self, endpoint: str) -> Any:
+        return self._send(self.registry.functions.setEndpoint(endpoint))
+
+    # ------------------------------------------------------------------ authorizations
+
+    def grant(self, grantee: str, dataset: bytes, purpose: Purpose, *, expires_at: int, not_before: int = 0,
+              scope_hash: bytes = ZERO32, consent_ref: bytes = ZERO32) -> int:
+        receipt = self._send(self.authorizations.functions.grant(Web3.to_checksum_address(grantee), dataset, int(purpose),
+                                                                 scope_hash, not_before, expires_at, consent_ref))
+        return self._event_arg(receipt, self.authorizations, "AuthorizationGranted", "grantId")
+
+    def revoke(self, grant_id: int) -> Any:
+        return self._send(self.authorizations.functions.revoke(grant_id))
+
+    def is_authorized(self, owner: str, grantee: str, dataset: bytes, purpose: Purpose) -> bool:
+        return self.gateway.call(self.authorizations.functions.isAuthorized(
+            Web3.to_checksum_address(owner), Web3.to_checksum_address(grantee), dataset, int(purpose)))
+
+    def active_grant_id(self, owner: str, grantee: str, dataset: bytes, purpose: Purpose) -> int:
+        return self.gateway.call(self.authorizations.functions.activeGrantId(
+            Web3.to_checksum_address(owner), Web3.to_checksum_address(grantee), dataset, int(purpose)))
+
+    def grant_status(self, grant_id: int) -> int:
+        return self.gateway.call(self.authorizations.functions.grantStatus(grant_id))
+
+    def get_grant(self, grant_id: int) -> GrantRecord:
+        g = self.gateway.call(self.authorizations.functions.getGrant(grant_id))
+        return GrantRecord(grant_id, g[0], g[1], bytes(g[2]), Purpose(g[3]), bytes(g[4]), g[5], g[6], bytes(g[7]), g[8], g[9])
+
+    def grants_given(self, owner: str) -> list[int]:
+        return list(self.gateway.call(self.authorizations.functions.grantsGivenBy(Web3.to_checksum_address(owner))))
+
+    def grants_received(self, grantee: str) -> list[int]:
+        return list(self.gateway.call(self.authorizations.functions.grantsReceivedBy(Web3.to_checksum_address(grantee))))
+
+    def record_access(self, grant_id: int, query_hash: bytes, rows: int) -> Any:
+        return self._send(self.authorizations.functions.recordAccess(grant_id, query_hash, rows))
+
+    def record_access_batch(self, grant_ids: Sequence[int], query_hashes: Sequence[bytes], rows: Sequence[int]) -> SentTransaction:
+        return self._submit(self.authorizations.functions.recordAccessBatch(list(grant_ids), list(query_hashes), list(rows)))
+
+    def record_denial(self, requester: str, dataset: bytes, purpose: Purpose, reason_code: int, query_hash: bytes) -> Any:
+        return self._send(self.authorizations.functions.recordDenial(Web3.to_checksum_address(requester), dataset,
+                                                                     int(purpose), reason_code, query_hash))
+
+    def record_denial_batch(self, requesters: Sequence[str], datasets: Sequence[bytes], purposes: Sequence[int],
+                            reason_codes: Sequence[int], query_hashes: Sequence[bytes]) -> SentTransaction:
+        return self._submit(self.authorizations.functions.recordDenialBatch(
+            [Web3.to_checksum_address(r) for r in requesters], list(datasets), [int(p) for p in purposes],
+            list(reason_codes), list(query_hashes)))
+
+    # ------------------------------------------------------------------ evidence
+
+    def anchor_batch(self, root: bytes, size: int, batch_id: bytes, metadata_hash: bytes = ZERO32) -> Any:
+        return self._send(self.evidence.functions.anchorBatch(root, size, batch_id, metadata_hash))
+
+    def batch_by_root(self, root: bytes) -> dict:
+        b = self.gateway.call(self.evidence.functions.getBatchByRoot(root))
+        return {"root": bytes(b[0]), "batch_id": bytes(b[1]), "size": b[2], "submitter": b[3], "block_number": b[4],
+                "timestamp": b[5], "metadata_hash": bytes(b[6])}
+
+    def record_claim_step(self, claim_id_hash: bytes, step: ClaimStep, detail_hash: bytes = ZERO32, flags: int = 0) -> Any:
+        return self._send(self.evidence.functions.recordClaimStep(claim_id_hash, int(step), detail_hash, flags))
+
+    # ------------------------------------------------------------------ statistics jobs
+
+    def open_job(self, spec_hash: bytes, participants: Sequence[str], key_fingerprint: bytes, min_cohort: int, deadline: int) -> int:
+        receipt = self._send(self.stats.functions.openJob(spec_hash, [Web3.to_checksum_address(p) for p in participants],
+                                                          key_fingerprint, min_cohort, deadline))
+        return self._event_arg(receipt, self.stats, "JobOpened", "jobId")
+
+    def commit_contribution(self, job_id: int, ciphertext_hash: bytes) -> Any:
+        return self._send(self.stats.functions.commitContribution(job_id, ciphertext_hash))
+
+    def publish_result(self, job_id: int, result_hash: bytes) -> Any:
+        return self._send(self.stats.functions.publishResult(job_id, result_hash))
+
+    def abort_job(self, job_id: int) -> Any:
+        return self._send(self.stats.functions.abort(job_id))
+
+    def get_job(self, job_id: int) -> dict:
+        j = self.gateway.call(self.stats.functions.getJob(job_id))
+        return {"requester": j[0], "spec_hash": bytes(j[1]), "key_fingerprint": bytes(j[2]), "min_cohort": j[3],
+                "deadline": j[4], "opened_at": j[5], "state": j[6], "committed": j[7], "result_hash": bytes(j[8])}
