@@ -99,6 +99,8 @@ class RootMismatchError(ProofError):
     """The root recomputed from the proof differs from the trusted root.
 
     ``which`` is ``"root"`` for inclusion proofs and ``"old"`` or ``"new"`` for consistency proofs.
+    When the old size is a power of two the old root is itself the proof's starting node, so a
+    wrong old root can only surface as ``which == "new"``.
     """
 
     reason = "root_mismatch"
@@ -179,12 +181,10 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
 def _pair_level(level: memoryview) -> bytes:
     """Hash adjacent pairs of a packed level; an unpaired last node is carried up as is."""
     out = bytearray()
-    sha = _sha256
+    sha, prefix = _sha256, _NODE_PREFIX  # locals: this loop runs once per node
     paired = len(level) - len(level) % (2 * HASH_SIZE)
     for off in range(0, paired, 2 * HASH_SIZE):
-        h = sha(_NODE_PREFIX)
-        h.update(level[off : off + 2 * HASH_SIZE])
-        out += h.digest()
+        out += sha(prefix + level[off : off + 2 * HASH_SIZE]).digest()
     out += level[paired:]
     return bytes(out)
 
@@ -249,7 +249,7 @@ class MerkleTree:
             if level + 1 == len(levels):
                 levels.append(bytearray())
             below, above = levels[level], levels[level + 1]
-            start = len(above) * 2 * HASH_SIZE
+            start = len(above) * 2  # bytes: two children per stored parent
             stop = len(below) - len(below) % (2 * HASH_SIZE)
             if start < stop:
                 above += _pair_level(memoryview(below)[start:stop])
@@ -436,7 +436,8 @@ def verify_consistency(
 
     RFC 9162 §2.1.4.2. Returns ``None``; raises a :class:`ProofError` subclass on any failure.
     Edge cases: ``old_size == new_size`` needs an empty proof and equal roots; ``old_size == 0``
-    needs an empty proof and ``old_root == EMPTY_ROOT`` (every tree extends the empty tree).
+    needs an empty proof and ``old_root == EMPTY_ROOT`` (every tree extends the empty tree, so
+    ``new_root`` is only checked when ``new_size`` is 0 too).
     """
     old_size = _check_count(old_size, "old size")
     new_size = _check_count(new_size, "new size")
@@ -451,6 +452,8 @@ def verify_consistency(
         if nodes:
             raise BadSizesError(f"there is no consistency proof from the empty tree; got {len(nodes)} nodes")
         _match(EMPTY_ROOT, old_root, "old", "the empty tree's root is SHA-256('')")
+        if new_size == 0:
+            _match(EMPTY_ROOT, new_root, "new", "the empty tree's root is SHA-256('')")
         return
     expected = consistency_proof_length(old_size, new_size)
     if len(nodes) != expected:
