@@ -1,0 +1,173 @@
+"""The `consortium` command line.
+
+Every failure a user can act on prints one line (what is wrong; what to do) and exits non-zero;
+the traceback is shown only with --debug.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+
+from node.errors import ConsortiumError
+
+DEFAULT_HOME = Path(".consortium")
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from node.demo import run_demo
+
+    run_demo(Path(args.home) if args.home else None, as_json=args.json)
+    return 0
+
+
+def _cmd_chain_up(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from node.devnet import start_dev_consortium
+
+    console = Console(stderr=True)
+    with console.status("starting anvil and deploying the consortium contracts"):
+        dev = start_dev_consortium(Path(args.home), port=args.port, block_time=args.block_time)
+    info = {"rpc_url": dev.gateway.rpc_url, "deployment": str(dev.deployment_path.resolve()),
+            "chain_id": dev.deployment.chain_id, "members": {n: k.address for n, k in dev.keys.items()},
+            "keys": str((Path(args.home) / "members").resolve())}
+    if args.json:
+        print(json.dumps(info), flush=True)
+    else:
+        console.print(f"RPC URL:     [bold]{info['rpc_url']}[/bold]")
+        console.print(f"deployment:  [bold]{info['deployment']}[/bold]")
+        console.print(f"member keys: {info['keys']} (encrypted)")
+        console.print("chain is up; press Ctrl-C to stop it")
+        print(info["rpc_url"], info["deployment"], flush=True)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    try:
+        while not stop and dev.anvil.process.poll() is None:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dev.stop()
+    return 0
+
+
+def _connect(args: argparse.Namespace):
+    from node.chain.deployment import Deployment, attach
+    from node.chain.gateway import ChainGateway
+
+    deployment = Deployment.load(args.deployment)
+    gateway = ChainGateway.connect(args.rpc)
+    return attach(gateway, deployment), deployment
+
+
+def _cmd_chain_check(args: argparse.Namespace) -> int:
+    gateway, deployment = _connect(args)
+    result = {"chain_id": gateway.chain_id, "block": gateway.block_number(), "contracts": deployment.contracts, "ok": True}
+    print(json.dumps(result) if args.json else f"deployment matches chain {gateway.chain_id} at block {result['block']}")
+    return 0
+
+
+def _cmd_members(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from node.chain.ledger import Ledger
+
+    gateway, _ = _connect(args)
+    from eth_account import Account
+
+    members = Ledger(gateway, Account.create()).members()  # reads only: any account will do
+    if args.json:
+        print(json.dumps([{"address": m.address, "name": m.name, "role": m.role.name, "status": m.status.name,
+                           "endpoint": m.endpoint} for m in members]))
+        return 0
+    table = Table(title="Consortium members")
+    for col in ("name", "address", "role", "status", "endpoint"):
+        table.add_column(col)
+    for m in members:
+        table.add_row(m.name, m.address, m.role.name, m.status.name, m.endpoint)
+    Console().print(table)
+    return 0
+
+
+def _cmd_keys_new(args: argparse.Namespace) -> int:
+    from node.keys import create_member_keys, resolve_passphrase
+
+    keys = create_member_keys(args.folder, resolve_passphrase())
+    out = {"address": keys.address, "x25519": keys.x25519_public.hex(), "folder": str(args.folder)}
+    print(json.dumps(out) if args.json else f"created {args.folder}: account {keys.address}")
+    return 0
+
+
+def _cmd_keys_show(args: argparse.Namespace) -> int:
+    from node.keys import load_member_keys, resolve_passphrase
+
+    keys = load_member_keys(args.folder, resolve_passphrase())
+    out = {"address": keys.address, "x25519": keys.x25519_public.hex()}
+    print(json.dumps(out) if args.json else f"account {keys.address}\nx25519  {out['x25519']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consortium", description="Insurance data consortium node")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the consortium scenario on a local chain")
+    demo.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    demo.add_argument("--home", help="keep keys and deployment in this folder (default: a temporary one)")
+    demo.set_defaults(func=_cmd_demo)
+
+    chain = sub.add_parser("chain", help="local chain and deployments").add_subparsers(dest="chain_command", required=True)
+    up = chain.add_parser("up", help="start a local anvil, deploy, and stay up until interrupted")
+    up.add_argument("--home", default=str(DEFAULT_HOME / "dev"), help="folder for keys and deployment.json")
+    up.add_argument("--port", type=int, help="port for anvil (default: a free one)")
+    up.add_argument("--block-time", type=float, help="mine a block every N seconds instead of per transaction")
+    up.add_argument("--json", action="store_true")
+    up.set_defaults(func=_cmd_chain_up)
+    check = chain.add_parser("check", help="check that a deployment file matches a chain")
+    members = sub.add_parser("members", help="list consortium members")
+    for p in (check, members):
+        p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
+        p.add_argument("--deployment", required=True, help="deployment file (JSON)")
+        p.add_argument("--json", action="store_true")
+    check.set_defaults(func=_cmd_chain_check)
+    members.set_defaults(func=_cmd_members)
+
+    keys = sub.add_parser("keys", help="member keys (encrypted at rest)").add_subparsers(dest="keys_command", required=True)
+    new = keys.add_parser("new", help="create keys in FOLDER (passphrase from CONSORTIUM_PASSPHRASE[_FILE])")
+    show = keys.add_parser("show", help="decrypt and show the public parts of the keys in FOLDER")
+    for p, fn in ((new, _cmd_keys_new), (show, _cmd_keys_show)):
+        p.add_argument("folder", type=Path)
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=fn)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConsortiumError as exc:
+        if args.debug:
+            raise
+        print(f"consortium: error: {exc.one_line()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("consortium: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an unexpected environment: still one line by default
+        if args.debug:
+            raise
+        print(f"consortium: unexpected error: {type(exc).__name__}: {exc}; rerun with --debug for the traceback",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""A local development consortium: anvil, member keys in a folder, contracts deployed.
+
+Used by `consortium chain up` and the demo. Keys are real encrypted keystores; the passphrase is
+CONSORTIUM_PASSPHRASE when set, otherwise a random one generated once and kept (mode 0600) in the
+dev folder, since a dev chain's keys are throwaway but must still never sit on disk in the clear.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eth_account import Account
+
+from node.chain.anvil import AnvilNode
+from node.chain.deployment import Deployment, GenesisMember, Role, deploy_consortium
+from node.chain.gateway import ChainGateway
+from node.chain.ledger import Ledger
+from node.keys import PASSPHRASE_ENV, MemberKeys, create_member_keys, load_member_keys
+
+DEFAULT_MEMBERS: tuple[tuple[str, Role], ...] = (
+    ("ping-an-demo", Role.INSURER),
+    ("zhong-an-demo", Role.INSURER),
+    ("shop-platform", Role.PLATFORM),
+    ("regulator", Role.REGULATOR),
+    ("auditor", Role.AUDITOR),
+)
+
+
+def dev_passphrase(home: Path) -> str:
+    if os.environ.get(PASSPHRASE_ENV):
+        return os.environ[PASSPHRASE_ENV]
+    path = home / "passphrase"
+    if path.exists():
+        return path.read_text().strip()
+    home.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+def member_keys(home: Path, name: str, passphrase: str) -> MemberKeys:
+    folder = home / "members" / name
+    if (folder / "account.json").exists():
+        return load_member_keys(folder, passphrase)
+    return create_member_keys(folder, passphrase)
+
+
+@dataclass
+class DevConsortium:
+    home: Path
+    anvil: AnvilNode | None
+    gateway: ChainGateway
+    deployment: Deployment
+    deployment_path: Path
+    keys: dict[str, MemberKeys]
+    roles: dict[str, Role]
+    ledgers: dict[str, Ledger] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.ledgers = {name: Ledger(self.gateway, k.account) for name, k in self.keys.items()}
+
+    def stop(self) -> None:
+        if self.anvil is not None:
+            self.anvil.stop()
+
+
+def start_dev_consortium(home: Path, *, rpc_url: str | None = None, port: int | None = None,
+                         members: tuple[tuple[str, Role], ...] = DEFAULT_MEMBERS,
+                         endpoints: dict[str, str] | None = None, block_time: float | None = None) -> DevConsortium:
+    """Start anvil (unless ``rpc_url`` names a running dev chain), create keys, deploy, write the deployment file."""
+    home = Path(home)
+    passphrase = dev_passphrase(home)
+    keys = {name: member_keys(home, name, passphrase) for name, _ in members}
+    anvil = None
+    if rpc_url is None:
+        anvil = AnvilNode(port=port, block_time=block_time).start()
+        rpc_url = anvil.url
+    try:
+        gateway = ChainGateway.connect(rpc_url)
+        deployer = Account.create()  # a one-off account: deploying confers no rights
+        for account in [deployer, *(k.account for k in keys.values())]:
+            gateway.fund(account.address)
+        endpoints = endpoints or {}
+        genesis = [GenesisMember(keys[name].address, name, role, endpoints.get(name, ""), keys[name].x25519_public)
+                   for name, role in members]
+        deployment = deploy_consortium(gateway, deployer, genesis)
+        path = deployment.save(home / "deployment.json")
+    except BaseException:
+        if anvil is not None:
+            anvil.stop()
+        raise
+    return DevConsortium(home, anvil, gateway, deployment, path, keys, dict(members))

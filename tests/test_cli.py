@@ -1,0 +1,132 @@
+"""The `consortium` CLI: the demo runs end to end; bad input is one clear line and a non-zero exit."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from node.chain.anvil import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "node.cli"]
+
+
+def run(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, cwd=ROOT, env=full_env, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_demo_runs_the_ledger_scenario_and_reports_json():
+    result = run("demo", "--json", timeout=180)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["newcomer_admitted"] is True and summary["members"] == 6
+    assert summary["authorized_before_revoke"] is True
+    assert summary["authorized_for_other_purpose"] is False
+    assert summary["authorized_after_revoke"] is False
+    assert summary["events_by_type"]["AccessRecorded"] == 1
+    assert summary["events_by_type"]["DenialRecorded"] == 2
+    assert summary["events_by_type"]["AuthorizationRevoked"] == 1
+
+
+def test_wrong_rpc_url_is_one_line():
+    result = run("members", "--rpc", f"http://127.0.0.1:{free_port()}", "--deployment", "x.json")
+    # The deployment file is checked first: it is missing too.
+    assert_one_line_error(result, "deployment file", "does not exist")
+
+
+def test_unreachable_rpc_with_valid_deployment_is_one_line(consortium, tmp_path):
+    path = consortium.deployment.save(tmp_path / "deployment.json")
+    result = run("members", "--rpc", f"http://127.0.0.1:{free_port()}", "--deployment", str(path))
+    assert_one_line_error(result, "no Ethereum JSON-RPC node answers", "consortium chain up")
+    with_debug = run("--debug", "members", "--rpc", f"http://127.0.0.1:{free_port()}", "--deployment", str(path))
+    assert with_debug.returncode != 0 and "Traceback" in with_debug.stderr
+
+
+def test_members_and_check_against_a_live_deployment(consortium, tmp_path):
+    path = consortium.deployment.save(tmp_path / "deployment.json")
+    result = run("members", "--rpc", consortium.gateway.rpc_url, "--deployment", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert [m["name"] for m in json.loads(result.stdout)][:2] == ["insurer_a", "insurer_b"]
+    check = run("chain", "check", "--rpc", consortium.gateway.rpc_url, "--deployment", str(path), "--json")
+    assert check.returncode == 0 and json.loads(check.stdout)["ok"] is True
+
+
+def test_stale_deployment_is_one_line(consortium, tmp_path):
+    data = json.loads(consortium.deployment.save(tmp_path / "d.json").read_text())
+    data["contracts"] = {k: "0x" + "22" * 20 for k in data["contracts"]}
+    (tmp_path / "stale.json").write_text(json.dumps(data))
+    result = run("chain", "check", "--rpc", consortium.gateway.rpc_url, "--deployment", str(tmp_path / "stale.json"))
+    assert_one_line_error(result, "stale deployment file", "redeploy")
+
+
+def test_wrong_passphrase_is_one_line(tmp_path):
+    env = {"CONSORTIUM_PASSPHRASE": "correct horse battery"}
+    created = run("keys", "new", str(tmp_path / "k"), "--json", env=env)
+    assert created.returncode == 0, created.stderr
+    address = json.loads(created.stdout)["address"]
+    shown = run("keys", "show", str(tmp_path / "k"), "--json", env=env)
+    assert json.loads(shown.stdout)["address"] == address
+    wrong = run("keys", "show", str(tmp_path / "k"), env={"CONSORTIUM_PASSPHRASE": "wrong wrong wrong"})
+    assert_one_line_error(wrong, "wrong passphrase", "CONSORTIUM_PASSPHRASE")
+    assert "wrong wrong wrong" not in wrong.stderr and "correct horse" not in wrong.stderr
+
+
+def _copy_project_without(tmp_path: Path, missing: str) -> Path:
+    """A copy of the project (sources only) whose node_modules lacks one tool."""
+    root = tmp_path / "project"
+    for name in ("contracts", "scripts", "node"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    modules = root / "node_modules"
+    modules.mkdir()
+    for entry in (ROOT / "node_modules").iterdir():
+        if entry.name != missing:
+            (modules / entry.name).symlink_to(entry)
+    return root
+
+
+def test_missing_anvil_is_one_line(tmp_path):
+    root = _copy_project_without(tmp_path, "@foundry-rs")
+    result = run("chain", "up", "--home", str(tmp_path / "home"),
+                 env={"CONSORTIUM_PROJECT_ROOT": str(root), "CONSORTIUM_PASSPHRASE": "correct horse battery"})
+    assert_one_line_error(result, "anvil is not installed", "scripts/setup.sh")
+
+
+def test_missing_compiler_is_one_line(tmp_path):
+    root = _copy_project_without(tmp_path, "solc")
+    result = run("chain", "up", "--home", str(tmp_path / "home"),
+                 env={"CONSORTIUM_PROJECT_ROOT": str(root), "CONSORTIUM_PASSPHRASE": "correct horse battery"})
+    assert_one_line_error(result, "Solidity compiler", "scripts/setup.sh")
+
+
+def test_chain_up_serves_a_deployment_until_interrupted(tmp_path):
+    import signal
+
+    env = {**os.environ, "CONSORTIUM_PASSPHRASE": "correct horse battery"}
+    proc = subprocess.Popen([*CLI, "chain", "up", "--home", str(tmp_path / "home"), "--json"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        check = run("chain", "check", "--rpc", info["rpc_url"], "--deployment", info["deployment"], "--json")
+        assert check.returncode == 0, check.stderr
+        assert len(info["members"]) == 5
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    from node.chain.anvil import rpc_ready
+
+    assert not rpc_ready(info["rpc_url"])  # anvil went down with it
