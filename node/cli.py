@@ -15,6 +15,7 @@ from pathlib import Path
 from node.errors import ConsortiumError
 
 DEFAULT_HOME = Path(".consortium")
+EXTRA_COMMAND_MODULES: list[str] = []
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -145,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("folder", type=Path)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=fn)
+    # Subcommands of later features live in their own modules, each with register(subparsers).
+    import importlib
+
+    for module in EXTRA_COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
