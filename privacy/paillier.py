@@ -403,7 +403,7 @@ class FixedBaseEncryptor(Encryptor):
         self,
         public_key: PublicKey,
         exponent_bits: int | None = None,
-        window_bits: int = 8,
+        window_bits: int = 10,
         strict: bool = False,
         base: int | None = None,
     ):

@@ -11,7 +11,7 @@ describe = "encryptions/s per core: plain phe, CRT (key holder), short-exponent 
 def add_arguments(parser):
     parser.add_argument("--bits", type=int, nargs="+", default=[2048, 3072])
     parser.add_argument("--seconds", type=float, default=1.5, help="approximate time per path")
-    parser.add_argument("--parallel", type=int, default=2000, help="encryptions for the all-core measurement (fixed-base)")
+    parser.add_argument("--parallel", type=int, default=20000, help="encryptions for the all-core measurement (fixed-base)")
 
 
 def _rate(encrypt, seconds: float) -> float:
