@@ -1,0 +1,222 @@
+"""The evidence outbox: accepted leaves and their batches, in SQLite through SQLAlchemy Core.
+
+The tables have their own ``EVIDENCE_METADATA`` so the node can create them in its own database.
+"Accepted" means committed to disk: the engine runs SQLite in WAL mode with ``synchronous=FULL``,
+so a commit survives kill -9 and power loss before a receipt is returned.
+
+A batch moves OPEN -> CLOSED -> SENT -> ANCHORED. Leaves get their batch and leaf index when they
+are accepted, in the same transaction; closing fixes the batch's size, and the root follows from
+its leaves alone, so everything the anchorer sends can be rebuilt after a crash.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from sqlalchemy import (Column, Engine, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
+                        create_engine, event, select)
+
+EVIDENCE_METADATA = MetaData()
+
+OPEN, CLOSED, SENT, ANCHORED, CONFLICT = "OPEN", "CLOSED", "SENT", "ANCHORED", "CONFLICT"
+
+evidence_batches = Table(
+    "evidence_batches", EVIDENCE_METADATA,
+    Column("batch_seq", Integer, primary_key=True, autoincrement=False),
+    Column("batch_id", LargeBinary(32), nullable=False, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("opened_at", Float, nullable=False),
+    Column("closed_at", Float),
+    Column("size", Integer, nullable=False, default=0),
+    Column("first_seq", Integer),
+    Column("last_seq", Integer),
+    Column("root", LargeBinary(32)),
+    Column("tx_hash", LargeBinary(32)),
+    Column("block_number", Integer),
+    Column("block_time", Integer),
+    Column("submitter", String(42)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=False, default=0.0),
+    Column("last_error", Text),
+)
+Index("ix_evidence_batches_state", evidence_batches.c.state)
+
+evidence_leaves = Table(
+    "evidence_leaves", EVIDENCE_METADATA,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("batch_seq", Integer, nullable=False),
+    Column("leaf_index", Integer, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("doc_sha256", LargeBinary(32), nullable=False),
+    Column("claim_id", String(128), nullable=False),
+    Column("doc_type", Integer, nullable=False),
+    Column("accepted_at", Float, nullable=False),
+    Column("doc_path", Text),
+)
+# No (batch_seq, leaf_index) index: a batch's leaves are the contiguous seq range first_seq..last_seq
+# (appends are serialised and only one batch is open), and every extra index costs intake throughput.
+Index("ix_evidence_leaves_claim", evidence_leaves.c.claim_id)
+
+
+def create_store_engine(path: str | Path) -> Engine:
+    """A SQLite engine on a real file, WAL + synchronous=FULL (a commit is on disk when it returns)."""
+    engine = create_engine(f"sqlite:///{Path(path)}", connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):  # noqa: ANN001 - DBAPI callback
+        cur = dbapi_connection.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    return engine
+
+
+@dataclass(frozen=True)
+class AcceptedSpan:
+    """``count`` consecutive accepted items, from item ``first_item`` of the request, at leaves
+    ``first_leaf_index ...`` of one batch."""
+
+    first_item: int
+    count: int
+    batch_seq: int
+    batch_id: bytes
+    first_leaf_index: int
+    batch_opened_at: float
+
+
+#: a leaf to append: (leaf_hash, doc_sha256, claim_id, doc_type code, doc_path or None)
+NewLeaf = tuple
+
+_BATCH_COLUMNS = [c.name for c in evidence_batches.columns]
+
+
+class EvidenceStore:
+    """All reads and writes of the evidence tables. Writes are serialised by one lock per store."""
+
+    def __init__(self, engine: Engine, batch_id_for: Callable[[int], bytes]):
+        self.engine = engine
+        self.batch_id_for = batch_id_for
+        self.write_lock = threading.RLock()
+        EVIDENCE_METADATA.create_all(engine)
+
+    # ------------------------------------------------------------------ intake
+
+    def append(self, leaves: Sequence[NewLeaf], *, max_batch_size: int, now: float | None = None) -> list[AcceptedSpan]:
+        """Append leaves to the open batch (closing full batches on the way) in ONE committed transaction."""
+        now = time.time() if now is None else now
+        out: list[AcceptedSpan] = []
+        with self.write_lock, self.engine.begin() as conn:
+            raw = conn.exec_driver_sql
+            next_seq = (raw("SELECT max(seq) FROM evidence_leaves").scalar() or 0) + 1
+            batch = self._open_batch(conn, now)
+            pos = 0
+            while pos < len(leaves):
+                seq_b, bid, size, opened = batch
+                room = max_batch_size - size
+                if room <= 0:
+                    self._close(conn, seq_b, now)
+                    batch = self._open_batch(conn, now)
+                    continue
+                chunk = leaves[pos:pos + room]
+                rows = [(next_seq + i, seq_b, size + i, *lf[:4], now, lf[4]) for i, lf in enumerate(chunk)]
+                raw("INSERT INTO evidence_leaves (seq, batch_seq, leaf_index, leaf_hash, doc_sha256, claim_id, doc_type, "
+                    "accepted_at, doc_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                out.append(AcceptedSpan(pos, len(chunk), seq_b, bid, size, opened))
+                raw("UPDATE evidence_batches SET size = ?, first_seq = coalesce(first_seq, ?), last_seq = ? WHERE batch_seq = ?",
+                    (size + len(chunk), next_seq, next_seq + len(chunk) - 1, seq_b))
+                batch = (seq_b, bid, size + len(chunk), opened)
+                next_seq += len(chunk)
+                pos += len(chunk)
+            if batch[2] >= max_batch_size:
+                self._close(conn, batch[0], now)
+        return out
+
+    def _open_batch(self, conn, now: float) -> tuple[int, bytes, int, float]:
+        row = conn.exec_driver_sql(
+            "SELECT batch_seq, batch_id, size, opened_at FROM evidence_batches WHERE state = 'OPEN' "
+            "ORDER BY batch_seq LIMIT 1").first()
+        if row is not None:
+            return row[0], bytes(row[1]), row[2], row[3]
+        seq = (conn.exec_driver_sql("SELECT max(batch_seq) FROM evidence_batches").scalar() or 0) + 1
+        batch_id = self.batch_id_for(seq)
+        conn.execute(evidence_batches.insert().values(batch_seq=seq, batch_id=batch_id, state=OPEN, opened_at=now, size=0,
+                                                      attempts=0, next_attempt_at=0.0))
+        return seq, batch_id, 0, now
+
+    @staticmethod
+    def _close(conn, batch_seq: int, now: float) -> None:
+        conn.exec_driver_sql("UPDATE evidence_batches SET state = 'CLOSED', closed_at = ? WHERE batch_seq = ? AND state = 'OPEN'",
+                             (now, batch_seq))
+
+    def close_due(self, *, max_batch_size: int, max_age: float, now: float | None = None) -> int | None:
+        """Close the open batch when it is full or old enough and not empty; returns its batch_seq."""
+        now = time.time() if now is None else now
+        with self.write_lock, self.engine.begin() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT batch_seq, size, opened_at FROM evidence_batches WHERE state = 'OPEN' ORDER BY batch_seq LIMIT 1").first()
+            if row is None or row[1] == 0:
+                return None
+            if row[1] >= max_batch_size or now - row[2] >= max_age:
+                self._close(conn, row[0], now)
+                return row[0]
+        return None
+
+    # ------------------------------------------------------------------ outbox
+
+    def pending_batches(self, now: float | None = None) -> list[dict]:
+        """CLOSED and SENT batches whose next attempt is due, oldest first."""
+        now = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(evidence_batches).where(evidence_batches.c.state.in_([CLOSED, SENT]))
+                                .where(evidence_batches.c.next_attempt_at <= now).order_by(evidence_batches.c.batch_seq))
+            return [dict(r._mapping) for r in rows]
+
+    def batch(self, batch_seq: int) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(evidence_batches).where(evidence_batches.c.batch_seq == batch_seq)).first()
+            return dict(row._mapping) if row else None
+
+    def batches(self, state: str | None = None) -> list[dict]:
+        q = select(evidence_batches).order_by(evidence_batches.c.batch_seq)
+        if state:
+            q = q.where(evidence_batches.c.state == state)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def batch_leaf_hashes(self, batch_seq: int) -> list[bytes]:
+        with self.engine.connect() as conn:
+            first, last = conn.exec_driver_sql("SELECT first_seq, last_seq FROM evidence_batches WHERE batch_seq = ?",
+                                               (batch_seq,)).first() or (None, None)
+            if first is None:
+                return []
+            rows = conn.exec_driver_sql("SELECT leaf_hash FROM evidence_leaves WHERE seq BETWEEN ? AND ? ORDER BY seq",
+                                        (first, last)).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def update_batch(self, batch_seq: int, **values) -> None:
+        with self.write_lock, self.engine.begin() as conn:
+            conn.execute(evidence_batches.update().where(evidence_batches.c.batch_seq == batch_seq).values(**values))
+
+    # ------------------------------------------------------------------ queries
+
+    def leaves_for_claim(self, claim_id: str) -> list[dict]:
+        q = (select(evidence_leaves, evidence_batches.c.batch_id, evidence_batches.c.state, evidence_batches.c.root,
+                    evidence_batches.c.size, evidence_batches.c.block_number, evidence_batches.c.block_time,
+                    evidence_batches.c.opened_at, evidence_batches.c.tx_hash, evidence_batches.c.submitter)
+             .join(evidence_batches, evidence_batches.c.batch_seq == evidence_leaves.c.batch_seq)
+             .where(evidence_leaves.c.claim_id == claim_id).order_by(evidence_leaves.c.seq))
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            leaves = conn.exec_driver_sql("SELECT count(*) FROM evidence_leaves").scalar()
+            by_state = dict(conn.exec_driver_sql("SELECT state, count(*) FROM evidence_batches GROUP BY state").fetchall())
+            anchored = conn.exec_driver_sql(
+                "SELECT coalesce(sum(size), 0) FROM evidence_batches WHERE state = 'ANCHORED'").scalar()
+        return {"leaves": leaves, "anchored_leaves": anchored, **{f"batches_{k.lower()}": v for k, v in by_state.items()}}
