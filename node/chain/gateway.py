@@ -24,6 +24,7 @@ from node.chain.errors import ChainError, ChainUnavailable, ContractRevert, Reve
 # Fee fields are refreshed at most this often: one RPC round trip per transaction would cap throughput.
 _FEE_REFRESH_SECONDS = 5.0
 _PRIORITY_FEE_WEI = 10**9
+_NONCE_RETRIES = 3
 
 
 @dataclass
@@ -119,10 +120,13 @@ class ChainGateway:
 
     # ------------------------------------------------------------------ writes
 
-    def submit(self, account: LocalAccount, fn: Any, *, gas: int | None = None) -> SentTransaction:
+    def submit(self, account: LocalAccount, fn: Any, *, gas: int | None = None,
+               before_send: Callable[[HexBytes], None] | None = None) -> SentTransaction:
         """Sign and send a transaction without waiting for it to be mined.
 
         Gas is estimated first, which also turns a revert into ContractRevert before any nonce is used.
+        ``before_send(tx_hash)`` runs after signing and before sending, so a caller can durably record
+        the hash first: after a crash it then finds out whether the transaction made it.
         """
         sender = account.address
         call = {"from": sender, "chainId": self.chain_id}
@@ -135,18 +139,24 @@ class ChainGateway:
         call["gas"] = gas
         call.update(self._fee_fields())
         with self._lock_for(sender):
-            if sender not in self._nonce:
-                self._nonce[sender] = self._rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
-            call["nonce"] = self._nonce[sender]
-            tx = fn.build_transaction(call)
-            signed = account.sign_transaction(tx)
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except Exception as exc:
-                # The node refused it, so the nonce is unused; re-read it next time in case ours drifted.
-                self._nonce.pop(sender, None)
-                translated = self._translate(exc)
-                raise translated from None
+            for attempt in range(_NONCE_RETRIES):
+                if sender not in self._nonce:
+                    self._nonce[sender] = self._rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
+                call["nonce"] = self._nonce[sender]
+                tx = fn.build_transaction(call)
+                signed = account.sign_transaction(tx)
+                if before_send is not None:
+                    before_send(HexBytes(signed.hash))
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                    break
+                except Exception as exc:
+                    # Refused, so the nonce is unused; re-read it (another process may share this account).
+                    self._nonce.pop(sender, None)
+                    translated = self._translate(exc)
+                    if "nonce too low" in str(translated).lower() and attempt + 1 < _NONCE_RETRIES:
+                        continue
+                    raise translated from None
             self._nonce[sender] += 1
         return SentTransaction(self, HexBytes(tx_hash), sender, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")})
 

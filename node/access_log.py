@@ -1,0 +1,194 @@
+"""The durable queue of access and denial records, flushed to chain in batches.
+
+A record is committed to the store before the request is answered, so none is lost if the node
+crashes. A background thread sends pending records with recordAccessBatch / recordDenialBatch; the
+transaction hash is stored before the transaction is sent, so after a crash the node learns whether
+that batch was mined and never logs a record twice.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, func, select, update
+from sqlalchemy.engine import Engine
+from web3 import Web3
+
+from node.chain.errors import ChainError
+from node.chain.ledger import Ledger
+from node.store.db import migrate
+
+log = logging.getLogger("consortium.access_log")
+
+SCHEMA_VERSION = 1
+metadata = MetaData()
+outbox = Table(
+    "chain_log_outbox", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(6), nullable=False),  # "access" | "denial"
+    Column("grant_id", BigInteger),
+    Column("requester", String(42), nullable=False),
+    Column("dataset_id", LargeBinary(32), nullable=False),
+    Column("purpose", Integer, nullable=False),
+    Column("reason_code", Integer),
+    Column("query_hash", LargeBinary(32), nullable=False),
+    Column("rows", BigInteger, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("state", String(7), nullable=False, default="pending", index=True),  # pending | sent | mined
+    Column("tx_hash", String(66), index=True),
+    Column("sent_at", Float),
+    Column("mined_at", Float),
+    Column("block_number", BigInteger),
+)
+
+# A sent transaction the chain has never heard of after this long was lost before reaching it.
+_LOST_AFTER_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    kind: str
+    requester: str
+    dataset_id: bytes
+    purpose: int
+    query_hash: bytes
+    grant_id: int | None = None
+    reason_code: int | None = None
+    rows: int = 0
+
+
+class AccessLog:
+    def __init__(self, engine: Engine, ledger: Ledger, *, flush_seconds: float = 0.25, batch_max: int = 400):
+        self.engine = engine
+        self.ledger = ledger
+        self.flush_seconds = flush_seconds
+        self.batch_max = batch_max
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._flush_lock = threading.Lock()
+        self.last_error: str | None = None
+        migrate(engine, "access_log", metadata, SCHEMA_VERSION)
+
+    # ------------------------------------------------------------------ intake
+
+    def append(self, record: LogRecord) -> int:
+        """Durably queue one record; returns its sequence number."""
+        with self.engine.begin() as conn:
+            result = conn.execute(outbox.insert().values(
+                kind=record.kind, grant_id=record.grant_id, requester=Web3.to_checksum_address(record.requester),
+                dataset_id=record.dataset_id, purpose=int(record.purpose), reason_code=record.reason_code,
+                query_hash=record.query_hash, rows=record.rows, created_at=time.time(), state="pending"))
+            return result.inserted_primary_key[0]
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
+        return {state: n for state, n in rows}
+
+    def lag_seconds(self) -> list[float]:
+        """For mined records: seconds from acceptance to being mined."""
+        with self.engine.connect() as conn:
+            return [m - c for c, m in conn.execute(select(outbox.c.created_at, outbox.c.mined_at).where(outbox.c.state == "mined"))]
+
+    # ------------------------------------------------------------------ flushing
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="access-log-flusher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        self.flush()  # best effort: whatever is left stays queued durably if this fails
+
+    def _run(self) -> None:
+        backoff = self.flush_seconds
+        while not self._stop.is_set():
+            self._wake.wait(backoff)
+            self._wake.clear()
+            try:
+                self.flush()
+                backoff = self.flush_seconds
+                self.last_error = None
+            except ChainError as exc:
+                self.last_error = exc.one_line()
+                log.warning("access log flush failed, will retry: %s", self.last_error)
+                backoff = min(max(backoff * 2, 0.5), 10.0)  # chain outage: back off, keep queueing
+
+    def flush(self) -> int:
+        """Settle sent batches, then send pending records; returns the number newly mined."""
+        with self._flush_lock:
+            mined = self._settle_sent()
+            for kind in ("access", "denial"):
+                while True:
+                    sent = self._send_batch(kind)
+                    if sent is None:
+                        break
+                    mined += self._settle(sent)
+            return mined
+
+    def _send_batch(self, kind: str) -> str | None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox).where(outbox.c.state == "pending", outbox.c.kind == kind)
+                                .order_by(outbox.c.seq).limit(self.batch_max)).all()
+        if not rows:
+            return None
+        seqs = [r.seq for r in rows]
+        if kind == "access":
+            fn = self.ledger.authorizations.functions.recordAccessBatch(
+                [r.grant_id for r in rows], [r.query_hash for r in rows], [min(r.rows, 2**32 - 1) for r in rows])
+        else:
+            fn = self.ledger.authorizations.functions.recordDenialBatch(
+                [r.requester for r in rows], [r.dataset_id for r in rows], [r.purpose for r in rows],
+                [r.reason_code for r in rows], [r.query_hash for r in rows])
+
+        def mark_sent(tx_hash) -> None:
+            with self.engine.begin() as conn:
+                conn.execute(update(outbox).where(outbox.c.seq.in_(seqs))
+                             .values(state="sent", tx_hash="0x" + bytes(tx_hash).hex(), sent_at=time.time()))
+
+        try:
+            self.ledger.gateway.submit(self.ledger.account, fn, before_send=mark_sent)
+        except ChainError:
+            # Refused before or at sending: the records go back to pending for the next attempt.
+            with self.engine.begin() as conn:
+                conn.execute(update(outbox).where(outbox.c.seq.in_(seqs)).values(state="pending", tx_hash=None))
+            raise
+        with self.engine.connect() as conn:
+            return conn.execute(select(outbox.c.tx_hash).where(outbox.c.seq == seqs[0])).scalar_one()
+
+    def _settle_sent(self) -> int:
+        with self.engine.connect() as conn:
+            hashes = [h for (h,) in conn.execute(select(outbox.c.tx_hash).where(outbox.c.state == "sent").distinct())]
+        return sum(self._settle(h, wait=False) for h in hashes)
+
+    def _settle(self, tx_hash: str, wait: bool = True) -> int:
+        w3 = self.ledger.gateway.w3
+        try:
+            if wait:
+                receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
+            else:
+                receipt = w3.eth.get_transaction_receipt(tx_hash)
+        except Exception:
+            receipt = None
+        with self.engine.begin() as conn:
+            if receipt is not None and receipt["status"] == 1:
+                result = conn.execute(update(outbox).where(outbox.c.tx_hash == tx_hash, outbox.c.state == "sent")
+                                      .values(state="mined", mined_at=time.time(), block_number=receipt["blockNumber"]))
+                return result.rowcount
+            known = receipt is not None
+            if not known:
+                try:
+                    known = w3.eth.get_transaction(tx_hash) is not None
+                except Exception:
+                    known = False
+            sent_at = conn.execute(select(func.min(outbox.c.sent_at)).where(outbox.c.tx_hash == tx_hash)).scalar() or 0
+            if (receipt is not None and receipt["status"] != 1) or (not known and time.time() - sent_at > _LOST_AFTER_SECONDS):
+                # Reverted or lost: queue the records again (a lost tx never reached the chain).
+                conn.execute(update(outbox).where(outbox.c.tx_hash == tx_hash).values(state="pending", tx_hash=None))
+            return 0

@@ -1,0 +1,1 @@
+"""FastAPI routers, one per actor or resource; handlers stay thin and call node services."""

@@ -1,0 +1,45 @@
+"""Request dependencies: the node context and the authenticated caller."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request
+
+from node.auth import AuthError
+from node.chain.ledger import MemberRecord
+from node.context import NodeContext
+
+
+def problem(status: int, reason: str, message: str) -> HTTPException:
+    return HTTPException(status_code=status, detail={"reason": reason, "message": message})
+
+
+def get_context(request: Request) -> NodeContext:
+    return request.app.state.ctx
+
+
+@dataclass(frozen=True)
+class Caller:
+    address: str
+    member: MemberRecord
+
+
+async def authenticated(request: Request) -> Caller:
+    """The verified signer of this request (401 when unsigned, forged, stale or replayed)."""
+    ctx: NodeContext = request.app.state.ctx
+    body = await request.body()
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        verified = ctx.verifier.verify(request.method, path, body, dict(request.headers))
+    except AuthError as exc:
+        raise problem(401, exc.reason, exc.one_line()) from None
+    return Caller(verified.signer, ctx.ledger.member(verified.signer))
+
+
+async def operator(request: Request) -> Caller:
+    """The node's own member account: only it may act on the member's behalf (grants, votes, cards)."""
+    caller = await authenticated(request)
+    ctx: NodeContext = request.app.state.ctx
+    if caller.address != ctx.address:
+        raise problem(403, "not_operator", "only this member's own account may do this")
+    return caller

@@ -1,0 +1,93 @@
+"""The node's FastAPI application: routers, error mapping and the request-size limit."""
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from node.api import data, governance, grants, health
+from node.chain.errors import ChainUnavailable, ContractRevert
+from node.context import NodeContext
+from node.datasets import DatasetError
+from node.errors import ConsortiumError
+
+_FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "NotGrantOwner", "CannotSanctionSelf",
+                      "NotRequester", "NotParticipant", "NotClaimInsurer"}
+
+
+def _body(reason: str, message: str) -> dict:
+    return {"detail": {"reason": reason, "message": message}}
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._refuse(send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = JSONResponse(_body("body_too_large", f"request body over {self.limit} bytes"), status_code=413)
+        await response({"type": "http"}, None, send)  # type: ignore[arg-type]
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(ctx: NodeContext) -> FastAPI:
+    app = FastAPI(title=f"Consortium node: {ctx.settings.name}", version="0.1.0",
+                  description="Data-use authorizations, access logs and joint statistics for one consortium member")
+    app.state.ctx = ctx
+    for module in (health, data, grants, governance):
+        app.include_router(module.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse(_body("invalid_request", f"{where}: {first.get('msg')}"), status_code=422)
+
+    @app.exception_handler(ContractRevert)
+    async def _revert(_: Request, exc: ContractRevert):
+        status = 403 if exc.name in _FORBIDDEN_REVERTS else 404 if exc.name.startswith("Unknown") else 409
+        return JSONResponse(_body(exc.name, str(exc)), status_code=status)
+
+    @app.exception_handler(ChainUnavailable)
+    async def _chain_down(_: Request, exc: ChainUnavailable):
+        return JSONResponse(_body(exc.reason, exc.one_line()), status_code=503)
+
+    @app.exception_handler(DatasetError)
+    async def _dataset(_: Request, exc: DatasetError):
+        return JSONResponse(_body(exc.reason, exc.one_line()), status_code=404 if exc.reason == "unknown_dataset" else 422)
+
+    @app.exception_handler(ConsortiumError)
+    async def _consortium(_: Request, exc: ConsortiumError):
+        return JSONResponse(_body(exc.reason, exc.one_line()), status_code=400)
+
+    # Outermost, so even routing and validation never read more than the limit.
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
+    return app

@@ -1,0 +1,58 @@
+"""Everything a running node holds: settings, keys, chain, store and services, built once at start-up."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from node.access_log import AccessLog
+from node.auth import RequestVerifier
+from node.chain.deployment import Deployment, attach
+from node.chain.gateway import ChainGateway
+from node.chain.ledger import Ledger
+from node.datasets import init_datasets
+from node.enforcement import Enforcer
+from node.keys import MemberKeys, load_member_keys, resolve_passphrase
+from node.settings import NodeSettings
+from node.store.db import create_store_engine
+
+log = logging.getLogger("consortium.node")
+
+
+@dataclass
+class NodeContext:
+    settings: NodeSettings
+    keys: MemberKeys
+    gateway: ChainGateway
+    deployment: Deployment
+    ledger: Ledger
+    engine: Engine
+    verifier: RequestVerifier
+    enforcer: Enforcer
+    access_log: AccessLog
+
+    @property
+    def address(self) -> str:
+        return self.keys.address
+
+    @classmethod
+    def build(cls, settings: NodeSettings, keys: MemberKeys | None = None) -> "NodeContext":
+        keys = keys or load_member_keys(settings.keys, resolve_passphrase())
+        deployment = Deployment.load(settings.deployment)
+        gateway = attach(ChainGateway.connect(settings.rpc_url), deployment)
+        ledger = Ledger(gateway, keys.account)
+        settings.home.mkdir(parents=True, exist_ok=True)
+        engine = create_store_engine(settings.db_url)
+        init_datasets(engine)
+        verifier = RequestVerifier(engine, gateway.chain_id, keys.address, settings.auth_window_seconds)
+        access_log = AccessLog(engine, ledger, flush_seconds=settings.log_flush_seconds, batch_max=settings.log_batch_max)
+        return cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger), access_log)
+
+    def start(self) -> None:
+        self.access_log.start()
+        log.info("node %s (%s) started with settings %s", self.settings.name, self.address, self.settings.public_view())
+
+    def stop(self) -> None:
+        self.access_log.stop()
+        self.engine.dispose()

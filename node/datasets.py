@@ -1,0 +1,224 @@
+"""Declared dataset schemas, atomic CSV import and the small aggregate queries the node serves.
+
+Each dataset has a fixed schema; rows live in their own table ``ds_<name>``. An import either
+loads every row or none: bad rows are reported with their line numbers and the store is unchanged.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, func, select
+from sqlalchemy.engine import Engine
+
+from node.errors import ConsortiumError
+from node.store.db import migrate
+
+SCHEMA_VERSION = 1
+metadata = MetaData()
+
+
+class DatasetError(ConsortiumError):
+    reason = "dataset"
+
+
+@dataclass(frozen=True)
+class Field_:
+    name: str
+    kind: str  # "str" | "int" | "float" | "date"
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class DatasetSchema:
+    name: str
+    fields: tuple[Field_, ...]
+    key: str
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> Field_:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise DatasetError(f"dataset {self.name} has no column {name!r}", reason="unknown_column",
+                           hint=f"columns are: {', '.join(self.columns)}")
+
+
+SCHEMAS: dict[str, DatasetSchema] = {s.name: s for s in (
+    DatasetSchema("policies", (Field_("policy_id", "str"), Field_("person_id", "str"), Field_("product", "str"),
+                               Field_("premium", "float"), Field_("start_date", "date"), Field_("region", "str")), "policy_id"),
+    DatasetSchema("claims", (Field_("claim_id", "str"), Field_("person_id", "str"), Field_("policy_id", "str", False),
+                             Field_("amount", "float"), Field_("claim_date", "date"), Field_("status", "str"),
+                             Field_("age_band", "str", False), Field_("region", "str", False)), "claim_id"),
+    DatasetSchema("user_features", (Field_("person_id", "str"), Field_("age_band", "str"), Field_("channel", "str"),
+                                    Field_("activity_segment", "str")), "person_id"),
+    DatasetSchema("fraud_list", (Field_("person_id", "str"), Field_("listed_on", "date"), Field_("reason", "str", False)), "person_id"),
+)}
+
+_SQL_TYPES = {"str": String, "int": Integer, "float": Float, "date": Date}
+TABLES: dict[str, Table] = {
+    s.name: Table(f"ds_{s.name}", metadata,
+                  *[Column(f.name, _SQL_TYPES[f.kind], primary_key=(f.name == s.key), nullable=not f.required) for f in s.fields])
+    for s in SCHEMAS.values()
+}
+
+
+def dataset_schema(name: str) -> DatasetSchema:
+    try:
+        return SCHEMAS[name]
+    except KeyError:
+        raise DatasetError(f"unknown dataset {name!r}", reason="unknown_dataset",
+                           hint=f"declared datasets are: {', '.join(SCHEMAS)}") from None
+
+
+def init_datasets(engine: Engine) -> None:
+    migrate(engine, "datasets", metadata, SCHEMA_VERSION)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "date": date.fromisoformat}
+
+
+def parse_csv(schema: DatasetSchema, text: str, max_errors: int = 20) -> list[dict]:
+    """Parse and validate every row; raise DatasetError listing bad rows by line number."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    missing = [f.name for f in schema.fields if f.required and f.name not in header]
+    unknown = [h for h in header if h not in schema.columns]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing columns {', '.join(missing)}")
+        if unknown:
+            parts.append(f"unknown columns {', '.join(unknown)}")
+        raise DatasetError(f"{schema.name} CSV header: {'; '.join(parts)}", reason="bad_header",
+                           hint=f"the header must be: {','.join(schema.columns)}")
+    rows, errors, seen = [], [], set()
+    for row in reader:
+        line = reader.line_num
+        parsed, problems = {}, []
+        if None in row:
+            problems.append("too many fields")
+        for f in schema.fields:
+            raw = (row.get(f.name) or "").strip()
+            if raw == "":
+                if f.required:
+                    problems.append(f"{f.name} is empty")
+                parsed[f.name] = None
+                continue
+            try:
+                parsed[f.name] = _PARSERS[f.kind](raw)
+            except ValueError:
+                problems.append(f"{f.name}={raw!r} is not a {f.kind}")
+        key = parsed.get(schema.key)
+        if key is not None and key in seen:
+            problems.append(f"duplicate {schema.key} {key!r}")
+        seen.add(key)
+        if problems:
+            errors.append(f"line {line}: {', '.join(problems)}")
+        else:
+            rows.append(parsed)
+    if errors:
+        shown = "; ".join(errors[:max_errors]) + (f"; and {len(errors) - max_errors} more" if len(errors) > max_errors else "")
+        raise DatasetError(f"{len(errors)} bad row(s) in {schema.name} CSV, nothing imported: {shown}",
+                           reason="bad_rows", hint="fix those lines and import again")
+    return rows
+
+
+def import_csv(engine: Engine, dataset: str, source: Path | str, *, replace: bool = True) -> int:
+    """Import a CSV file (or text) into a dataset atomically; returns the number of rows."""
+    schema = dataset_schema(dataset)
+    if isinstance(source, Path):
+        try:
+            text = source.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            raise DatasetError(f"cannot read {source}: {exc.strerror}", reason="io", hint="check the path") from None
+        except UnicodeDecodeError:
+            raise DatasetError(f"{source} is not UTF-8 text", reason="encoding", hint="save the CSV as UTF-8") from None
+    else:
+        text = source
+    rows = parse_csv(schema, text)
+    table = TABLES[dataset]
+    with engine.begin() as conn:  # one transaction: all rows or none
+        if replace:
+            conn.execute(table.delete())
+        if rows:
+            try:
+                conn.execute(table.insert(), rows)
+            except Exception as exc:  # e.g. a key already present when appending
+                raise DatasetError(f"import into {dataset} refused by the store: {type(exc).__name__}",
+                                   reason="store", hint="use a replacing import or remove the duplicate keys") from None
+    return len(rows)
+
+
+def dataset_rows(engine: Engine, dataset: str) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(TABLES[dataset_schema(dataset).name])).scalar_one()
+
+
+METRICS = ("count", "sum", "mean")
+
+
+@dataclass(frozen=True)
+class AggregateQuery:
+    """A small aggregate over one dataset: metric of a column, optional equality filters and one group-by."""
+
+    dataset: str
+    metric: str = "count"
+    column: str | None = None
+    filters: tuple[tuple[str, Any], ...] = ()
+    group_by: str | None = None
+
+    def validate(self) -> DatasetSchema:
+        schema = dataset_schema(self.dataset)
+        if self.metric not in METRICS:
+            raise DatasetError(f"unknown metric {self.metric!r}", reason="unknown_metric", hint=f"use one of {', '.join(METRICS)}")
+        if self.metric != "count":
+            if not self.column:
+                raise DatasetError(f"metric {self.metric} needs a column", reason="missing_column", hint="name a numeric column")
+            if schema.field(self.column).kind not in ("int", "float"):
+                raise DatasetError(f"column {self.column} is not numeric", reason="bad_column", hint="choose a numeric column")
+        for name, _ in self.filters:
+            schema.field(name)
+        if self.group_by:
+            schema.field(self.group_by)
+        return schema
+
+    def query_hash(self, requester: str, purpose: int) -> bytes:
+        """The hash written on chain with the access or denial: what was asked, by whom, for what."""
+        body = json.dumps({"q": [self.dataset, self.metric, self.column, list(self.filters), self.group_by],
+                           "requester": requester.lower(), "purpose": purpose}, sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).digest()
+
+
+def run_query(engine: Engine, q: AggregateQuery) -> tuple[list[dict], int]:
+    """Run an aggregate; returns (result rows, number of records it touched)."""
+    q.validate()
+    table = TABLES[q.dataset]
+    value = {"count": func.count(), "sum": func.sum(table.c[q.column]) if q.column else None,
+             "mean": func.avg(table.c[q.column]) if q.column else None}[q.metric]
+    cols = [value.label("value"), func.count().label("records")]
+    stmt = select(*( [table.c[q.group_by].label("group")] if q.group_by else []), *cols)
+    for name, wanted in q.filters:
+        stmt = stmt.where(table.c[name] == wanted)
+    if q.group_by:
+        stmt = stmt.group_by(table.c[q.group_by]).order_by(table.c[q.group_by])
+    with engine.connect() as conn:
+        result = [dict(r._mapping) for r in conn.execute(stmt)]
+    touched = sum(r["records"] for r in result)
+    return result, touched
+
+
+def write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)

@@ -1,0 +1,83 @@
+"""Node settings: one pydantic-settings class, read from a TOML file and CONSORTIUM_* environment variables.
+
+Environment variables override the file. Secrets (the key passphrase) are never settings: they come
+from CONSORTIUM_PASSPHRASE or CONSORTIUM_PASSPHRASE_FILE and are never printed.
+"""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from node.errors import ConfigError
+
+
+class NodeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONSORTIUM_", extra="forbid")
+    _toml_file: ClassVar[Path | None] = None
+
+    name: str = Field(description="member name, for logs and tables")
+    home: Path = Field(description="folder for the node's database and documents")
+    keys: Path = Field(description="folder with account.json and x25519.pem (encrypted)")
+    rpc_url: str = Field(description="JSON-RPC URL of the consortium chain")
+    deployment: Path = Field(description="deployment file (addresses, chain id)")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in home")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    auth_window_seconds: int = Field(default=120, gt=0, description="accepted clock skew / replay window")
+    log_flush_seconds: float = Field(default=0.25, gt=0, description="how often pending access logs go on chain")
+    log_batch_max: int = Field(default=400, gt=0, le=2000)
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'node.db').resolve()}"
+
+    def public_view(self) -> dict[str, Any]:
+        """What is safe to print on start-up (no secrets live in settings, but URLs may carry credentials)."""
+        data = self.model_dump(mode="json")
+        for key in ("database_url", "rpc_url"):
+            if data.get(key) and "@" in data[key]:
+                data[key] = data[key].split("://")[0] + "://***@" + data[key].split("@", 1)[1]
+        return data
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> NodeSettings:
+    """Settings from a TOML file (relative paths resolved against the file's folder) plus environment."""
+    path = Path(config) if config else None
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file {path} does not exist", hint="pass --config with the node's TOML file")
+        try:
+            tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}", hint="fix the file") from None
+    NodeSettings._toml_file = path
+    try:
+        settings = NodeSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"bad setting {where!r}: {first['msg']}", hint=f"fix it in {path or 'the environment'}") from None
+    finally:
+        NodeSettings._toml_file = None
+    if path is not None:
+        base = path.resolve().parent
+        for field in ("home", "keys", "deployment", "tls_certfile", "tls_keyfile"):
+            value = getattr(settings, field)
+            if value is not None and not value.is_absolute():
+                setattr(settings, field, base / value)
+    return settings

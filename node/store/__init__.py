@@ -1,0 +1,1 @@
+"""The node's local store: SQLAlchemy Core over SQLite by default (a PostgreSQL URL works too)."""
