@@ -1,0 +1,69 @@
+"""CSV import is atomic and reports bad rows by line; aggregate queries match plain Python."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from node.datasets import AggregateQuery, DatasetError, dataset_rows, import_csv, init_datasets, run_query
+from node.store.db import create_store_engine
+
+from nodes import ROOT, write_config
+
+GOOD = """person_id,age_band,channel,activity_segment
+u1,18-29,app,high
+u2,30-39,web,low
+u3,30-39,app,mid
+"""
+
+
+@pytest.fixture
+def engine(tmp_path):
+    e = create_store_engine(f"sqlite:///{tmp_path / 'node.db'}")
+    init_datasets(e)
+    return e
+
+
+def test_import_then_query_matches_plain_counts(engine):
+    assert import_csv(engine, "user_features", GOOD) == 3
+    rows, touched = run_query(engine, AggregateQuery("user_features", group_by="age_band"))
+    assert {r["group"]: r["value"] for r in rows} == {"18-29": 1, "30-39": 2} and touched == 3
+    rows, _ = run_query(engine, AggregateQuery("user_features", filters=(("channel", "app"),)))
+    assert rows[0]["value"] == 2
+
+
+def test_bad_rows_are_reported_by_line_and_nothing_is_imported(engine):
+    import_csv(engine, "user_features", GOOD)
+    bad = GOOD + "u4,40-49,app\n,50-59,web,low\nu2,30-39,web,low\n"
+    with pytest.raises(DatasetError) as e:
+        import_csv(engine, "user_features", bad)
+    message = str(e.value)
+    assert "line 5" in message and "line 6" in message and "line 7" in message and "nothing imported" in message
+    assert "duplicate person_id 'u2'" in message
+    assert dataset_rows(engine, "user_features") == 3  # the earlier import is untouched
+
+
+def test_bad_header_and_unknown_dataset_are_refused(engine):
+    with pytest.raises(DatasetError, match="missing columns channel"):
+        import_csv(engine, "user_features", "person_id,age_band,activity_segment\nu1,18-29,high\n")
+    with pytest.raises(DatasetError, match="unknown dataset"):
+        import_csv(engine, "nope", GOOD)
+    with pytest.raises(DatasetError, match="not numeric"):
+        run_query(engine, AggregateQuery("claims", "sum", "status"))
+
+
+def test_cli_import_reports_one_line_and_leaves_the_store_unchanged(tmp_path):
+    config = write_config(tmp_path / "home", "n", tmp_path / "keys", "http://127.0.0.1:1", tmp_path / "d.json", 1)
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text(GOOD)
+    bad.write_text(GOOD + "u9,not-a-band\n")
+    run = lambda f: subprocess.run([sys.executable, "-m", "node.cli", "data", "import", "user_features", str(f),
+                                    "--config", str(config), "--json"], cwd=ROOT, capture_output=True, text=True)
+    ok = run(good)
+    assert ok.returncode == 0 and '"rows": 3' in ok.stdout
+    failed = run(bad)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1 and "line 5" in failed.stderr
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'home' / 'node.db'}")
+    assert dataset_rows(engine, "user_features") == 3
