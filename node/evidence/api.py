@@ -1,0 +1,170 @@
+"""HTTP endpoints for evidence: intake, receipts, proofs, and verification for the auditor's page.
+
+The node mounts ``router`` and puts an :class:`EvidenceService` in ``app.state.evidence``. Handlers
+stay thin; every refusal is a 4xx with ``{"detail": {"reason": ..., "message": ...}}``.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+
+from node.chain.errors import ChainError
+from node.errors import ConsortiumError
+from node.evidence.errors import DocumentTooLarge, EvidenceVerificationError, InvalidEvidenceInput, UnknownClaim
+from node.evidence.service import EvidenceService
+from node.evidence.verify import RegistryEvidenceChain, verify_evidence
+
+router = APIRouter(prefix="/evidence", tags=["evidence"])
+
+# Receipts one by one only up to this many items; beyond, the answer is compact spans.
+_FULL_RECEIPTS_UP_TO = 1000
+_BYTES_PER_HASH_ITEM = 256  # generous JSON size of one item, bounds the hashes request body
+
+
+def _service(request: Request) -> EvidenceService:
+    service = getattr(request.app.state, "evidence", None)
+    if service is None:
+        raise HTTPException(503, {"reason": "evidence_unavailable", "message": "evidence service is not running"})
+    return service
+
+
+def _http_error(exc: ConsortiumError) -> HTTPException:
+    if isinstance(exc, DocumentTooLarge):
+        status = 413
+    elif isinstance(exc, UnknownClaim):
+        status = 404
+    elif isinstance(exc, ChainError):
+        status = 503
+    elif isinstance(exc, InvalidEvidenceInput):
+        status = 422
+    else:
+        status = 400
+    return HTTPException(status, {"reason": exc.reason, "message": exc.one_line()})
+
+
+def _bad(reason: str, message: str, status: int = 422) -> HTTPException:
+    return HTTPException(status, {"reason": reason, "message": message})
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _bad("request_too_large", f"request body of {declared} bytes exceeds {limit}", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _bad("request_too_large", f"request body exceeds {limit} bytes", 413)
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad("malformed_json", f"request body is not JSON: {exc}", 400) from None
+
+
+def _item(obj: Any, n: int) -> tuple:
+    if isinstance(obj, list) and len(obj) == 3:
+        return tuple(obj)
+    if isinstance(obj, dict) and {"sha256", "claim_id", "doc_type"} <= set(obj):
+        return obj["sha256"], obj["claim_id"], obj["doc_type"]
+    raise _bad("invalid_input", f"item {n} must be {{sha256, claim_id, doc_type}} or [sha256, claim_id, doc_type]")
+
+
+@router.post("/hashes")
+async def submit_hashes(request: Request) -> dict:
+    """One hash ``{sha256, claim_id, doc_type}`` -> a receipt; or ``{"items": [...]}`` -> receipts or spans."""
+    service = _service(request)
+    body = await _json_body(request, service.settings.max_hashes_per_request * _BYTES_PER_HASH_ITEM)
+    single = isinstance(body, dict) and "items" not in body
+    raw_items = [body] if single else (body.get("items") if isinstance(body, dict) else None)
+    if not isinstance(raw_items, list):
+        raise _bad("invalid_input", "send {sha256, claim_id, doc_type} or {\"items\": [...]}")
+    items = [_item(x, n) for n, x in enumerate(raw_items)]
+    try:
+        if single:
+            return (await run_in_threadpool(service.accept_many, items))[0].to_json()
+        if len(items) <= _FULL_RECEIPTS_UP_TO:
+            receipts = await run_in_threadpool(service.accept_many, items)
+            return {"accepted": len(receipts), "receipts": [r.to_json() for r in receipts]}
+        return await run_in_threadpool(service.accept_bulk, items)
+    except ConsortiumError as exc:
+        raise _http_error(exc) from None
+
+
+@router.post("/documents")
+async def submit_document(request: Request, claim_id: str, doc_type: str) -> dict:
+    """The document as the raw request body (streamed and hashed as it arrives); size-limited."""
+    service = _service(request)
+    limit = service.settings.max_document_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _http_error(DocumentTooLarge(f"document of {declared} bytes exceeds {limit} bytes",
+                                           hint="send its SHA-256 to /evidence/hashes instead"))
+    sink = service.document_sink()
+    try:
+        async for chunk in request.stream():
+            sink.write(chunk)
+        return (await run_in_threadpool(sink.finish, claim_id, doc_type)).to_json()
+    except ConsortiumError as exc:
+        raise _http_error(exc) from None
+    finally:
+        sink.discard()
+
+
+@router.get("/receipts/{claim_id}")
+async def claim_receipts(claim_id: str, request: Request) -> dict:
+    try:
+        return {"claim_id": claim_id, "receipts": await run_in_threadpool(_service(request).receipts, claim_id)}
+    except ConsortiumError as exc:
+        raise _http_error(exc) from None
+
+
+@router.get("/proofs/{claim_id}")
+async def claim_proofs(claim_id: str, request: Request) -> dict:
+    try:
+        return {"claim_id": claim_id, "proofs": await run_in_threadpool(_service(request).proofs, claim_id)}
+    except ConsortiumError as exc:
+        raise _http_error(exc) from None
+
+
+@router.post("/verify")
+async def verify(request: Request) -> dict:
+    """``{"proof": <proof file>, "document_base64" | "document_sha256"}`` -> verdict, from the chain alone.
+
+    A document that fails verification is a normal answer: ``{"valid": false, "reason", "message"}``.
+    """
+    service = _service(request)
+    body = await _json_body(request, service.settings.max_document_bytes * 4 // 3 + 65536)
+    if not isinstance(body, dict) or "proof" not in body:
+        raise _bad("invalid_input", "send {\"proof\": {...}, \"document_base64\": ...} or document_sha256")
+    try:
+        if "document_base64" in body:
+            digest = hashlib.sha256(base64.b64decode(body["document_base64"], validate=True)).digest()
+        elif "document_sha256" in body:
+            from node.evidence.leaf import parse_sha256
+
+            digest = parse_sha256(body["document_sha256"])
+        else:
+            raise _bad("invalid_input", "give document_base64 or document_sha256")
+    except (binascii.Error, TypeError, ValueError):
+        raise _bad("invalid_input", "document_base64 is not base64") from None
+    except ConsortiumError as exc:
+        raise _http_error(exc) from None
+    chain = RegistryEvidenceChain(service.ledger.gateway)
+    try:
+        verdict = await run_in_threadpool(verify_evidence, digest, body["proof"], chain)
+    except EvidenceVerificationError as exc:
+        return {"valid": False, "reason": exc.reason, "message": exc.one_line()}
+    except ConsortiumError as exc:
+        raise _http_error(exc) from None
+    return verdict.to_json()
+
+
+@router.get("/status")
+async def status(request: Request) -> dict:
+    return await run_in_threadpool(_service(request).status)

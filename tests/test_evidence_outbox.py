@@ -1,0 +1,161 @@
+"""Evidence outbox and anchoring in process: batches by size and age, idempotent resends, chain outages."""
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from node.chain.gateway import ChainGateway
+from node.chain.deployment import attach
+from node.chain.ledger import Ledger
+from node.evidence.errors import InvalidEvidenceInput
+from node.evidence.leaf import DocType, evidence_leaf_hash, is_express_claim
+from node.evidence.service import EvidenceService, EvidenceSettings
+from node.evidence.store import ANCHORED, CLOSED, OPEN, create_store_engine
+from node.evidence.testing import TcpProxy, audit_exactly_once
+from node.evidence.verify import RegistryEvidenceChain, verify_evidence
+
+
+def doc(n: int) -> bytes:
+    return hashlib.sha256(f"document {n}".encode()).digest()
+
+
+def make_service(tmp_path, ledger, **settings) -> EvidenceService:
+    return EvidenceService(create_store_engine(tmp_path / "evidence.db"), ledger, EvidenceSettings(**settings))
+
+
+def test_accepted_hashes_are_anchored_in_one_transaction_and_proofs_verify_on_chain(tmp_path, consortium):
+    service = make_service(tmp_path, consortium["insurer_a"])
+    receipts = service.accept_many([(doc(n), f"CLM-{n % 3}", "invoice") for n in range(10)])
+    assert [r.leaf_index for r in receipts] == list(range(10))
+    assert len({r.batch_id for r in receipts}) == 1
+    assert receipts[0].leaf_hash == evidence_leaf_hash(doc(0), "CLM-0", DocType.INVOICE).hex()
+    before = consortium.gateway.call(consortium["insurer_a"].evidence.functions.batchCount())
+    service.close_open_batch()
+    assert service.run_once().anchored == [1]
+    assert consortium.gateway.call(consortium["insurer_a"].evidence.functions.batchCount()) == before + 1
+    proofs = service.proofs("CLM-1")
+    assert len(proofs) == 3 and all(p["state"] == ANCHORED for p in proofs)
+    chain = RegistryEvidenceChain(consortium.gateway)
+    verdict = verify_evidence(doc(1), proofs[0], chain)
+    assert verdict.submitter == consortium["insurer_a"].address and verdict.submitter_name == "insurer_a"
+    assert verdict.tree_size == 10
+    audit_exactly_once(tmp_path / "evidence.db", consortium.gateway, consortium["insurer_a"].address)
+
+
+def test_batch_closes_by_size_and_by_age(tmp_path, consortium):
+    service = make_service(tmp_path, consortium["insurer_a"], max_batch_size=4, max_batch_age=2.0)
+    receipts = service.accept_many([(doc(n), "CLM-size", "loss-photo") for n in range(10)])
+    assert [r.leaf_index for r in receipts] == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    states = [(b["state"], b["size"]) for b in service.store.batches()]
+    assert states == [(CLOSED, 4), (CLOSED, 4), (OPEN, 2)]
+    service.run_once()
+    assert [b["state"] for b in service.store.batches()] == [ANCHORED, ANCHORED, OPEN]
+    assert service.run_once(now=time.time() + 1.0).closed == []  # younger than 2 s: stays open
+    result = service.run_once(now=time.time() + 2.5)
+    assert result.closed == [3] and result.anchored == [3]
+    audit_exactly_once(tmp_path / "evidence.db", consortium.gateway, consortium["insurer_a"].address)
+
+
+def test_background_anchorer_anchors_within_the_age_limit(tmp_path, consortium):
+    service = make_service(tmp_path, consortium["insurer_a"], max_batch_age=0.2).start()
+    try:
+        receipt = service.accept(doc(1).hex(), "CLM-bg", "medical-record")
+        assert service.wait_until_anchored(timeout=10)
+        assert time.time() <= receipt.expected_anchor_by + 5
+    finally:
+        service.stop()
+    assert service.receipts("CLM-bg")[0]["state"] == ANCHORED
+
+
+def test_resend_after_a_crash_between_mining_and_recording_does_not_anchor_twice(tmp_path, consortium):
+    service = make_service(tmp_path, consortium["insurer_a"])
+    service.accept_many([(doc(n), "CLM-resend", "invoice") for n in range(5)])
+    service.close_open_batch()
+    service.run_once()
+    batch = service.store.batches()[0]
+    # As if killed after the transaction was mined but before ANCHORED was committed.
+    service.store.update_batch(batch["batch_seq"], state=CLOSED, block_number=None, block_time=None)
+    block = consortium.gateway.block_number()
+    fresh = make_service(tmp_path, consortium["insurer_a"])  # a restarted node: nothing in memory
+    assert fresh.run_once().anchored == [batch["batch_seq"]]
+    assert consortium.gateway.block_number() == block, "no transaction was sent"
+    assert fresh.store.batches()[0]["block_number"] == batch["block_number"]
+    audit_exactly_once(tmp_path / "evidence.db", consortium.gateway, consortium["insurer_a"].address)
+
+
+def test_resend_racing_an_earlier_send_is_settled_from_the_chain(tmp_path, consortium):
+    service = make_service(tmp_path, consortium["insurer_a"])
+    service.accept_many([(doc(n), "CLM-race", "invoice") for n in range(3)])
+    service.close_open_batch()
+    batch = service.store.batches()[0]
+    root = service._root_of(batch)
+    ledger = consortium["insurer_a"]  # the "earlier process" anchored it and died before recording anything
+    ledger.anchor_batch(root, 3, bytes(batch["batch_id"]), service._metadata_hash(batch))
+    assert service.run_once().anchored == [1]
+    audit_exactly_once(tmp_path / "evidence.db", consortium.gateway, ledger.address)
+
+
+def test_chain_outage_backs_off_keeps_accepting_and_anchors_everything_once_back(tmp_path, consortium, anvil, artifacts):
+    proxy = TcpProxy("127.0.0.1", anvil.port)
+    try:
+        gateway = attach(ChainGateway.connect(proxy.url, artifacts, timeout=2), consortium.deployment)
+        ledger = Ledger(gateway, consortium.accounts["insurer_a"])
+        service = make_service(tmp_path, ledger, max_batch_size=5, retry_base=0.2, retry_cap=1.0)
+        service.accept_many([(doc(n), "CLM-outage", "invoice") for n in range(7)])
+        proxy.cut()
+        first = service.run_once()
+        assert first.anchored == [] and first.failed and first.failed[0][0] == 1
+        service.accept_many([(doc(n), "CLM-outage", "invoice") for n in range(7, 20)])  # intake goes on
+        second = service.run_once(now=time.time() + 0.3)
+        assert second.failed
+        batches = service.store.batches()
+        assert batches[0]["attempts"] == 2 and batches[0]["next_attempt_at"] > time.time()
+        assert "chain" in (batches[0]["last_error"] or "").lower()
+        proxy.restore()
+        service.close_open_batch()
+        service.run_once(now=time.time() + 10)
+        assert [b["state"] for b in service.store.batches() if b["size"]] == [ANCHORED] * 4
+        counts = audit_exactly_once(tmp_path / "evidence.db", consortium.gateway, ledger.address)
+        assert counts["leaves"] == 20
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("item, reason", [
+    (("zz" * 32, "CLM-1", "invoice"), "invalid_hash"),
+    ((b"short", "CLM-1", "invoice"), "invalid_hash"),
+    ((doc(1), "", "invoice"), "invalid_claim_id"),
+    ((doc(1), "x" * 129, "invoice"), "invalid_claim_id"),
+    ((doc(1), 7, "invoice"), "invalid_claim_id"),
+    ((doc(1), "CLM-1", "selfie"), "invalid_doc_type"),
+    ((doc(1), "CLM-1", 9), "invalid_doc_type"),
+    ((doc(1), "CLM-1"), "invalid_input"),
+])
+def test_bad_input_is_refused_and_nothing_of_the_request_is_stored(tmp_path, consortium, item, reason):
+    service = make_service(tmp_path, consortium["insurer_a"])
+    with pytest.raises(InvalidEvidenceInput) as err:
+        service.accept_many([(doc(0), "CLM-ok", "invoice"), item])
+    assert err.value.reason == reason and "item 1" in str(err.value)
+    assert service.store.counts()["leaves"] == 0
+
+
+def test_document_over_the_size_limit_is_refused(tmp_path, consortium):
+    from node.evidence.errors import DocumentTooLarge
+
+    service = make_service(tmp_path, consortium["insurer_a"], max_document_bytes=10, document_dir=tmp_path / "docs")
+    with pytest.raises(DocumentTooLarge):
+        service.accept_document([b"12345678", b"90ab"], "CLM-big", "invoice")
+    assert service.store.counts()["leaves"] == 0 and list((tmp_path / "docs").iterdir()) == []
+    receipt = service.accept_document([b"12345", b"678"], "CLM-big", "invoice")
+    assert receipt.doc_sha256 == hashlib.sha256(b"12345678").hexdigest()
+    assert (tmp_path / "docs" / receipt.doc_sha256).read_bytes() == b"12345678"
+
+
+@pytest.mark.parametrize("amount, complete, clear, express", [
+    (999.99, True, True, True), (1000, True, True, False), (0, True, True, True),
+    (10, False, True, False), (10, True, False, False),
+])
+def test_express_claim_rule(amount, complete, clear, express):
+    assert is_express_claim(amount, 1000, materials_complete=complete, liability_clear=clear) is express
