@@ -78,10 +78,10 @@ class AnchorPass:
     failed: list[tuple[int, str]] = field(default_factory=list)
 
 
-def batch_id_for(evidence_address: str, member_address: str, batch_seq: int) -> bytes:
-    """keccak(contract || member || batch number): unique per deployment and member, fixed before sending."""
+def batch_id_for(evidence_address: str, member_address: str, store_id: bytes, batch_seq: int) -> bytes:
+    """keccak(contract || member || store id || batch number): fixed before sending, unique per store."""
     return Web3.keccak(b"consortium-evidence-batch/v1" + bytes.fromhex(evidence_address[2:]) +
-                       bytes.fromhex(member_address[2:]) + batch_seq.to_bytes(8, "big"))
+                       bytes.fromhex(member_address[2:]) + store_id + batch_seq.to_bytes(8, "big"))
 
 
 def _crash_point(name: str) -> None:
@@ -100,7 +100,7 @@ class EvidenceService:
                                        reason="config")
         self.ledger = ledger
         evidence_address = ledger.evidence.address
-        self.store = EvidenceStore(engine, lambda seq: batch_id_for(evidence_address, ledger.address, seq))
+        self.store = EvidenceStore(engine, lambda store_id, seq: batch_id_for(evidence_address, ledger.address, store_id, seq))
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -10,6 +10,7 @@ its leaves alone, so everything the anchorer sends can be rebuilt after a crash.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -61,6 +62,13 @@ evidence_leaves = Table(
 Index("ix_evidence_leaves_claim", evidence_leaves.c.claim_id)
 
 
+evidence_meta = Table(
+    "evidence_meta", EVIDENCE_METADATA,
+    Column("key", String(32), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)
+
+
 def create_store_engine(path: str | Path) -> Engine:
     """A SQLite engine on a real file, WAL + synchronous=FULL (a commit is on disk when it returns)."""
     engine = create_engine(f"sqlite:///{Path(path)}", connect_args={"check_same_thread": False, "timeout": 30})
@@ -98,11 +106,22 @@ _BATCH_COLUMNS = [c.name for c in evidence_batches.columns]
 class EvidenceStore:
     """All reads and writes of the evidence tables. Writes are serialised by one lock per store."""
 
-    def __init__(self, engine: Engine, batch_id_for: Callable[[int], bytes]):
+    def __init__(self, engine: Engine, batch_id_for: Callable[[bytes, int], bytes]):
         self.engine = engine
-        self.batch_id_for = batch_id_for
         self.write_lock = threading.RLock()
         EVIDENCE_METADATA.create_all(engine)
+        self.store_id = self._store_id()
+        self.batch_id_for = lambda seq: batch_id_for(self.store_id, seq)
+
+    def _store_id(self) -> bytes:
+        """16 random bytes fixed when the store is created: batch ids of two stores never collide."""
+        with self.write_lock, self.engine.begin() as conn:
+            row = conn.execute(select(evidence_meta.c.value).where(evidence_meta.c.key == "store_id")).first()
+            if row is not None:
+                return bytes(row[0])
+            value = os.urandom(16)
+            conn.execute(evidence_meta.insert().values(key="store_id", value=value))
+            return value
 
     # ------------------------------------------------------------------ intake
 
