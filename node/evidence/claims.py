@@ -1,0 +1,85 @@
+"""Claim lifecycle on chain: record a step (with the express flag on assessment) and read a claim's history.
+
+Claims are named on chain by SHA-256 of the UTF-8 claim id (node/evidence/leaf.py, ``claim_id_hash``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from web3 import Web3
+
+from node.chain.deployment import ClaimStep
+from node.chain.gateway import ChainGateway
+from node.chain.ledger import Ledger
+from node.evidence.errors import InvalidEvidenceInput
+from node.evidence.leaf import claim_id_hash, is_express_claim
+
+FLAG_EXPRESS = 1
+
+
+@dataclass(frozen=True)
+class ClaimStepRecord:
+    step: str
+    actor: str
+    actor_name: str
+    block_number: int
+    block_time: int
+    tx_hash: str
+    detail_hash: str
+    express: bool
+
+
+def parse_step(value: str) -> ClaimStep:
+    key = value.strip().upper().replace("-", "_").replace(" ", "_")
+    if key not in ClaimStep.__members__:
+        names = ", ".join(s.name.lower().replace("_", "-") for s in ClaimStep)
+        raise InvalidEvidenceInput(f"unknown claim step {value!r}", hint=f"use one of: {names}", reason="invalid_claim_step")
+    return ClaimStep[key]
+
+
+def record_claim_step(ledger: Ledger, claim_id: str, step: ClaimStep, *, detail: dict | None = None,
+                      amount: float | None = None, express_threshold: float | None = None,
+                      materials_complete: bool = False, liability_clear: bool = False) -> dict:
+    """Record ``step``; with an assessment and an amount, the express flag follows :func:`is_express_claim`.
+
+    The detail (amount, threshold, the two conditions, anything else) stays off chain; its SHA-256 goes on chain.
+    """
+    detail = dict(detail or {})
+    flags = 0
+    if step == ClaimStep.ASSESSED and amount is not None:
+        if express_threshold is None:
+            raise InvalidEvidenceInput("an assessment with an amount needs the express threshold",
+                                       hint="pass --express-threshold", reason="invalid_amount")
+        express = is_express_claim(amount, express_threshold, materials_complete=materials_complete,
+                                   liability_clear=liability_clear)
+        flags = FLAG_EXPRESS if express else 0
+        detail.update(amount=amount, express_threshold=express_threshold, materials_complete=materials_complete,
+                      liability_clear=liability_clear, express=express)
+    detail_hash = hashlib.sha256(json.dumps(detail, sort_keys=True).encode()).digest() if detail else b"\x00" * 32
+    receipt = ledger.record_claim_step(claim_id_hash(claim_id), step, detail_hash, flags)
+    return {"claim_id": claim_id, "step": step.name, "express": bool(flags & FLAG_EXPRESS),
+            "block_number": receipt["blockNumber"], "tx_hash": receipt["transactionHash"].hex(),
+            "detail_hash": detail_hash.hex()}
+
+
+def claim_history(gateway: ChainGateway, claim_id: str, from_block: int = 0) -> list[ClaimStepRecord]:
+    """The claim's ClaimStepRecorded events, oldest first, with block times and actor names."""
+    events = gateway.events("EvidenceRegistry", "ClaimStepRecorded", from_block=from_block,
+                            filters={"claimIdHash": claim_id_hash(claim_id)})
+    registry = gateway.contract("ConsortiumRegistry")
+    names: dict[str, str] = {}
+    times: dict[int, int] = {}
+    out = []
+    for e in events:
+        actor = Web3.to_checksum_address(e["args"]["actor"])
+        if actor not in names:
+            names[actor] = gateway.call(registry.functions.getMember(actor))[0] or "(not a member)"
+        block = e["blockNumber"]
+        if block not in times:
+            times[block] = gateway._rpc(lambda: gateway.w3.eth.get_block(block)["timestamp"])
+        out.append(ClaimStepRecord(ClaimStep(e["args"]["step"]).name, actor, names[actor], block, times[block],
+                                   e["transactionHash"].hex(), bytes(e["args"]["detailHash"]).hex(),
+                                   bool(e["args"]["flags"] & FLAG_EXPRESS)))
+    return out
