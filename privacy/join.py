@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from privacy.encoding import FixedPoint
+from privacy.gmp import mpz
 from privacy.errors import DuplicateContribution, LayoutMismatch, MalformedMessage, Overflow, WrongKey
 from privacy.packing import PackedVector, SlotLayout
 from privacy.paillier import Ciphertext, Encryptor, EncryptorSpec, FixedBaseEncryptor, PrivateKey, PublicKey
@@ -70,6 +71,18 @@ class JoinSpec:
     @property
     def codec(self) -> FixedPoint:
         return FixedPoint(self.decimals, self.amount_bits)
+
+    def laplace_noise_vector(self, epsilon: float, amount_bound: Any) -> list[int]:
+        """Integer Laplace noise for one bucket's slots (count, claimed, amount, amount^2), for the platform
+        to add encrypted in ``FeatureOwner.bucket_sums(noise=...)``. One person changes count and claimed
+        by 1, amount by at most ``amount_bound`` (in encoded units) and amount^2 by its square; epsilon is
+        split evenly across the slots."""
+        from privacy.release import laplace_noise  # release is pure too; imported here to keep layers flat
+
+        bound = abs(self.codec.encode(amount_bound))
+        sensitivities = (1, 1, bound, bound * bound)[: len(self.labels)]
+        per_slot = epsilon / len(sensitivities)
+        return [round(laplace_noise(s / per_slot)) for s in sensitivities]
 
     def label_vector(self, claimed: Any, amount: Any) -> list[int]:
         if claimed not in (0, 1, True, False):
@@ -279,8 +292,6 @@ class FeatureOwner:
         if max(counts, default=0) > self.spec.max_rows:
             raise Overflow("more matched rows in a bucket than the layout's max_rows headroom")
         # effects: only now touch the running sums
-        from privacy.gmp import mpz
-
         if self._sums is None:
             self._sums = [[mpz(1)] for _ in self.spec.buckets]
         nsq_m = public_key._nsquare_mpz

@@ -156,3 +156,18 @@ def test_mismatched_bucket_layouts_and_duplicates_are_refused(keys):
         PlatformBuckets.from_dict(message, spec)
     with pytest.raises(WrongKey):
         LabelOwner(spec, keypair(2048, which=1)[1], [])
+
+
+def test_platform_noise_is_added_under_encryption(keys):
+    spec = JoinSpec("job-n", BUCKETS, keys[0].fingerprint, min_cohort=1)
+    platform = [(f"u{i}", BUCKETS[0]) for i in range(5)]
+    insurer = [(f"u{i}", 1, 10) for i in range(5)]
+    feature_owner = FeatureOwner(spec, platform)
+    label_owner = LabelOwner(spec, keys[1], insurer)
+    feature_owner.load_double_blinded(label_owner.double_blind(feature_owner.blinded_buckets()))
+    for batch in label_owner.label_batches():
+        feature_owner.accumulate(batch, keys[0])
+    noise = spec.laplace_noise_vector(1.0, amount_bound=100)
+    result = label_owner.decrypt(feature_owner.bucket_sums(noise={BUCKETS[0]: [2, -1, 150, 0]}))[BUCKETS[0]]
+    assert (result.count, result.claimed, result.amount) == (7, 4, Fraction(5015, 100))
+    assert len(noise) == 4 and all(isinstance(v, int) for v in noise)
