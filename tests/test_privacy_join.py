@@ -169,5 +169,5 @@ def test_platform_noise_is_added_under_encryption(keys):
         feature_owner.accumulate(batch, keys[0])
     noise = spec.laplace_noise_vector(1.0, amount_bound=100)
     result = label_owner.decrypt(feature_owner.bucket_sums(noise={BUCKETS[0]: [2, -1, 150, 0]}))[BUCKETS[0]]
-    assert (result.count, result.claimed, result.amount) == (7, 4, Fraction(5015, 100))
+    assert (result.count, result.claimed, result.amount) == (7, 4, Fraction(5150, 100))
     assert len(noise) == 4 and all(isinstance(v, int) for v in noise)
