@@ -53,7 +53,7 @@ def check_claim_id(claim_id: object) -> str:
     if not isinstance(claim_id, str) or not claim_id.strip():
         raise InvalidEvidenceInput("claim id must be a non-empty string", hint="pass the claim's id, e.g. CLM-2024-0001",
                                    reason="invalid_claim_id")
-    if len(claim_id) > MAX_CLAIM_ID_LENGTH or any(ord(c) < 32 for c in claim_id):
+    if len(claim_id) > MAX_CLAIM_ID_LENGTH or not claim_id.isprintable():
         raise InvalidEvidenceInput(f"claim id must be at most {MAX_CLAIM_ID_LENGTH} printable characters",
                                    hint="shorten the claim id", reason="invalid_claim_id")
     return claim_id

@@ -154,25 +154,30 @@ class EvidenceService:
         kinds: dict[object, int] = {}
         sha256 = hashlib.sha256
         leaves = []
-        for n, item in enumerate(items):
-            try:
-                digest, claim_id, doc_type = item
+        append = leaves.append
+        n = 0
+        try:
+            for digest, claim_id, doc_type in items:
                 if not (type(digest) is bytes and len(digest) == 32):
                     digest = parse_sha256(digest)
-                ch = claim_hashes.get(claim_id) if isinstance(claim_id, str) else None
-                if ch is None:
+                try:
+                    ch = claim_hashes[claim_id]
+                except KeyError:
                     ch = claim_hashes[claim_id] = claim_id_hash(claim_id)
-                kind = kinds.get(doc_type) if isinstance(doc_type, (str, int)) else None
-                if kind is None:
-                    kind = kinds[doc_type] = int(DocType.parse(doc_type))
-            except InvalidEvidenceInput as exc:
-                raise InvalidEvidenceInput(f"item {n}: {exc}", hint=exc.hint, reason=exc.reason) from None
-            except (TypeError, ValueError):
-                raise InvalidEvidenceInput(f"item {n} is not (sha256, claim id, document type)",
-                                           reason="invalid_input") from None
-            # == evidence_leaf_hash(digest, claim_id, kind), inlined: this loop runs once per hash
-            leaf = sha256(b"\x00" + digest + ch + _TYPE_BYTE[kind]).digest()
-            leaves.append((leaf, digest, claim_id, kind, doc_paths[n] if doc_paths else None))
+                try:
+                    kind = kinds[doc_type]
+                except KeyError:
+                    kind = int(DocType.parse(doc_type))
+                    if type(doc_type) is str:  # only str keys: True == 1 must not hit a cached 1
+                        kinds[doc_type] = kind
+                # == evidence_leaf_hash(digest, claim_id, kind), inlined: this loop runs once per hash
+                append((sha256(b"\x00" + digest + ch + _TYPE_BYTE[kind]).digest(), digest, claim_id, kind,
+                        doc_paths[n] if doc_paths else None))
+                n += 1
+        except InvalidEvidenceInput as exc:
+            raise InvalidEvidenceInput(f"item {n}: {exc}", hint=exc.hint, reason=exc.reason) from None
+        except (TypeError, ValueError):  # not a triple, or an unhashable claim id / type
+            raise InvalidEvidenceInput(f"item {n} is not (sha256, claim id, document type)", reason="invalid_input") from None
         spans = self.store.append(leaves, max_batch_size=self.settings.max_batch_size)
         self._remember_open_leaves(leaves, spans)
         if spans[-1].first_leaf_index + spans[-1].count >= self.settings.max_batch_size or len(spans) > 1:

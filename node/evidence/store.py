@@ -142,7 +142,8 @@ class EvidenceStore:
                     batch = self._open_batch(conn, now)
                     continue
                 chunk = leaves[pos:pos + room]
-                rows = [(next_seq + i, seq_b, size + i, *lf[:4], now, lf[4]) for i, lf in enumerate(chunk)]
+                rows = [(seq, seq_b, index, leaf, doc, claim, kind, now, path) for seq, index, (leaf, doc, claim, kind, path)
+                        in zip(range(next_seq, next_seq + len(chunk)), range(size, size + len(chunk)), chunk)]
                 raw("INSERT INTO evidence_leaves (seq, batch_seq, leaf_index, leaf_hash, doc_sha256, claim_id, doc_type, "
                     "accepted_at, doc_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                 out.append(AcceptedSpan(pos, len(chunk), seq_b, bid, size, opened))
