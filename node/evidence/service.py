@@ -348,7 +348,7 @@ class EvidenceService:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             counts = self.store.counts()
-            if counts["anchored_leaves"] + 0 == counts["leaves"]:
+            if counts["anchored_leaves"] == counts["leaves"]:
                 return True
             time.sleep(0.02)
         return False
