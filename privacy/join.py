@@ -308,9 +308,13 @@ class FeatureOwner:
 
     def bucket_sums(self, noise: Mapping[str, Sequence[int]] | None = None, encryptor: Encryptor | None = None) -> BucketSums:
         """Suppress buckets under k, add optional encrypted noise, re-randomize every released sum."""
+        if self._lookup is None:
+            raise MalformedMessage("load the double-blinded buckets before asking for bucket sums")
         public_key = self._public_key
         if public_key is None or self._sums is None:
-            raise MalformedMessage("no label batch was accumulated")
+            # The insurer sent no batch (it holds no rows): every bucket matched 0 < k rows, so all are
+            # suppressed. An empty intersection is a result, not a protocol error.
+            return BucketSums(self.spec.job_id, {}, list(self.spec.buckets))
         encryptor = encryptor or FixedBaseEncryptor(public_key)
         layout = self.spec.layout
         sums, suppressed = {}, []

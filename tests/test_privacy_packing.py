@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -122,3 +124,13 @@ def test_fixed_point_refuses_wide_and_non_finite_values():
         codec.encode(float("nan"))
     with pytest.raises(MalformedMessage):
         codec.encode("abc")
+
+
+def test_the_wire_check_finds_tokens_not_slices_of_random_numbers():
+    from tests.privacy_fixtures import assert_not_on_wire
+
+    text = json.dumps({"ciphertext": "98123457001", "points": ["ab12cd"], "amount": 123457, "note": "paid 77.5|x"})
+    assert_not_on_wire(text, ["12345", "2cd", "7001"])  # slices of longer numbers are not leaks
+    for leaked in ("123457", "77.5", "98123457001", "ab12cd", "paid"):
+        with pytest.raises(AssertionError):
+            assert_not_on_wire(text, [leaked])
