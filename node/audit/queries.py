@@ -119,7 +119,7 @@ class LogFilter:
             try:
                 gid = int(grant_id)
             except (TypeError, ValueError):
-                raise AuditQueryError(f"grant id {grant_id!r} is not a number") from None
+                raise AuditQueryError(f"grant id {grant_id!r} is not a number", hint="give the numeric grant id") from None
         return cls(requester=parse_address(requester, "requester") if requester else None,
                    owner=parse_address(owner, "owner") if owner else None,
                    purpose=parse_purpose(purpose) if purpose not in (None, "") else None,
