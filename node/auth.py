@@ -3,35 +3,31 @@
 Every request carries the signer's address, a timestamp, a random nonce and an EIP-712 signature
 over (method, path with query, SHA-256 of the body, timestamp, nonce, audience). The audience is the
 receiving node's account, so a request signed for one node cannot be replayed at another.
-The receiver checks the signature, the time window, and that the nonce was never seen (in its store).
+The receiver checks the signature, the time window, and that the nonce was never seen.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 
-from eth_account import Account
+from functools import lru_cache
+
+from coincurve import PublicKey
+from eth_hash.auto import keccak
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
-from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, String, Table, delete
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from web3 import Web3
 
 from node.errors import ConsortiumError
-from node.store.db import migrate
 
 HEADER_SIGNER = "x-consortium-signer"
 HEADER_TIMESTAMP = "x-consortium-timestamp"
 HEADER_NONCE = "x-consortium-nonce"
 HEADER_SIGNATURE = "x-consortium-signature"
-
-SCHEMA_VERSION = 1
-metadata = MetaData()
-seen_nonces = Table("auth_nonces", metadata, Column("signer", String(42), primary_key=True),
-                    Column("nonce", LargeBinary(32), primary_key=True), Column("seen_at", BigInteger, nullable=False, index=True))
 
 _TYPES = {
     "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
@@ -49,6 +45,7 @@ class AuthError(ConsortiumError):
 
 
 def _typed(chain_id: int, method: str, path: str, body_hash: bytes, timestamp: int, nonce: bytes, audience: str):
+    """The request as EIP-712 typed data (what a wallet would display and sign)."""
     return encode_typed_data(full_message={
         "types": _TYPES, "primaryType": "NodeRequest",
         "domain": {"name": "ConsortiumNode", "version": "1", "chainId": chain_id},
@@ -57,13 +54,45 @@ def _typed(chain_id: int, method: str, path: str, body_hash: bytes, timestamp: i
     })
 
 
+_REQUEST_TYPEHASH = keccak(b"NodeRequest(string method,string path,bytes32 bodyHash,uint64 timestamp,bytes32 nonce,address audience)")
+_DOMAIN_TYPEHASH = keccak(b"EIP712Domain(string name,string version,uint256 chainId)")
+
+
+@lru_cache(maxsize=16)
+def _domain_separator(chain_id: int) -> bytes:
+    return keccak(_DOMAIN_TYPEHASH + keccak(b"ConsortiumNode") + keccak(b"1") + chain_id.to_bytes(32, "big"))
+
+
+def request_digest(chain_id: int, method: str, path: str, body_hash: bytes, timestamp: int, nonce: bytes, audience: str) -> bytes:
+    """The EIP-712 digest of a request, computed directly (EIP-712 §encodeData).
+
+    Equal to hashing ``_typed(...)`` (a test checks it) but about 20x cheaper, which matters because
+    every request to a node pays it.
+    """
+    struct = keccak(_REQUEST_TYPEHASH + keccak(method.upper().encode()) + keccak(path.encode()) + body_hash
+                    + timestamp.to_bytes(32, "big") + nonce + bytes(12) + bytes.fromhex(audience[2:]))
+    return keccak(b"\x19\x01" + _domain_separator(chain_id) + struct)
+
+
+def recover_signer(digest: bytes, signature: bytes) -> str:
+    """The address that signed ``digest`` (65-byte r || s || v signature, v in {27, 28} or {0, 1})."""
+    v = signature[64]
+    if v >= 27:
+        v -= 27
+    if v not in (0, 1):
+        raise ValueError("bad recovery id")
+    public = PublicKey.from_signature_and_message(signature[:64] + bytes([v]), digest, hasher=None)
+    return Web3.to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+
+
 def sign_request(account: LocalAccount, chain_id: int, audience: str, method: str, path: str, body: bytes,
                  *, timestamp: int | None = None, nonce: bytes | None = None) -> dict[str, str]:
     """Headers that authenticate one request from ``account`` to the node whose account is ``audience``."""
     timestamp = int(time.time()) if timestamp is None else timestamp
     nonce = os.urandom(32) if nonce is None else nonce
-    message = _typed(chain_id, method, path, hashlib.sha256(body).digest(), timestamp, nonce, audience)
-    signature = account.sign_message(message).signature
+    digest = request_digest(chain_id, method, path, hashlib.sha256(body).digest(), timestamp, nonce,
+                            Web3.to_checksum_address(audience))
+    signature = account.unsafe_sign_hash(digest).signature
     return {HEADER_SIGNER: account.address, HEADER_TIMESTAMP: str(timestamp), HEADER_NONCE: nonce.hex(),
             HEADER_SIGNATURE: signature.hex()}
 
@@ -76,13 +105,21 @@ class VerifiedRequest:
 
 
 class RequestVerifier:
-    def __init__(self, engine: Engine, chain_id: int, audience: str, window_seconds: int = 120):
-        self.engine = engine
+    """Checks signatures, the time window and nonces.
+
+    Seen nonces are kept in memory for the time window. After a restart the memory is empty, so the
+    node accepts only requests signed after it started: a request captured earlier cannot be replayed
+    across a restart, and no disk write (an fsync per request) sits on the request path.
+    """
+
+    def __init__(self, chain_id: int, audience: str, window_seconds: int = 120):
         self.chain_id = chain_id
         self.audience = Web3.to_checksum_address(audience)
         self.window = window_seconds
-        self._last_prune = 0.0
-        migrate(engine, "auth", metadata, SCHEMA_VERSION)
+        self.started_at = int(time.time())
+        self._seen: dict[tuple[str, bytes], int] = {}
+        self._order: deque[tuple[int, tuple[str, bytes]]] = deque()
+        self._lock = threading.Lock()
 
     def verify(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> VerifiedRequest:
         get = {k.lower(): v for k, v in headers.items()}.get
@@ -103,9 +140,12 @@ class RequestVerifier:
         if abs(now - timestamp) > self.window:
             raise AuthError(f"request timestamp is {now - timestamp} s away from this node's clock",
                             reason="stale_timestamp", hint="sync the clock (NTP) and resend with a fresh signature")
-        message = _typed(self.chain_id, method, path, hashlib.sha256(body).digest(), timestamp, nonce, self.audience)
+        if timestamp < self.started_at:
+            raise AuthError("request was signed before this node started", reason="stale_timestamp",
+                            hint="resend with a fresh signature")
+        digest = request_digest(self.chain_id, method, path, hashlib.sha256(body).digest(), timestamp, nonce, self.audience)
         try:
-            recovered = Account.recover_message(message, signature=signature)
+            recovered = recover_signer(digest, signature)
         except Exception:
             raise AuthError("signature does not verify", reason="bad_signature", hint="sign with the member's account key") from None
         if recovered != claimed:
@@ -115,13 +155,13 @@ class RequestVerifier:
         return VerifiedRequest(claimed, timestamp, nonce)
 
     def _remember(self, signer: str, nonce: bytes, now: int) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(seen_nonces.insert().values(signer=signer, nonce=nonce, seen_at=now))
-                if now - self._last_prune > self.window:
-                    # Nonces older than twice the window can never be accepted again anyway.
-                    conn.execute(delete(seen_nonces).where(seen_nonces.c.seen_at < now - 2 * self.window))
-                    self._last_prune = now
-        except IntegrityError:
-            raise AuthError("request replayed (nonce already used)", reason="replayed",
-                            hint="sign every request with a fresh nonce") from None
+        key = (signer, nonce)
+        with self._lock:
+            # Forget nonces older than the window: their requests fail the timestamp check anyway.
+            while self._order and self._order[0][0] < now - 2 * self.window:
+                self._seen.pop(self._order.popleft()[1], None)
+            if key in self._seen:
+                raise AuthError("request replayed (nonce already used)", reason="replayed",
+                                hint="sign every request with a fresh nonce")
+            self._seen[key] = now
+            self._order.append((now, key))

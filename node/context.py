@@ -8,6 +8,7 @@ from sqlalchemy.engine import Engine
 
 from node.access_log import AccessLog
 from node.auth import RequestVerifier
+from node.authz_cache import AuthorizationCache
 from node.chain.deployment import Deployment, attach
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
@@ -45,9 +46,10 @@ class NodeContext:
         settings.home.mkdir(parents=True, exist_ok=True)
         engine = create_store_engine(settings.db_url)
         init_datasets(engine)
-        verifier = RequestVerifier(engine, gateway.chain_id, keys.address, settings.auth_window_seconds)
+        verifier = RequestVerifier(gateway.chain_id, keys.address, settings.auth_window_seconds)
         access_log = AccessLog(engine, ledger, flush_seconds=settings.log_flush_seconds, batch_max=settings.log_batch_max)
-        return cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger), access_log)
+        cache = AuthorizationCache(ledger) if settings.authz_cache else None
+        return cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger, cache), access_log)
 
     def start(self) -> None:
         self.access_log.start()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from node.authz_cache import AuthorizationCache
 from node.chain.deployment import Purpose, Status
 from node.chain.ledger import Ledger, dataset_id
 from node.chain.reasons import DenialReason
@@ -36,18 +37,26 @@ class Decision:
 
 
 class Enforcer:
-    def __init__(self, ledger: Ledger):
+    def __init__(self, ledger: Ledger, cache: AuthorizationCache | None = None):
         self.ledger = ledger
         self.owner = ledger.address
+        self.cache = cache
 
     def decide(self, requester: str, dataset: str, purpose: Purpose) -> Decision:
-        member = self.ledger.member(requester)
-        if member.status == Status.NONE:
+        if self.cache is not None:
+            self.cache.sync()
+            status = self.cache.member_status(requester)
+        else:
+            status = self.ledger.member(requester).status
+        if status == Status.NONE:
             return Decision(False, reason=DenialReason.REQUESTER_NOT_MEMBER)
-        if not member.in_good_standing:
+        if status not in (Status.ACTIVE, Status.WARNED):
             return Decision(False, reason=DenialReason.REQUESTER_SUSPENDED)
         ds = dataset_id(dataset)
-        grant_id = self.ledger.active_grant_id(self.owner, requester, ds, purpose)
+        if self.cache is not None:
+            grant_id = self.cache.grant(self.owner, requester, ds, purpose)
+        else:
+            grant_id = self.ledger.active_grant_id(self.owner, requester, ds, purpose)
         if grant_id:
             return Decision(True, grant_id=grant_id)
         return Decision(False, reason=self._diagnose(requester, ds, purpose))

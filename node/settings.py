@@ -29,8 +29,9 @@ class NodeSettings(BaseSettings):
     port: int = Field(default=8700, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     auth_window_seconds: int = Field(default=120, gt=0, description="accepted clock skew / replay window")
-    log_flush_seconds: float = Field(default=0.25, gt=0, description="how often pending access logs go on chain")
-    log_batch_max: int = Field(default=400, gt=0, le=2000)
+    log_flush_seconds: float = Field(default=1.0, gt=0, description="how often pending access logs go on chain")
+    log_batch_max: int = Field(default=1000, gt=0, le=2000)
+    authz_cache: bool = Field(default=True, description="cache chain authorization state, invalidated by mined events")
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 
 from node.auth import AuthError
-from node.chain.ledger import MemberRecord
 from node.context import NodeContext
 
 
@@ -20,8 +19,9 @@ def get_context(request: Request) -> NodeContext:
 
 @dataclass(frozen=True)
 class Caller:
+    """The verified signer. Membership is checked where it matters (enforcement, the chain's own guards)."""
+
     address: str
-    member: MemberRecord
 
 
 async def authenticated(request: Request) -> Caller:
@@ -33,7 +33,7 @@ async def authenticated(request: Request) -> Caller:
         verified = ctx.verifier.verify(request.method, path, body, dict(request.headers))
     except AuthError as exc:
         raise problem(401, exc.reason, exc.one_line()) from None
-    return Caller(verified.signer, ctx.ledger.member(verified.signer))
+    return Caller(verified.signer)
 
 
 async def operator(request: Request) -> Caller:

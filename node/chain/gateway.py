@@ -6,8 +6,12 @@ assigned under a per-account lock, so any number of threads of one process may s
 """
 from __future__ import annotations
 
+import json
 import threading
 import time
+from urllib.parse import urlsplit
+
+import urllib3
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -55,6 +59,13 @@ class ChainGateway:
         self._locks_guard = threading.Lock()
         self._fees: dict[str, int] = {}
         self._fees_at = 0.0
+        self._raw_pool = None
+        self._raw_id = 0
+        if rpc_url:
+            parsed = urlsplit(rpc_url)
+            pool_cls = urllib3.HTTPSConnectionPool if parsed.scheme == "https" else urllib3.HTTPConnectionPool
+            self._raw_pool = pool_cls(parsed.hostname, parsed.port, maxsize=8, timeout=10.0)
+            self._raw_path = parsed.path or "/"
 
     # ------------------------------------------------------------------ construction
 
@@ -117,6 +128,18 @@ class ChainGateway:
 
     def block_number(self) -> int:
         return self._rpc(lambda: self.w3.eth.block_number)
+
+    def raw_request(self, method: str, params: list) -> dict:
+        """One JSON-RPC call without web3's middleware: for the hot path (about 0.5 ms instead of 1-5 ms)."""
+        if self._raw_pool is None:
+            return self.w3.provider.make_request(method, params)
+        self._raw_id += 1
+        body = json.dumps({"jsonrpc": "2.0", "id": self._raw_id, "method": method, "params": params})
+        try:
+            response = self._raw_pool.request("POST", self._raw_path, body=body, headers={"content-type": "application/json"})
+            return json.loads(response.data)
+        except Exception as exc:
+            raise ChainUnavailable(f"chain request failed: {type(exc).__name__}", hint="check the chain's RPC URL") from None
 
     # ------------------------------------------------------------------ writes
 
