@@ -64,6 +64,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app.state.ctx = ctx
     for module in (health, data, grants, governance):
         app.include_router(module.router)
+    from node.audit.service import install_audit
+
+    install_audit(app, ctx)  # regulator/auditor API and pages, and the event indexer for the app's lifetime
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):

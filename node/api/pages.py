@@ -1,0 +1,280 @@
+"""The regulator's and auditor's web pages, rendered on the server (Jinja2; no front-end build step).
+
+Regulator: access log with filters and CSV download, denials, anomalies, member status with warn and
+suspend. Auditor: upload a document and its proof file, see the verdict. Who may open them: see
+node/audit/web_auth.py (operator session + this node's on-chain role).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from web3 import Web3
+
+from node.audit.queries import AuditQueryError, LogFilter, iso
+from node.audit.service import AuditService
+from node.audit.web_auth import COOKIE
+from node.chain.deployment import Purpose, Role, Status
+from node.chain.errors import ChainError
+from node.chain.reasons import DenialReason
+from node.errors import ConsortiumError
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+router = APIRouter(prefix="/web", tags=["web"], include_in_schema=False)
+templates = Environment(loader=FileSystemLoader(WEB / "templates"), autoescape=select_autoescape(["html"]))
+templates.filters["short"] = lambda a: f"{a[:6]}…{a[-4:]}" if isinstance(a, str) and len(a) > 12 else a
+
+REGULATOR_ONLY = (Role.REGULATOR,)
+AUDITOR_OR_REGULATOR = (Role.AUDITOR, Role.REGULATOR)
+PAGE_SIZE = 50
+
+
+def mount_static(app) -> None:
+    app.mount("/web/static", StaticFiles(directory=WEB / "static"), name="web-static")
+
+
+def _service(request: Request) -> AuditService:
+    return request.app.state.audit
+
+
+def _render(name: str, status: int = 200, **context) -> HTMLResponse:
+    return HTMLResponse(templates.get_template(name).render(**context), status_code=status,
+                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                                 "Content-Security-Policy": "default-src 'self'; style-src 'self'; frame-ancestors 'none'"})
+
+
+class PageSession:
+    """A logged-in operator on a node whose member holds the role the page needs."""
+
+    def __init__(self, service: AuditService, sid: str, role: Role):
+        self.service, self.sid, self.role = service, sid, role
+
+    @property
+    def csrf(self) -> str:
+        return self.service.web.csrf(self.sid)
+
+
+def _guard(roles: tuple[Role, ...]):
+    async def dependency(request: Request) -> PageSession:
+        service = _service(request)
+        sid = request.cookies.get(COOKIE)
+        if not service.web.valid(sid):
+            raise _PageRefusal(_render("login.html", 403, message="Log in with the link from "
+                                       "`consortium audit web-url --config <node.toml>`.", next=request.url.path))
+        try:
+            member = await run_in_threadpool(service.own_member)
+        except ChainError as exc:
+            raise _PageRefusal(_render("error.html", 503, title="Chain unavailable", message=exc.one_line())) from None
+        if member.role not in roles or member.status not in (Status.ACTIVE, Status.WARNED):
+            need = " or ".join(r.name.lower() for r in roles)
+            raise _PageRefusal(_render("error.html", 403, title="Forbidden",
+                                       message=f"This node's member is {member.role.name.lower() if member.role else 'not a member'}"
+                                               f" ({member.status.name.lower()}); these pages need a {need} in good standing."))
+        return PageSession(service, sid, member.role)
+
+    return dependency
+
+
+class _PageRefusal(Exception):
+    def __init__(self, response: Response):
+        self.response = response
+
+
+def install_refusal_handler(app) -> None:
+    @app.exception_handler(_PageRefusal)
+    async def _refused(_: Request, exc: _PageRefusal):
+        return exc.response
+
+
+regulator_page = _guard(REGULATOR_ONLY)
+auditor_page = _guard(AUDITOR_OR_REGULATOR)
+
+
+# ---------------------------------------------------------------------- login
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, token: str | None = None) -> Response:
+    if token:
+        return _login(request, token)
+    return _render("login.html", message=None, next="/web/")
+
+
+@router.post("/login")
+def login_post(request: Request, token: str = Form("")) -> Response:
+    return _login(request, token)
+
+
+def _login(request: Request, token: str) -> Response:
+    sid = _service(request).web.login(token)
+    if sid is None:
+        return _render("login.html", 403, message="That token is not this node's web token.", next="/web/")
+    response = RedirectResponse("/web/", status_code=303)  # the token leaves the address bar
+    response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/web",
+                        secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request) -> Response:
+    _service(request).web.logout(request.cookies.get(COOKIE))
+    response = RedirectResponse("/web/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/web")
+    return response
+
+
+# ---------------------------------------------------------------------- regulator
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(session: PageSession = Depends(auditor_page)) -> Response:
+    if session.role == Role.AUDITOR:
+        return RedirectResponse("/web/evidence", status_code=303)
+    return RedirectResponse("/web/logs", status_code=303)
+
+
+def _members_view(service: AuditService) -> tuple[list, dict[str, str]]:
+    members = service.members()
+    return members, {m.address: m.name for m in members}
+
+
+def _log_page(request: Request, session: PageSession, outcome: str | None, title: str, path: str) -> Response:
+    service = session.service
+    params = dict(request.query_params)
+    if outcome:
+        params["outcome"] = outcome
+    members, names = _members_view(service)
+    error = None
+    page = None
+    try:
+        f = LogFilter.parse(**{k: params.get(k) for k in ("requester", "owner", "purpose", "dataset", "outcome", "since",
+                                                         "until", "grant_id", "flagged")})
+        as_of = int(params["as_of"]) if params.get("as_of", "").isdigit() else None
+        page = service.queries.search_logs(f, limit=PAGE_SIZE, cursor=params.get("cursor") or None, as_of=as_of)
+    except (AuditQueryError, ValueError) as exc:
+        error = exc.one_line() if isinstance(exc, ConsortiumError) else str(exc)
+        f = LogFilter()
+    keep = {k: v for k, v in params.items() if v and k not in ("cursor", "as_of")}
+    if outcome:
+        keep.pop("outcome", None)
+    pinned = {**keep, **({"as_of": str(page.as_of_block)} if page else {})}
+    if outcome and page:
+        pinned["outcome"] = outcome
+    return _render("logs.html", title=title, path=path, session=session, page=page, error=error, names=names,
+                   members=members, params=params, fixed_outcome=outcome, purposes=[p.name for p in Purpose],
+                   csv_url="/web/logs.csv?" + urlencode(pinned),
+                   next_url=(f"{path}?" + urlencode({**keep, "as_of": page.as_of_block, "cursor": page.next_cursor})
+                             if page and page.next_cursor else None))
+
+
+@router.get("/logs", response_class=HTMLResponse)
+def access_log(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    return _log_page(request, session, None, "Access log", "/web/logs")
+
+
+@router.get("/denials", response_class=HTMLResponse)
+def denials(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    return _log_page(request, session, "denial", "Denials", "/web/denials")
+
+
+@router.get("/logs.csv")
+def access_log_csv(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    from node.api.audit import export_response
+
+    q = request.query_params
+    try:
+        f = LogFilter.parse(**{k: q.get(k) for k in ("requester", "owner", "purpose", "dataset", "outcome", "since",
+                                                    "until", "grant_id", "flagged")})
+    except AuditQueryError as exc:
+        return _render("error.html", 422, title="Bad filter", message=exc.one_line())
+    as_of = int(q["as_of"]) if q.get("as_of", "").isdigit() else None
+    return export_response(session.service, f, "csv", as_of)
+
+
+@router.get("/anomalies", response_class=HTMLResponse)
+def anomalies(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    from node.audit.anomalies import KINDS
+
+    kind = request.query_params.get("kind") or None
+    result = session.service.anomalies.find(kinds=[kind] if kind in KINDS else None)
+    _, names = _members_view(session.service)
+    return _render("anomalies.html", title="Anomalies", session=session, result=result, names=names, kinds=KINDS,
+                   kind=kind)
+
+
+@router.get("/members", response_class=HTMLResponse)
+def members(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    service = session.service
+    service.forget_members()
+    members, names = _members_view(service)
+    cards = service.queries.search_events(category="governance", event="MemberStatusChanged", limit=50).items
+    return _render("members.html", title="Members", session=session, members=members, names=names, cards=cards,
+                   own=service.ctx.address, message=request.query_params.get("message"),
+                   error=request.query_params.get("error"))
+
+
+@router.post("/members/{address}/{action}")
+def card(address: str, action: str, csrf: str = Form(""), reason: str = Form(""),
+         session: PageSession = Depends(regulator_page)) -> Response:
+    """Warn or suspend a member: a transaction from this node's (regulator's) account."""
+    service = session.service
+    if not service.web.check_csrf(session.sid, csrf):
+        return _render("error.html", 403, title="Forbidden", message="The form's CSRF token is missing or stale; reload the page.")
+    if action not in ("warn", "suspend") or not Web3.is_address(address):
+        return _render("error.html", 422, title="Bad request", message="warn or suspend a member's address")
+    reason_hash = Web3.keccak(text=reason) if reason else b"\x00" * 32
+    try:
+        getattr(service.ctx.ledger, action)(Web3.to_checksum_address(address), reason_hash)
+    except ConsortiumError as exc:
+        return RedirectResponse("/web/members?" + urlencode({"error": exc.one_line()}), status_code=303)
+    service.forget_members()
+    done = "warned" if action == "warn" else "suspended"
+    return RedirectResponse("/web/members?" + urlencode({"message": f"{address} {done}"}), status_code=303)
+
+
+# ---------------------------------------------------------------------- auditor
+
+
+@router.get("/evidence", response_class=HTMLResponse)
+def evidence_form(session: PageSession = Depends(auditor_page)) -> Response:
+    return _render("evidence.html", title="Evidence check", session=session, verdict=None)
+
+
+@router.post("/evidence", response_class=HTMLResponse)
+async def evidence_check(document: UploadFile, proof: UploadFile, csrf: str = Form(""),
+                         session: PageSession = Depends(auditor_page)) -> Response:
+    """Verify a document and its proof file against EvidenceRegistry (node.evidence.verify, chain only)."""
+    from node.evidence.errors import EvidenceVerificationError
+    from node.evidence.verify import RegistryEvidenceChain, verify_evidence
+
+    if not session.service.web.check_csrf(session.sid, csrf):
+        return _render("error.html", 403, title="Forbidden", message="The form's CSRF token is missing or stale; reload the page.")
+    digest = hashlib.sha256(await document.read()).digest()
+    verdict: dict
+    try:
+        proof_file = json.loads(await proof.read())
+    except ValueError as exc:
+        verdict = {"valid": False, "reason": "malformed_proof", "message": f"the proof file is not JSON: {exc}"}
+    else:
+        chain = RegistryEvidenceChain(session.service.ctx.gateway)
+        try:
+            result = await run_in_threadpool(verify_evidence, digest, proof_file, chain)
+            verdict = result.to_json()
+            verdict["block_time_iso"] = iso(result.block_time)
+        except EvidenceVerificationError as exc:
+            verdict = {"valid": False, "reason": exc.reason, "message": exc.one_line()}
+        except ConsortiumError as exc:
+            verdict = {"valid": False, "reason": exc.reason, "message": exc.one_line()}
+    verdict["document_name"] = document.filename
+    verdict["document_sha256"] = digest.hex()
+    return _render("evidence.html", title="Evidence check", session=session, verdict=verdict)
+
+
+__all__ = ["router", "mount_static", "install_refusal_handler", "DenialReason"]

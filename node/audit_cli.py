@@ -1,0 +1,257 @@
+"""`consortium audit ...`: the regulator's access-log index from the command line.
+
+Reads the node's own store (``--config``), so it works whether or not the node is running; ``sync``
+and ``verify`` also read the chain. No key is needed: nothing here signs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _settings(args):
+    from node.settings import load_settings
+
+    return load_settings(args.config)
+
+
+def _engine(settings):
+    from node.audit.schema import init_audit_store
+    from node.store.db import create_store_engine
+
+    engine = create_store_engine(settings.db_url)
+    init_audit_store(engine)
+    return engine
+
+
+def _chain(settings):
+    from node.chain.deployment import Deployment, attach
+    from node.chain.gateway import ChainGateway
+
+    deployment = Deployment.load(settings.deployment)
+    return attach(ChainGateway.connect(settings.rpc_url), deployment), deployment
+
+
+def _progress(label: str):
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def report(done: int, target: int) -> None:
+        console.print(f"{label}: block {done} of {target}", end="\r", highlight=False)
+
+    return report
+
+
+def _filter(args):
+    from node.audit.queries import LogFilter
+
+    return LogFilter.parse(requester=args.requester, owner=args.owner, purpose=args.purpose, dataset=args.dataset,
+                           outcome=args.outcome, since=args.since, until=args.until, grant_id=args.grant_id,
+                           flagged=args.flagged)
+
+
+def _cmd_sync(args) -> int:
+    from node.audit.indexer import AuditIndexer
+
+    settings = _settings(args)
+    gateway, deployment = _chain(settings)
+    indexer = AuditIndexer(_engine(settings), gateway, deployment)
+    report = indexer.sync(args.to_block, progress=None if args.json else _progress("indexing"))
+    out = {"indexed_block": indexer.indexed_block(), "blocks": report.blocks, "events": report.events,
+           "seconds": round(report.seconds, 3), "events_per_s": round(report.events_per_second)}
+    print(json.dumps(out) if args.json else
+          f"indexed up to block {out['indexed_block']}: {report.events} new events in {report.blocks} blocks "
+          f"({report.seconds:.1f} s)")
+    return 0
+
+
+def _cmd_status(args) -> int:
+    from node.audit.queries import AuditQueries
+
+    out = AuditQueries(_engine(_settings(args))).status()
+    print(json.dumps(out) if args.json else
+          f"indexed up to block {out['indexed_block']}: {out['access_events']} accesses, {out['denial_events']} denials, "
+          f"{out['other_events']} other events")
+    return 0
+
+
+def _cmd_logs(args) -> int:
+    from node.audit.queries import AuditQueries
+
+    queries = AuditQueries(_engine(_settings(args)))
+    f = _filter(args)
+    if args.format == "csv":
+        block, lines = queries.export_csv(f, as_of=args.as_of)
+        for chunk in lines:
+            sys.stdout.write(chunk)
+        print(f"# as of block {block}", file=sys.stderr)
+        return 0
+    if args.all:
+        block, pieces = queries.export_json(f, as_of=args.as_of)
+        for piece in pieces:
+            sys.stdout.write(piece)
+        sys.stdout.write("\n")
+        return 0
+    page = queries.search_logs(f, limit=args.limit, cursor=args.cursor, as_of=args.as_of)
+    if args.format == "json":
+        print(json.dumps(page.to_json()))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"access log as of block {page.as_of_block}")
+    for col in ("time", "block", "outcome", "requester", "owner", "purpose", "dataset", "grant", "reason", "rows", "flag"):
+        table.add_column(col)
+    for i in page.items:
+        table.add_row(i["time"], f"{i['block']}:{i['log_index']}", i["outcome"], i["requester"], i["owner"], i["purpose"],
+                      i["dataset"][:14], str(i["grant_id"] or ""), i["reason"] or "", str(i["rows"] if i["rows"] is not None else ""),
+                      i["flag"] or "")
+    Console().print(table)
+    if page.next_cursor:
+        print(f"more: --cursor {page.next_cursor} --as-of {page.as_of_block}", file=sys.stderr)
+    return 0
+
+
+def _cmd_events(args) -> int:
+    from node.audit.queries import AuditQueries, parse_time
+
+    page = AuditQueries(_engine(_settings(args))).search_events(
+        category=args.category, event=args.event, account=args.account, grant_id=args.grant_id, job_id=args.job_id,
+        since=parse_time(args.since, "since") if args.since else None,
+        until=parse_time(args.until, "until") if args.until else None, limit=args.limit, cursor=args.cursor,
+        as_of=args.as_of)
+    print(json.dumps(page.to_json(), indent=None if args.json else 2))
+    return 0
+
+
+def _cmd_aggregate(args) -> int:
+    from node.audit.queries import AuditQueries
+
+    out = AuditQueries(_engine(_settings(args))).daily_counts(_filter(args), group_by=tuple(args.group_by.split(",")))
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"events as of block {out['as_of_block']}")
+    for col in [*out["group_by"], "events", "rows"]:
+        table.add_column(col)
+    for g in out["groups"]:
+        table.add_row(*[str(g[c]) for c in [*out["group_by"], "events", "rows"]])
+    Console().print(table)
+    return 0
+
+
+def _cmd_anomalies(args) -> int:
+    from node.audit.anomalies import AnomalyDetector
+    from node.audit.queries import parse_time
+
+    out = AnomalyDetector(_engine(_settings(args))).find(
+        since=parse_time(args.since, "since") if args.since else None,
+        until=parse_time(args.until, "until") if args.until else None,
+        kinds=args.kind.split(",") if args.kind else None)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['count']} anomalies as of block {out['as_of_block']}")
+        for a in out["anomalies"]:
+            print(f"{a['last_time']}  {a['kind']:<22} {a['subject']}  {a['detail']}")
+    return 0
+
+
+def _cmd_verify(args) -> int:
+    from node.audit.verify import verify_index
+
+    settings = _settings(args)
+    gateway, deployment = _chain(settings)
+    report = verify_index(_engine(settings), gateway, args.from_block if args.from_block is not None else
+                          deployment.deployment_block, args.to_block,
+                          progress=None if args.json else _progress("verifying"))
+    out = report.to_json()
+    if args.json:
+        print(json.dumps(out))
+    else:
+        verdict = "matches the chain" if report.matches else "DIFFERS from the chain"
+        print(f"index {verdict} over blocks {report.from_block}..{report.to_block}: {report.chain_events} events on chain, "
+              f"{report.index_events} indexed; missing {report.counts['missing']}, extra {report.counts['extra']}, "
+              f"different {report.counts['different']}")
+        for kind in ("missing", "extra", "different"):
+            for item in out[kind]:
+                print(f"  {kind}: {json.dumps(item)}")
+    return 0 if report.matches else 3
+
+
+def _cmd_web_url(args) -> int:
+    from node.audit.web_auth import ensure_token
+
+    settings = _settings(args)
+    token = ensure_token(settings.home)
+    scheme = "https" if settings.tls_certfile else "http"
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    url = f"{scheme}://{host}:{settings.port}/web/login?token={token}"
+    print(json.dumps({"url": url}) if args.json else url)
+    return 0
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--requester", help="address of the member that used the data")
+    p.add_argument("--owner", help="address of the data owner")
+    p.add_argument("--purpose", help="UNDERWRITING, CLAIMS, FRAUD, STATISTICS or PRICING")
+    p.add_argument("--dataset", help="dataset name (claims) or 0x id")
+    p.add_argument("--outcome", choices=["access", "denial"])
+    p.add_argument("--since", help="unix seconds or ISO time (inclusive)")
+    p.add_argument("--until", help="unix seconds or ISO time (exclusive)")
+    p.add_argument("--grant-id", dest="grant_id")
+    p.add_argument("--flagged", action="store_true", help="only uses outside their grant's window")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    audit = sub.add_parser("audit", help="the regulator's access-log index: queries, exports, anomalies, verification")
+    cmds = audit.add_subparsers(dest="audit_command", required=True)
+
+    def command(name: str, help_text: str, func):
+        p = cmds.add_parser(name, help=help_text)
+        p.add_argument("--config", required=True, type=Path, help="the node's TOML settings file")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("sync", "catch the index up with the chain (the node does this by itself while running)", _cmd_sync)
+    p.add_argument("--to-block", type=int)
+    command("status", "indexed height and event counts", _cmd_status)
+    p = command("logs", "accesses and denials, newest first", _cmd_logs)
+    _add_filters(p)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--cursor", help="continue after a previous page")
+    p.add_argument("--as-of", type=int, dest="as_of", help="answer as of this block")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                   help="csv exports every matching row")
+    p.add_argument("--all", action="store_true", help="with --format json: every matching row")
+    p = command("events", "authorization, governance, statistics-job and evidence events", _cmd_events)
+    p.add_argument("--category", choices=["authorization", "governance", "statistics", "evidence"])
+    p.add_argument("--event", help="event name, e.g. JobOpened")
+    p.add_argument("--account")
+    p.add_argument("--grant-id", type=int, dest="grant_id")
+    p.add_argument("--job-id", type=int, dest="job_id")
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--cursor")
+    p.add_argument("--as-of", type=int, dest="as_of")
+    p = command("aggregate", "events per day, member and purpose (from the daily rollup)", _cmd_aggregate)
+    _add_filters(p)
+    p.add_argument("--group-by", default="day,requester,purpose", help="any of day,requester,owner,purpose,outcome")
+    p = command("anomalies", "window violations, denial bursts, volume spikes, small-cohort and repeated jobs",
+                _cmd_anomalies)
+    p.add_argument("--since")
+    p.add_argument("--until")
+    p.add_argument("--kind", help="comma-separated anomaly kinds")
+    p = command("verify", "re-read a block range from the chain and report every difference with the index "
+                "(exit 3 when they differ)", _cmd_verify)
+    p.add_argument("--from-block", type=int, dest="from_block", help="default: the deployment block")
+    p.add_argument("--to-block", type=int, dest="to_block", help="default: the indexed height")
+    command("web-url", "print the login URL of this node's regulator/auditor web pages", _cmd_web_url)
