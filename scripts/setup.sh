@@ -41,3 +41,13 @@ if [ ! -d node_modules ] || [ "$(cat "$STAMPS/npm" 2>/dev/null)" != "$npm_key" ]
   npm ci --no-audit --no-fund --loglevel=error >&2
   echo "$npm_key" > "$STAMPS/npm"
 fi
+
+# Debian's chromium for the browser tests of the regulator/auditor pages (Playwright drives it via
+# executable_path; no browser download). Only as root, only when missing; SKIP_CHROMIUM=1 skips it.
+if [ "${SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] &&
+   command -v apt-get >/dev/null 2>&1; then
+  say "installing Debian chromium (browser tests)"
+  if ! { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1; }; then
+    say "could not install chromium; the browser tests will be skipped"
+  fi
+fi
