@@ -21,6 +21,14 @@ from node.store.db import create_store_engine
 log = logging.getLogger("consortium.node")
 
 
+def open_ledger(settings: NodeSettings, keys: MemberKeys | None = None) -> tuple[Ledger, Deployment]:
+    """The member's ledger from its settings: keys decrypted, chain connected, deployment checked."""
+    keys = keys or load_member_keys(settings.keys, resolve_passphrase())
+    deployment = Deployment.load(settings.deployment)
+    gateway = attach(ChainGateway.connect(settings.rpc_url), deployment)
+    return Ledger(gateway, keys.account), deployment
+
+
 @dataclass
 class NodeContext:
     settings: NodeSettings
@@ -40,9 +48,8 @@ class NodeContext:
     @classmethod
     def build(cls, settings: NodeSettings, keys: MemberKeys | None = None) -> "NodeContext":
         keys = keys or load_member_keys(settings.keys, resolve_passphrase())
-        deployment = Deployment.load(settings.deployment)
-        gateway = attach(ChainGateway.connect(settings.rpc_url), deployment)
-        ledger = Ledger(gateway, keys.account)
+        ledger, deployment = open_ledger(settings, keys)
+        gateway = ledger.gateway
         settings.home.mkdir(parents=True, exist_ok=True)
         engine = create_store_engine(settings.db_url)
         init_datasets(engine)

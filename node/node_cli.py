@@ -43,6 +43,9 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from node import governance_cli
+
+    governance_cli.register(sub)  # grant, consent and gov commands
     node = sub.add_parser("node", help="run a member node").add_subparsers(dest="node_command", required=True)
     start = node.add_parser("start", help="serve the node API (settings from --config and CONSORTIUM_* variables)")
     start.add_argument("--config", required=True, type=Path, help="the node's TOML settings file")

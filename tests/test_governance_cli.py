@@ -1,0 +1,96 @@
+"""Grants, consents and governance from the CLI, against a real anvil, with the member's encrypted keys."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from eth_account import Account
+
+from node.chain.deployment import GenesisMember, Purpose, Role, Status, deploy_consortium
+from node.chain.gateway import ChainGateway
+from node.chain.ledger import Ledger, dataset_id
+from node.consent import Consent, batch_consent_ref, sign_consent, verify_consent, ConsentError
+from node.keys import create_member_keys
+
+from nodes import ROOT, TEST_PASSPHRASE, write_config
+
+
+@pytest.fixture(scope="module")
+def members(anvil, artifacts, tmp_path_factory):
+    base = tmp_path_factory.mktemp("gov")
+    gateway = ChainGateway.connect(anvil.url, artifacts)
+    roles = {"insurer": Role.INSURER, "platform": Role.PLATFORM, "regulator": Role.REGULATOR}
+    keys = {n: create_member_keys(base / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in roles}
+    deployer = Account.create()
+    for a in [deployer, *(k.account for k in keys.values())]:
+        gateway.fund(a.address)
+    dep = deploy_consortium(gateway, deployer, [GenesisMember(keys[n].address, n, r) for n, r in roles.items()])
+    dep_path = dep.save(base / "deployment.json")
+    configs = {n: write_config(base / f"home-{n}", n, base / n, anvil.url, dep_path, 1) for n in roles}
+    return {"gateway": gateway, "keys": keys, "configs": configs, "base": base}
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "node.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "CONSORTIUM_PASSPHRASE": TEST_PASSPHRASE, **(env or {})}, timeout=120)
+
+
+def test_grant_with_a_subjects_signed_consent_then_list_and_revoke(members):
+    m = members
+    out = m["base"] / "consent.json"
+    signed = cli("consent", "sign", "--owner", m["keys"]["insurer"].address, "--grantee", m["keys"]["platform"].address,
+                 "--dataset", "claims", "--purpose", "STATISTICS", "--chain-id", str(m["gateway"].chain_id), "--out", str(out), "--json")
+    assert signed.returncode == 0, signed.stderr
+    expected_ref = verify_consent(json.loads(out.read_text()))
+    created = cli("grant", "create", "--config", str(m["configs"]["insurer"]), "--grantee", m["keys"]["platform"].address,
+                  "--dataset", "claims", "--purpose", "STATISTICS", "--consent-file", str(out), "--json")
+    assert created.returncode == 0, created.stderr
+    gid = json.loads(created.stdout)["grant_id"]
+    ledger = Ledger(m["gateway"], m["keys"]["insurer"].account)
+    from node.chain.deployment import Deployment, attach
+    attach(m["gateway"], Deployment.load(m["base"] / "deployment.json"))
+    assert ledger.get_grant(gid).consent_ref == expected_ref
+    received = cli("grant", "list", "--config", str(m["configs"]["platform"]), "--received", "--json")
+    assert gid in [g["grant_id"] for g in json.loads(received.stdout)]
+    assert cli("grant", "revoke", "--config", str(m["configs"]["insurer"]), str(gid)).returncode == 0
+    again = cli("grant", "revoke", "--config", str(m["configs"]["insurer"]), str(gid))
+    assert again.returncode == 1 and "AlreadyRevoked" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+
+
+def test_grant_needs_a_consent_and_refuses_a_forged_one(members, tmp_path):
+    m = members
+    no_consent = cli("grant", "create", "--config", str(m["configs"]["insurer"]), "--grantee", m["keys"]["platform"].address,
+                     "--dataset", "claims", "--purpose", "FRAUD")
+    assert no_consent.returncode == 1 and "consent" in no_consent.stderr
+    subject, other = Account.create(), Account.create()
+    consent = Consent(subject.address, m["keys"]["insurer"].address, m["keys"]["platform"].address, "0x" + dataset_id("claims").hex(),
+                      int(Purpose.FRAUD), 2**40, "0x" + "11" * 32)
+    doc = sign_consent(subject, consent, m["gateway"].chain_id)
+    doc["consent"]["subject"] = other.address  # claims another subject consented
+    (tmp_path / "forged.json").write_text(json.dumps(doc))
+    forged = cli("grant", "create", "--config", str(m["configs"]["insurer"]), "--grantee", m["keys"]["platform"].address,
+                 "--dataset", "claims", "--purpose", "FRAUD", "--consent-file", str(tmp_path / "forged.json"))
+    assert forged.returncode == 1 and "not the subject's" in forged.stderr
+    with pytest.raises(ConsentError):
+        batch_consent_ref([])
+    assert batch_consent_ref([{"user": "u1"}, {"user": "u2"}]) != batch_consent_ref([{"user": "u1"}])
+
+
+def test_governance_from_the_cli(members):
+    m = members
+    candidate = Account.create().address
+    proposed = cli("gov", "propose", "--config", str(m["configs"]["insurer"]), "--candidate", candidate, "--name", "newco",
+                   "--role", "TECH", "--json")
+    assert proposed.returncode == 0, proposed.stderr
+    pid = json.loads(proposed.stdout)["proposal_id"]
+    results = [json.loads(cli("gov", "vote", "--config", str(m["configs"][n]), str(pid), "--json").stdout)["admitted"]
+               for n in ("insurer", "platform", "regulator")]
+    assert results == [False, False, True]  # 3 of 3 in good standing: only the third vote is above two thirds
+    refused = cli("gov", "suspend", "--config", str(m["configs"]["insurer"]), candidate)
+    assert refused.returncode == 1 and "NotRegulator" in refused.stderr
+    assert cli("gov", "warn", "--config", str(m["configs"]["regulator"]), candidate, "--reason", "late report").returncode == 0
+    ledger = Ledger(m["gateway"], m["keys"]["regulator"].account)
+    assert ledger.member(candidate).status == Status.WARNED
