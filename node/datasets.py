@@ -206,7 +206,7 @@ def run_query(engine: Engine, q: AggregateQuery) -> tuple[list[dict], int]:
     value = {"count": func.count(), "sum": func.sum(table.c[q.column]) if q.column else None,
              "mean": func.avg(table.c[q.column]) if q.column else None}[q.metric]
     cols = [value.label("value"), func.count().label("records")]
-    stmt = select(*( [table.c[q.group_by].label("group")] if q.group_by else []), *cols)
+    stmt = select(*([table.c[q.group_by].label("group")] if q.group_by else []), *cols).select_from(table)
     for name, wanted in q.filters:
         stmt = stmt.where(table.c[name] == wanted)
     if q.group_by:

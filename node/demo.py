@@ -1,7 +1,9 @@
-"""`consortium demo`: the consortium's main flows end to end on a real local chain.
+"""`consortium demo`: the consortium end to end, with every member node a real process on loopback.
 
-For now (the ledger milestone): start anvil, deploy, admit a member by vote, grant, check, record
-an access, revoke, record the denial that follows, give a yellow card, and print the chain's events.
+A local anvil chain, five members (two insurers, a platform, a regulator, an auditor), four node
+processes with generated sample data, then: grants with consent references, served and refused
+queries (each logged on chain by the data owner's node), an admission vote, a revocation that takes
+effect on the very next request, a regulator's yellow card, and the chain's record of all of it.
 """
 from __future__ import annotations
 
@@ -14,50 +16,37 @@ from typing import Any, Callable
 
 from rich.console import Console
 from rich.table import Table
-from web3 import Web3
 
-from node.chain.deployment import Purpose, Role, Status
-from node.chain.events import ChainEvent, EventReader
-from node.chain.reasons import DenialReason
-from node.chain.ledger import dataset_id
-from node.devnet import dev_passphrase, start_dev_consortium
+from node.chain.anvil import free_port
+from node.chain.events import EventReader
+from node.client import NodeClient
+from node.consent import batch_consent_ref
+from node.datasets import import_csv, init_datasets
+from node.devnet import NodeProcess, dev_passphrase, spawn_node, start_dev_consortium
 from node.keys import create_member_keys
+from node.sample_data import generate, write_member_csvs
+from node.store.db import create_store_engine
+
+NODE_MEMBERS = ("insurer-east", "insurer-west", "shop-platform", "regulator")
+INSURERS = {"insurer-east": "insurer_a", "insurer-west": "insurer_b"}
 
 
-def _short(value: Any, names: dict[str, str]) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return "0x" + bytes(value).hex()[:10] + "…"
-    if isinstance(value, str) and Web3.is_address(value):
-        return names.get(value.lower(), value[:10] + "…")
-    return str(value)
-
-
-def _describe(event: ChainEvent, names: dict[str, str]) -> str:
-    skip = {"scopeHash", "consentRef", "metadataHash", "reasonHash"}
-    parts = []
-    for key, value in event.args.items():
-        if key in skip:
-            continue
-        if key == "purpose":
-            value = Purpose(value).name
-        elif key == "reasonCode":
-            value = DenialReason(value).name
-        elif key == "role":
-            value = Role(value).name
-        elif key == "status":
-            value = Status(value).name
-        parts.append(f"{key}={_short(value, names)}")
-    return " ".join(parts)
+def _plain_sum_by_age(claims: list[dict]) -> dict[str, tuple[int, float]]:
+    out: dict[str, list] = {}
+    for c in claims:
+        entry = out.setdefault(c["age_band"], [0, 0.0])
+        entry[0] += 1
+        entry[1] += c["amount"]
+    return {k: (v[0], round(v[1], 2)) for k, v in sorted(out.items())}
 
 
 def run_demo(home: Path | None = None, *, as_json: bool = False, console: Console | None = None) -> dict:
     console = console or Console(stderr=as_json)
     started = time.monotonic()
-    owned_tmp = None
-    if home is None:
-        owned_tmp = tempfile.TemporaryDirectory(prefix="consortium-demo-")
-        home = Path(owned_tmp.name)
+    owned_tmp = tempfile.TemporaryDirectory(prefix="consortium-demo-") if home is None else None
+    home = Path(owned_tmp.name) if owned_tmp else Path(home)
     steps: list[dict] = []
+    queries: list[dict] = []
 
     def step(title: str, action: Callable[[], Any]) -> Any:
         t0 = time.monotonic()
@@ -68,83 +57,156 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         steps.append({"step": title, "ms": round(ms, 1)})
         return result
 
-    dev = step("Start a local anvil chain, create encrypted member keys, deploy the four contracts",
-               lambda: start_dev_consortium(home))
+    ports = {name: free_port() for name in NODE_MEMBERS}
+    endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    dev = step("Start a local anvil chain, create encrypted keys for 5 members, deploy the contracts",
+               lambda: start_dev_consortium(home, endpoints=endpoints))
+    nodes: dict[str, NodeProcess] = {}
     try:
-        names = {k.address.lower(): n for n, k in dev.keys.items()}
-        insurer, insurer_b, platform, regulator = (dev.ledgers[n] for n in ("ping-an-demo", "zhong-an-demo", "shop-platform", "regulator"))
-        claims = dataset_id("claims-2026")
+        keys, chain_id = dev.keys, dev.gateway.chain_id
+        world = step("Generate sample data: 3,000 people, two insurers' policies and claims, platform features",
+                     lambda: generate())
+
+        def import_all() -> dict[str, int]:
+            counts = {}
+            for name in NODE_MEMBERS:
+                rows: dict[str, list[dict]] = {}
+                if name in INSURERS:
+                    data = world.insurers[INSURERS[name]]
+                    rows = {"policies": data.policies, "claims": data.claims, "fraud_list": data.fraud_list}
+                elif name == "shop-platform":
+                    rows = {"user_features": world.user_features}
+                engine = create_store_engine(f"sqlite:///{(home / 'nodes' / name / 'node.db').resolve()}")
+                init_datasets(engine)
+                for dataset, path in write_member_csvs(home / "nodes" / name / "import", rows).items():
+                    counts[f"{name}/{dataset}"] = import_csv(engine, dataset, path)
+                engine.dispose()
+            return counts
+
+        imported = step("Import each member's CSV files into its own SQLite store (all rows or none)", import_all)
+        passphrase = dev_passphrase(home)
+
+        def start_nodes() -> None:
+            for name in NODE_MEMBERS:
+                nodes[name] = spawn_node(home / "nodes" / name, name, home / "members" / name, dev.gateway.rpc_url,
+                                         dev.deployment_path, passphrase, port=ports[name], log_flush_seconds=0.5)
+
+        step("Start 4 member nodes as separate processes on loopback", start_nodes)
+
+        def client(caller: str, target: str) -> NodeClient:
+            return NodeClient(endpoints[target], keys[caller].account, keys[target].address, chain_id)
+
+        def ask(caller: str, target: str, dataset: str, purpose: str, **query: Any) -> Any:
+            r = client(caller, target).query(dataset, purpose, **query)
+            detail = r.json().get("detail", {}) if r.status_code != 200 else {}
+            queries.append({"from": caller, "to": target, "dataset": dataset, "purpose": purpose, "status": r.status_code,
+                            "outcome": "served" if r.status_code == 200 else detail.get("reason", "?")})
+            return r
+
         now = dev.gateway.w3.eth.get_block("latest")["timestamp"]
+        consent_records = [{"subject": p["person_id"], "app": "shop-platform", "scope": "claims statistics", "at": "2026-11"}
+                           for p in world.insurers["insurer_a"].policies[:500]]
+        consent_ref = "0x" + batch_consent_ref(consent_records).hex()
+        east = client("insurer-east", "insurer-east")
+        grant = step("insurer-east grants shop-platform STATISTICS use of its claims (consent batch of 500 policyholders)",
+                     lambda: east.request("POST", "/grants", {"grantee": keys["shop-platform"].address, "dataset": "claims",
+                                                              "purpose": "STATISTICS", "expires_at": now + 30 * 86400,
+                                                              "scope": "claims: count, sum(amount) by age_band",
+                                                              "consent_ref": consent_ref}).json())
+        served = step("shop-platform asks insurer-east's node: claims and total amount per age band",
+                      lambda: ask("shop-platform", "insurer-east", "claims", "STATISTICS", metric="sum", column="amount", group_by="age_band"))
+        result_by_age = {row["group"]: (row["records"], round(row["value"], 2)) for row in served.json()["rows"]}
+        plain_by_age = _plain_sum_by_age(world.insurers["insurer_a"].claims)
+        step("shop-platform asks to use the same data for PRICING (never granted)",
+             lambda: ask("shop-platform", "insurer-east", "claims", "PRICING"))
+        step("insurer-west asks insurer-east's node for claims without any grant",
+             lambda: ask("insurer-west", "insurer-east", "claims", "FRAUD"))
+        step("insurer-east grants insurer-west FRAUD use of its fraud list",
+             lambda: east.request("POST", "/grants", {"grantee": keys["insurer-west"].address, "dataset": "fraud_list",
+                                                      "purpose": "FRAUD", "expires_at": now + 7 * 86400,
+                                                      "consent_ref": "0x" + hashlib.sha256(b"legal basis: anti-fraud regulation").hexdigest()}))
+        fraud = step("insurer-west counts insurer-east's fraud-list entries", lambda: ask("insurer-west", "insurer-east", "fraud_list", "FRAUD"))
 
-        newcomer = step("Create keys for a technology firm applying to join",
-                        lambda: create_member_keys(home / "members" / "risk-model-lab", dev_passphrase(home)))
-        names[newcomer.address.lower()] = "risk-model-lab"
+        newcomer = create_member_keys(home / "members" / "risk-model-lab", passphrase)
         dev.gateway.fund(newcomer.address)
-        proposal = step("Propose the technology firm for admission",
-                        lambda: insurer.propose_member(newcomer.address, "risk-model-lab", Role.TECH, "", newcomer.x25519_public))
+        proposal = step("insurer-east proposes a technology firm for admission (through its node)",
+                        lambda: east.request("POST", "/governance/proposals", {"candidate": newcomer.address, "name": "risk-model-lab",
+                                                                               "role": "TECH", "x25519_key": "0x" + newcomer.x25519_public.hex()}).json())
         admitted = False
-        for voter in ("ping-an-demo", "zhong-an-demo", "shop-platform", "regulator", "auditor"):
-            if admitted:
-                break
-            admitted = step(f"{voter} votes for admission", lambda v=voter: dev.ledgers[v].vote(proposal))
-        consent = hashlib.sha256(b"consent batch 2026-11 of ping-an-demo policyholders").digest()
-        grant_id = step("ping-an-demo grants shop-platform STATISTICS use of claims-2026 for 30 days",
-                        lambda: insurer.grant(platform.address, claims, Purpose.STATISTICS, expires_at=now + 30 * 86400,
-                                              scope_hash=hashlib.sha256(b"columns: amount, age_band").digest(), consent_ref=consent))
-        allowed = step("Check the authorization on chain",
-                       lambda: insurer.is_authorized(insurer.address, platform.address, claims, Purpose.STATISTICS))
-        query = hashlib.sha256(b"SELECT age_band, count(*), sum(amount) FROM claims GROUP BY age_band").digest()
-        step("Record the access on chain", lambda: insurer.record_access(grant_id, query, 1250))
-        wrong_purpose = step("Check a PRICING use of the same data (never granted)",
-                             lambda: insurer.is_authorized(insurer.address, platform.address, claims, Purpose.PRICING))
-        step("Record that refusal on chain",
-             lambda: insurer.record_denial(platform.address, claims, Purpose.PRICING, DenialReason.WRONG_PURPOSE, query))
-        step("ping-an-demo revokes the grant", lambda: insurer.revoke(grant_id))
-        after_revoke = step("Check the authorization again",
-                            lambda: insurer.is_authorized(insurer.address, platform.address, claims, Purpose.STATISTICS))
-        step("Record the refused request after revocation",
-             lambda: insurer.record_denial(platform.address, claims, Purpose.STATISTICS, DenialReason.REVOKED, query))
-        step("The regulator gives zhong-an-demo a yellow card",
-             lambda: regulator.warn(insurer_b.address, hashlib.sha256(b"late breach report").digest()))
+        for voter in NODE_MEMBERS:
+            if not admitted:
+                vote = step(f"{voter} votes through its own node",
+                            lambda v=voter: client(v, v).request("POST", f"/governance/proposals/{proposal['proposal_id']}/votes").json())
+                admitted = vote.get("admitted", False)
+        step("insurer-east revokes shop-platform's grant (mined before the call returns)",
+             lambda: east.request("DELETE", f"/grants/{grant['grant_id']}"))
+        after = step("shop-platform asks again: refused on the very next request",
+                     lambda: ask("shop-platform", "insurer-east", "claims", "STATISTICS"))
+        step("The regulator gives insurer-west a yellow card (through its node)",
+             lambda: client("regulator", "regulator").request("POST", f"/governance/members/{keys['insurer-west'].address}/warn",
+                                                               {"reason": "late breach report"}))
 
+        def drained() -> dict:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                ready = [n.url for n in nodes.values()]
+                counts = [client(name, name).http.get("/ready").json()["access_log"] for name in nodes]
+                if all(c.get("pending", 0) == 0 and c.get("sent", 0) == 0 for c in counts):
+                    return {"nodes": len(ready)}
+                time.sleep(0.2)
+            return {"nodes": len(nodes), "timeout": True}
+
+        step("Wait until every access and refusal is on chain", drained)
         events = EventReader(dev.gateway).read(dev.deployment.deployment_block)
-        table = Table(title="Consortium events on chain")
-        for col in ("block", "contract", "event", "details"):
-            table.add_column(col, overflow="fold")
+        by_type: dict[str, int] = {}
         for e in events:
-            table.add_row(str(e.block_number), e.contract, e.event, _describe(e, names))
+            by_type[e.event] = by_type.get(e.event, 0) + 1
         summary = {
-            "rpc_url": dev.gateway.rpc_url,
-            "chain_id": dev.deployment.chain_id,
-            "contracts": dev.deployment.contracts,
-            "members": len(dev.ledgers[next(iter(dev.ledgers))].members()),
-            "newcomer_admitted": bool(admitted),
-            "authorized_before_revoke": bool(allowed),
-            "authorized_for_other_purpose": bool(wrong_purpose),
-            "authorized_after_revoke": bool(after_revoke),
-            "events": len(events),
-            "events_by_type": {},
-            "seconds": round(time.monotonic() - started, 2),
-            "steps": steps,
+            "rpc_url": dev.gateway.rpc_url, "chain_id": chain_id, "nodes": {n: endpoints[n] for n in NODE_MEMBERS},
+            "imported_rows": imported, "members": len(dev.ledgers["regulator"].members()), "newcomer_admitted": bool(admitted),
+            "statistics_served": served.status_code == 200, "statistics_match_plaintext": result_by_age == plain_by_age,
+            "fraud_list_entries": fraud.json()["records"] if fraud.status_code == 200 else None,
+            "refused_after_revocation": after.status_code == 403 and after.json()["detail"]["reason"] == "revoked",
+            "queries": queries, "events_by_type": by_type, "events": len(events),
+            "seconds": round(time.monotonic() - started, 2), "steps": steps,
         }
-        for e in events:
-            summary["events_by_type"][e.event] = summary["events_by_type"].get(e.event, 0) + 1
         if as_json:
             print(json.dumps(summary))
         else:
-            console.print(table)
-            result = Table(title="Demo summary")
-            result.add_column("check")
-            result.add_column("result", justify="right")
-            result.add_row("members after admission vote", str(summary["members"]))
-            result.add_row("authorized (STATISTICS) before revocation", str(allowed))
-            result.add_row("authorized for PRICING (never granted)", str(wrong_purpose))
-            result.add_row("authorized after revocation", str(after_revoke))
-            result.add_row("events on chain", str(len(events)))
-            result.add_row("wall time", f"{summary['seconds']} s")
-            console.print(result)
+            _print_tables(console, queries, result_by_age, plain_by_age, by_type, summary)
         return summary
     finally:
+        for node in nodes.values():
+            node.stop()
         dev.stop()
         if owned_tmp is not None:
             owned_tmp.cleanup()
+
+
+def _print_tables(console: Console, queries, result_by_age, plain_by_age, by_type, summary) -> None:
+    q = Table(title="Requests between member nodes (each checked on chain by the data owner's node)")
+    for col in ("from", "to", "dataset", "purpose", "status", "outcome"):
+        q.add_column(col)
+    for row in queries:
+        q.add_row(*(str(row[c]) for c in ("from", "to", "dataset", "purpose", "status", "outcome")))
+    console.print(q)
+    r = Table(title="insurer-east claims by age band: served to shop-platform vs plaintext (demo holds both)")
+    for col in ("age band", "claims (served)", "amount (served)", "claims (plain)", "amount (plain)"):
+        r.add_column(col, justify="right")
+    for band in sorted(set(result_by_age) | set(plain_by_age)):
+        s, p = result_by_age.get(band, ("-", "-")), plain_by_age.get(band, ("-", "-"))
+        r.add_row(band, str(s[0]), str(s[1]), str(p[0]), str(p[1]))
+    console.print(r)
+    e = Table(title="What the chain recorded")
+    e.add_column("event")
+    e.add_column("count", justify="right")
+    for name, n in sorted(by_type.items()):
+        e.add_row(name, str(n))
+    console.print(e)
+    s = Table(title="Demo summary")
+    s.add_column("check")
+    s.add_column("result", justify="right")
+    for key in ("members", "newcomer_admitted", "statistics_served", "statistics_match_plaintext", "fraud_list_entries",
+                "refused_after_revocation", "events", "seconds"):
+        s.add_row(key, str(summary[key]))
+    console.print(s)

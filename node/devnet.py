@@ -6,26 +6,95 @@ dev folder, since a dev chain's keys are throwaway but must still never sit on d
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from eth_account import Account
 
-from node.chain.anvil import AnvilNode
+from node.chain.anvil import AnvilNode, free_port
 from node.chain.deployment import Deployment, GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
+from node.errors import ConsortiumError
 from node.keys import PASSPHRASE_ENV, MemberKeys, create_member_keys, load_member_keys
+from node.paths import PROJECT_ROOT
 
 DEFAULT_MEMBERS: tuple[tuple[str, Role], ...] = (
-    ("ping-an-demo", Role.INSURER),
-    ("zhong-an-demo", Role.INSURER),
+    ("insurer-east", Role.INSURER),
+    ("insurer-west", Role.INSURER),
     ("shop-platform", Role.PLATFORM),
     ("regulator", Role.REGULATOR),
     ("auditor", Role.AUDITOR),
 )
+
+
+@dataclass
+class NodeProcess:
+    """A member node running as its own process (`consortium node start`) on a loopback port."""
+
+    name: str
+    url: str
+    home: Path
+    process: subprocess.Popen
+    config: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill9(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+def write_node_config(home: Path, name: str, keys: Path, rpc_url: str, deployment: Path, port: int, **extra) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    values = {"name": name, "home": str(home), "keys": str(keys), "rpc_url": rpc_url, "deployment": str(deployment),
+              "port": port, **extra}
+    lines = [f"{k} = {json.dumps(v) if isinstance(v, (str, bool)) else v}" for k, v in values.items()]
+    path = home / "node.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def spawn_node(home: Path, name: str, keys: Path, rpc_url: str, deployment: Path, passphrase: str, *,
+               port: int | None = None, timeout: float = 60.0, **extra) -> NodeProcess:
+    """Start `consortium node start` for one member and wait until it answers /health."""
+    port = port or free_port()
+    config = write_node_config(home, name, keys, rpc_url, deployment, port, **extra)
+    env = {**os.environ, "CONSORTIUM_PASSPHRASE": passphrase}
+    with open(home / "node.log", "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "node.cli", "node", "start", "--config", str(config)],
+                                cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (home / "node.log").read_text(errors="replace").strip().splitlines()[-1:]
+            raise ConsortiumError(f"node {name} exited at start-up: {tail[0] if tail else 'no output'}",
+                                  hint=f"see {home / 'node.log'}")
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return NodeProcess(name, url, home, proc, config)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise ConsortiumError(f"node {name} did not answer within {timeout:.0f} s", hint=f"see {home / 'node.log'}")
 
 
 def dev_passphrase(home: Path) -> str:

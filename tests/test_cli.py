@@ -30,16 +30,20 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in lines[0], lines[0]
 
 
-def test_demo_runs_the_ledger_scenario_and_reports_json():
-    result = run("demo", "--json", timeout=180)
+def test_demo_runs_the_multi_node_scenario_and_reports_json():
+    result = run("demo", "--json", timeout=300)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(summary["nodes"]) == 4
     assert summary["newcomer_admitted"] is True and summary["members"] == 6
-    assert summary["authorized_before_revoke"] is True
-    assert summary["authorized_for_other_purpose"] is False
-    assert summary["authorized_after_revoke"] is False
-    assert summary["events_by_type"]["AccessRecorded"] == 1
-    assert summary["events_by_type"]["DenialRecorded"] == 2
+    assert summary["statistics_served"] is True and summary["statistics_match_plaintext"] is True
+    assert summary["refused_after_revocation"] is True
+    assert summary["fraud_list_entries"] == 15
+    outcomes = [(q["from"], q["purpose"], q["outcome"]) for q in summary["queries"]]
+    assert ("shop-platform", "PRICING", "wrong_purpose") in outcomes and ("insurer-west", "FRAUD", "no_grant") in outcomes
+    # Every served query is an access on chain and every refusal a denial, logged by the data owner's node.
+    assert summary["events_by_type"]["AccessRecorded"] == sum(q["outcome"] == "served" for q in summary["queries"])
+    assert summary["events_by_type"]["DenialRecorded"] == sum(q["status"] == 403 for q in summary["queries"])
     assert summary["events_by_type"]["AuthorizationRevoked"] == 1
 
 

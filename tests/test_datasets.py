@@ -31,6 +31,8 @@ def test_import_then_query_matches_plain_counts(engine):
     assert {r["group"]: r["value"] for r in rows} == {"18-29": 1, "30-39": 2} and touched == 3
     rows, _ = run_query(engine, AggregateQuery("user_features", filters=(("channel", "app"),)))
     assert rows[0]["value"] == 2
+    rows, touched = run_query(engine, AggregateQuery("user_features"))  # no filter, no group: the whole table
+    assert rows == [{"value": 3, "records": 3}] and touched == 3
 
 
 def test_bad_rows_are_reported_by_line_and_nothing_is_imported(engine):
