@@ -147,3 +147,28 @@ def test_cli_queries_the_index_and_verifies_it_against_the_chain(net):
     assert json.loads(out.stdout)["matches"]
     out = cli("anomalies", "--kind", "small_cohort_job", "--json")
     assert [a["job_id"] for a in json.loads(out.stdout)["anomalies"]] == [net.job_id]
+
+
+def test_a_restarted_node_resumes_indexing_where_it_stopped(net, anvil):
+    from nodes import start_node
+
+    regulator = net.nodes["regulator"]
+    before = net.wait_indexed()
+    regulator.kill9()  # no clean shutdown: whatever chunk was open is rolled back by the store
+    led = net.ledgers
+    gid = led["insurer_b"].grant(net.address("platform"), dataset_id("policies"), Purpose.PRICING,
+                                 expires_at=net.now() + 3600)
+    for _ in range(3):
+        led["insurer_b"].record_access_batch([gid] * 4, [os.urandom(32) for _ in range(4)], [1] * 4).wait()
+    os.environ["CONSORTIUM_AUDIT_POLL_SECONDS"] = "0.2"
+    try:
+        net.nodes["regulator"] = start_node(regulator.home, "regulator", net.base / "keys" / "regulator", anvil.url,
+                                            net.deployment_path)
+    finally:
+        os.environ.pop("CONSORTIUM_AUDIT_POLL_SECONDS", None)
+    after = net.wait_indexed()
+    assert after > before
+    client = net.client("regulator")
+    assert client.request("GET", "/audit/logs", params={"grant_id": gid}).json()["count"] == 12
+    verified = client.request("GET", "/audit/verify", params={"from_block": net.deployment.deployment_block}).json()
+    assert verified["matches"], verified

@@ -10,8 +10,7 @@ checked against the ABI on every verification.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from eth_utils import event_abi_to_log_topic
 from hexbytes import HexBytes
@@ -26,8 +25,7 @@ CATEGORIES = {"DataUseAuthorization": "authorization", "ConsortiumRegistry": "go
 HOT_EVENTS = ("AccessRecorded", "DenialRecorded")
 
 
-@dataclass(frozen=True)
-class RawLog:
+class RawLog(NamedTuple):
     address: str  # lower-case hex
     topics: tuple[str, ...]  # lower-case 0x-hex
     data: str  # 0x-hex
@@ -45,6 +43,13 @@ def _hex(value: Any) -> str:
 
 def _int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
+
+
+def normalize_raw_log(log: dict) -> RawLog:
+    """A log exactly as the JSON-RPC sends it (hex strings): the hot path of a catch-up."""
+    ts = log.get("blockTimestamp")
+    return RawLog(log["address"].lower(), tuple(map(str.lower, log["topics"])), log["data"], int(log["blockNumber"], 16),
+                  int(log["logIndex"], 16), log["transactionHash"].lower(), None if ts is None else int(ts, 16))
 
 
 def normalize_log(log: Any) -> RawLog:
@@ -113,10 +118,11 @@ class ConsortiumLogs:
         query = {"fromBlock": hex(from_block), "toBlock": hex(to_block), "address": self.addresses}
         if self._raw:
             result = self._request("eth_getLogs", [query])
+            logs = [normalize_raw_log(item) for item in result if not item.get("removed")]
         else:
             query = {"fromBlock": from_block, "toBlock": to_block, "address": self.addresses}
             result = self.gateway._rpc(lambda: self.gateway.w3.eth.get_logs(query))
-        logs = [normalize_log(item) for item in result if not item.get("removed")]
+            logs = [normalize_log(item) for item in result if not item.get("removed")]
         logs.sort(key=lambda log: (log.block_number, log.log_index))
         return logs
 

@@ -92,7 +92,7 @@ class AuditIndexer:
         self.poll_seconds = poll_seconds
         self.grace = grace_seconds
         self.last_error: str | None = None
-        self._chunk_blocks = min(chunk_blocks, 200)
+        self._chunk_blocks = min(chunk_blocks, 16)  # grows towards target_logs per answer
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()
