@@ -1,12 +1,14 @@
 """The node's FastAPI application: routers, error mapping and the request-size limit."""
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.api import data, governance, grants, health
+from node.api.deps import evidence_caller
+from node.evidence import api as evidence_api
 from node.chain.errors import ChainUnavailable, ContractRevert
 from node.context import NodeContext
 from node.datasets import DatasetError
@@ -21,18 +23,23 @@ def _body(reason: str, message: str) -> dict:
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, whether or not Content-Length is sent."""
+    """Refuse bodies over ``limit`` bytes with 413, whether or not Content-Length is sent.
 
-    def __init__(self, app: ASGIApp, limit: int):
+    ``path_limits`` raises the limit for paths that take large bodies (evidence documents).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int] | None = None):
         self.app = app
-        self.limit = limit
+        self.default = limit
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.path_limits.get(scope.get("path", ""), self.default)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await self._refuse(send, limit)
         seen = 0
 
         async def limited_receive():
@@ -40,17 +47,17 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge()
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
-            await self._refuse(send)
+            await self._refuse(send, limit)
 
-    async def _refuse(self, send: Send) -> None:
-        response = JSONResponse(_body("body_too_large", f"request body over {self.limit} bytes"), status_code=413)
+    async def _refuse(self, send: Send, limit: int) -> None:
+        response = JSONResponse(_body("body_too_large", f"request body over {limit} bytes"), status_code=413)
         await response({"type": "http"}, None, send)  # type: ignore[arg-type]
 
 
@@ -64,6 +71,10 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app.state.ctx = ctx
     for module in (health, data, grants, governance):
         app.include_router(module.router)
+    # Evidence intake, receipts and proofs belong to the member's own systems (operator); verification
+    # is open to any authenticated member, typically an auditor.
+    app.state.evidence = ctx.evidence
+    app.include_router(evidence_api.router, dependencies=[Depends(evidence_caller)])
     from node.audit.service import install_audit
 
     install_audit(app, ctx)  # regulator/auditor API and pages, and the event indexer for the app's lifetime
@@ -92,5 +103,8 @@ def create_app(ctx: NodeContext) -> FastAPI:
         return JSONResponse(_body(exc.reason, exc.one_line()), status_code=400)
 
     # Outermost, so even routing and validation never read more than the limit.
-    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes,
+                       path_limits={"/evidence/documents": ctx.settings.evidence_max_document_bytes,
+                                    "/evidence/verify": ctx.settings.evidence_max_document_bytes * 4 // 3 + 65536,
+                                    "/evidence/hashes": max(ctx.settings.max_body_bytes, 64 * 1024 * 1024)})
     return app

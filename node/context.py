@@ -14,6 +14,7 @@ from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.datasets import init_datasets
 from node.enforcement import Enforcer
+from node.evidence.service import EvidenceService, EvidenceSettings
 from node.keys import MemberKeys, load_member_keys, resolve_passphrase
 from node.settings import NodeSettings
 from node.store.db import create_store_engine
@@ -40,6 +41,7 @@ class NodeContext:
     verifier: RequestVerifier
     enforcer: Enforcer
     access_log: AccessLog
+    evidence: EvidenceService
 
     @property
     def address(self) -> str:
@@ -56,12 +58,18 @@ class NodeContext:
         verifier = RequestVerifier(gateway.chain_id, keys.address, settings.auth_window_seconds)
         access_log = AccessLog(engine, ledger, flush_seconds=settings.log_flush_seconds, batch_max=settings.log_batch_max)
         cache = AuthorizationCache(ledger) if settings.authz_cache else None
-        return cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger, cache), access_log)
+        evidence = EvidenceService(engine, ledger, EvidenceSettings(
+            max_batch_size=settings.evidence_batch_size, max_batch_age=settings.evidence_batch_age,
+            document_dir=settings.home / "documents" if settings.evidence_keep_documents else None,
+            max_document_bytes=settings.evidence_max_document_bytes))
+        return cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger, cache), access_log, evidence)
 
     def start(self) -> None:
         self.access_log.start()
+        self.evidence.start()
         log.info("node %s (%s) started with settings %s", self.settings.name, self.address, self.settings.public_view())
 
     def stop(self) -> None:
+        self.evidence.stop()
         self.access_log.stop()
         self.engine.dispose()

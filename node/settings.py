@@ -32,6 +32,10 @@ class NodeSettings(BaseSettings):
     log_flush_seconds: float = Field(default=1.0, gt=0, description="how often pending access logs go on chain")
     log_batch_max: int = Field(default=1000, gt=0, le=2000)
     authz_cache: bool = Field(default=True, description="cache chain authorization state, invalidated by mined events")
+    evidence_batch_size: int = Field(default=100_000, gt=0, description="an evidence batch closes at this many hashes")
+    evidence_batch_age: float = Field(default=2.0, gt=0, description="... or when its first hash is this old (seconds)")
+    evidence_keep_documents: bool = Field(default=False, description="keep uploaded documents (else hashes only)")
+    evidence_max_document_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
 

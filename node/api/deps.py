@@ -43,3 +43,10 @@ async def operator(request: Request) -> Caller:
     if caller.address != ctx.address:
         raise problem(403, "not_operator", "only this member's own account may do this")
     return caller
+
+
+async def evidence_caller(request: Request) -> Caller:
+    """Evidence verification: any member; intake, receipts, proofs and status: this member only."""
+    if request.url.path == "/evidence/verify":
+        return await authenticated(request)
+    return await operator(request)
