@@ -6,6 +6,7 @@ of encodings by 10^(2*decimals). Decimal scaling (not binary, as in phe) keeps m
 """
 from __future__ import annotations
 
+import math
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from fractions import Fraction
 from numbers import Real
@@ -32,6 +33,15 @@ class FixedPoint:
     def encode(self, value: Real | Decimal | str) -> int:
         if isinstance(value, bool):
             value = int(value)
+        if type(value) is float and math.isfinite(value):
+            # Fast path, same result as the Decimal route below: a float's shortest repr with at most
+            # ``decimals`` digits after the point is already exact at this scale (no rounding involved).
+            text = repr(value)
+            if "e" not in text:
+                whole, _, fraction = text.partition(".")
+                if len(fraction) <= self.decimals:
+                    magnitude = int(whole.lstrip("-") + fraction.ljust(self.decimals, "0"))
+                    return self.check(-magnitude if whole.startswith("-") else magnitude)
         try:
             if isinstance(value, int):
                 encoded = value * self.scale

@@ -20,6 +20,7 @@ platform's bucket sizes (unless padded). Neither learns which individuals matche
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import secrets
 from dataclasses import dataclass
@@ -30,8 +31,28 @@ from privacy.encoding import FixedPoint
 from privacy.gmp import mpz
 from privacy.errors import DuplicateContribution, LayoutMismatch, MalformedMessage, Overflow, WrongKey
 from privacy.packing import PackedVector, SlotLayout
-from privacy.paillier import Ciphertext, Encryptor, EncryptorSpec, FixedBaseEncryptor, PrivateKey, PublicKey
-from privacy.psi import Blinder, blind_many, normalize_identifier, points_from_hex, points_to_hex, shuffled
+from privacy.paillier import (
+    Ciphertext,
+    CrtFixedBaseEncryptor,
+    Encryptor,
+    EncryptorSpec,
+    FixedBaseEncryptor,
+    PrivateKey,
+    PublicKey,
+    best_window_bits,
+    default_processes,
+)
+from privacy.psi import (
+    Blinder,
+    _blind_points_task,
+    blind_many,
+    join_points,
+    normalize_identifier,
+    points_from_hex,
+    points_to_hex,
+    shuffled,
+    split_points,
+)
 
 LABELS = ("count", "claimed", "amount", "amount_squared")
 
@@ -196,16 +217,38 @@ class BucketSums:
 
 
 # --- worker processes -----------------------------------------------------------------------------------
-_ENCRYPTORS: dict[EncryptorSpec, Encryptor] = {}
+# Each worker keeps the last encryptor it built (its window tables take ~0.3 s and ~40 MB to build), and
+# every batch crosses the process boundary as two bytes blobs: 32-byte points and fixed-width ciphertexts.
+_ENCRYPTOR: tuple[EncryptorSpec, Encryptor] | None = None
 
 
-def _label_task(secret: bytes, spec: EncryptorSpec, rows: Sequence[tuple[bytes, int]]) -> tuple[list[bytes], list[int]]:
-    encryptor = _ENCRYPTORS.get(spec)
-    if encryptor is None:
-        encryptor = _ENCRYPTORS[spec] = spec.build()  # table built once per worker process
-    blinder = Blinder.from_secret(secret)
-    points = blinder.blind_identifiers([identifier for identifier, _ in rows])
-    return points, [int(encryptor.encrypt(plaintext).value) for _, plaintext in rows]
+def _worker_encryptor(spec: EncryptorSpec) -> Encryptor:
+    global _ENCRYPTOR
+    if _ENCRYPTOR is None or _ENCRYPTOR[0] != spec:
+        _ENCRYPTOR = None  # drop the old tables before building new ones
+        _ENCRYPTOR = (spec, spec.build())
+    return _ENCRYPTOR[1]
+
+
+def _workers(executor: concurrent.futures.Executor) -> int:
+    return getattr(executor, "_max_workers", None) or default_processes()
+
+
+def _ciphertext_width(public_key: PublicKey) -> int:
+    return (public_key.nsquare.bit_length() + 7) // 8
+
+
+def _label_task(secret: bytes, spec: EncryptorSpec, rows: Sequence[tuple[bytes, int]]) -> tuple[bytes, bytes]:
+    """Insurer worker: blind the ids and encrypt the packed labels of one batch."""
+    encryptor = _worker_encryptor(spec)
+    points = Blinder.from_secret(secret).blind_identifiers([identifier for identifier, _ in rows])
+    width = _ciphertext_width(encryptor.public_key)
+    ciphertexts = b"".join(int(encryptor.encrypt(plaintext).value).to_bytes(width, "little") for _, plaintext in rows)
+    return join_points(points), ciphertexts
+
+
+def _split_ciphertexts(blob: bytes, width: int) -> list[int]:
+    return [int.from_bytes(blob[i : i + width], "little") for i in range(0, len(blob), width)]
 
 
 class FeatureOwner:
@@ -227,7 +270,6 @@ class FeatureOwner:
         self._lookup: dict[bytes, int] | None = None
         self._sums: list[list[Any]] | None = None
         self._counts = [0] * len(spec.buckets)
-        self._seen: set[bytes] = set()
         self._public_key: PublicKey | None = None
 
     def blinded_buckets(self, executor: concurrent.futures.Executor | None = None) -> PlatformBuckets:
@@ -258,34 +300,88 @@ class FeatureOwner:
                 if p in lookup:
                     raise DuplicateContribution("double-blinded points repeat")
                 lookup[p] = index
-        self._lookup = lookup
+        self._lookup = lookup  # value: bucket index, flipped to ~index (< 0) once a label row matched it
 
     def accumulate(self, batch: EncryptedLabelBatch, public_key: PublicKey, executor: concurrent.futures.Executor | None = None) -> int:
         """Add a batch's matching ciphertexts to their buckets; returns how many rows matched.
 
         The batch is checked whole (key, sizes, ranges, repeats) before any sum changes.
         """
+        self._check_batch(batch, public_key)
+        chunk = max(1, -(-len(batch.points) // _workers(executor))) if executor is not None else len(batch.points)
+        return self._commit(batch, blind_many(self.blinder, batch.points, True, executor, chunk_size=chunk))
+
+    def accumulate_stream(
+        self,
+        batches: Iterable[EncryptedLabelBatch],
+        public_key: PublicKey,
+        executor: concurrent.futures.Executor,
+        in_flight: int | None = None,
+    ) -> int:
+        """``accumulate`` over a stream of batches, re-blinding on the executor while the next batches arrive.
+
+        At most ``in_flight`` batches (default: twice the workers) wait for their re-blinding, so memory stays
+        bounded and the main process only validates, matches and multiplies. Each batch is still checked
+        whole before it touches the sums; a refused batch stops the stream (earlier batches stay added).
+        """
+        in_flight = in_flight or 2 * _workers(executor)
+        secret = self.blinder.secret()
+        pending: collections.deque = collections.deque()
+        matched = 0
+        for batch in batches:
+            self._check_batch(batch, public_key)
+            pending.append((batch, executor.submit(_blind_points_task, secret, join_points(batch.points))))
+            while pending and (len(pending) > in_flight or pending[0][1].done()):
+                done, future = pending.popleft()
+                matched += self._commit(done, split_points(future.result()))
+        while pending:
+            done, future = pending.popleft()
+            matched += self._commit(done, split_points(future.result()))
+        return matched
+
+    def _check_batch(self, batch: EncryptedLabelBatch, public_key: PublicKey) -> None:
         if self._lookup is None:
             raise MalformedMessage("load the double-blinded buckets before label batches")
         if batch.job_id != self.spec.job_id:
             raise MalformedMessage("label batch belongs to another job")
         if batch.key_fingerprint != public_key.fingerprint or public_key.fingerprint != self.spec.key_fingerprint:
             raise WrongKey("label batch is encrypted under another Paillier key")
-        if self._public_key is None:
-            self._public_key = public_key
+        if self._public_key is not None and public_key != self._public_key:
+            raise WrongKey("label batches of one job must use one Paillier key")
         if len(batch.points) != len(batch.ciphertexts):
             raise MalformedMessage("label batch: one ciphertext per point expected")
+        for p in batch.points:
+            if not isinstance(p, bytes) or len(p) != 32:
+                raise MalformedMessage("label batch: blinded ids must be 32 bytes")
         nsq = public_key.nsquare
         for c in batch.ciphertexts:
             if isinstance(c, bool) or not isinstance(c, int) or not 0 < c < nsq:
                 raise MalformedMessage("label batch: ciphertext out of range")
-        batch_points = set(batch.points)
-        if len(batch_points) != len(batch.points) or batch_points & self._seen:
+        if len(set(batch.points)) != len(batch.points):
             raise DuplicateContribution("label batch repeats a blinded id")
         if self.spec.layout.plaintext_count != 1:
             raise LayoutMismatch("label layout must fit one plaintext per row")
-        matched = blind_many(self.blinder, batch.points, True, executor)
-        hits = [(self._lookup[m], c) for m, c in zip(matched, batch.ciphertexts) if m in self._lookup]
+        if self._public_key is None:
+            self._public_key = public_key
+
+    def _commit(self, batch: EncryptedLabelBatch, matched: Sequence[bytes]) -> int:
+        """Match the re-blinded points and multiply the hits into their buckets (after every check passed).
+
+        A doubly-blinded id can match once per job: a repeat (the same row in two batches, or two points
+        of one batch that the platform's scalar maps to one value) is refused before anything changes.
+        """
+        lookup = self._lookup
+        hits, keys = [], []
+        for m, c in zip(matched, batch.ciphertexts):
+            index = lookup.get(m)
+            if index is None:
+                continue
+            if index < 0:
+                raise DuplicateContribution("label batch repeats a blinded id that already matched")
+            hits.append((index, c))
+            keys.append(m)
+        if len(set(keys)) != len(keys):
+            raise DuplicateContribution("label batch repeats a blinded id")
         counts = list(self._counts)
         for index, _ in hits:
             counts[index] += 1
@@ -294,11 +390,13 @@ class FeatureOwner:
         # effects: only now touch the running sums
         if self._sums is None:
             self._sums = [[mpz(1)] for _ in self.spec.buckets]
-        nsq_m = public_key._nsquare_mpz
+        nsq_m = self._public_key._nsquare_mpz
+        sums = self._sums
         for index, c in hits:
-            self._sums[index][0] = self._sums[index][0] * c % nsq_m
+            sums[index][0] = sums[index][0] * c % nsq_m
+        for m, (index, _) in zip(keys, hits):
+            lookup[m] = ~index
         self._counts = counts
-        self._seen |= batch_points
         return len(hits)
 
     @property
@@ -365,7 +463,14 @@ class LabelOwner:
         self.private_key = private_key
         self.public_key = private_key.public_key
         self.blinder = blinder or Blinder()
-        layout = spec.layout
+        self._encryptors: dict[int, CrtFixedBaseEncryptor] = {}
+        layout, codec = spec.layout, spec.codec
+        if layout.plaintext_count != 1:
+            raise LayoutMismatch("label layout must fit one plaintext per row")
+        # what layout.pack(spec.label_vector(...)) does, unrolled: a million rows are packed in the main process
+        offsets = [offset for _, offset in layout._placement]
+        square_limit = 1 << (spec.square_bits - 1)
+        squares = spec.include_squares
         self.rows: list[tuple[bytes, int]] = []
         seen: set[bytes] = set()
         for identifier, claimed, amount in rows:
@@ -373,7 +478,15 @@ class LabelOwner:
             if key in seen:
                 raise DuplicateContribution("insurer rows repeat an identifier")
             seen.add(key)
-            (plaintext,) = layout.pack(spec.label_vector(claimed, amount))
+            if claimed not in (0, 1, True, False):
+                raise MalformedMessage("claimed flag must be 0 or 1")
+            encoded = codec.encode(amount)  # refuses anything outside amount_bits
+            plaintext = (1 << offsets[0]) + (int(claimed) << offsets[1]) + (encoded << offsets[2])
+            if squares:
+                square = encoded * encoded
+                if square >= square_limit:
+                    raise Overflow(f"amount squared does not fit in {spec.square_bits} signed bits")
+                plaintext += square << offsets[3]
             self.rows.append((key, plaintext))
 
     def double_blind(self, message: PlatformBuckets, executor: concurrent.futures.Executor | None = None) -> DoubleBlindedBuckets:
@@ -388,24 +501,58 @@ class LabelOwner:
             out[bucket].append(point)
         return DoubleBlindedBuckets(self.spec.job_id, {b: shuffled(p) for b, p in out.items()})
 
+    def encryptor_for(self, rows_per_process: int) -> CrtFixedBaseEncryptor:
+        """The key holder's fastest path (fixed-base modulo p^2 and q^2), its window sized to the work."""
+        window = best_window_bits(rows_per_process, halves=2)
+        cached = self._encryptors.get(window)
+        if cached is None:
+            base = next(iter(self._encryptors.values())).base if self._encryptors else None  # one h per job
+            cached = self._encryptors[window] = CrtFixedBaseEncryptor(self.private_key, window_bits=window, base=base)
+        return cached
+
     def label_batches(
         self,
         batch_size: int = 5000,
         executor: concurrent.futures.Executor | None = None,
         encryptor: Encryptor | None = None,
+        in_flight: int | None = None,
     ) -> Iterator[EncryptedLabelBatch]:
-        """Blind ids and encrypt packed labels, streamed in shuffled batches (bounded memory)."""
-        encryptor = encryptor or FixedBaseEncryptor(self.public_key)
+        """Blind ids and encrypt packed labels, streamed in shuffled batches.
+
+        With an executor, at most ``in_flight`` batches (default: twice the workers) are queued or finished
+        but not yet consumed, and the next batch is queued before one is handed out, so the workers keep
+        busy while the consumer works and memory stays bounded however many rows there are.
+        """
         order = shuffled(range(len(self.rows)))
-        slices = [[self.rows[i] for i in order[s : s + batch_size]] for s in range(0, len(order), batch_size)]
+        starts = range(0, len(order), batch_size)
+
+        def rows_at(start: int) -> list[tuple[bytes, int]]:
+            return [self.rows[i] for i in order[start : start + batch_size]]
+
+        fingerprint = self.public_key.fingerprint
         if executor is None:
-            for rows in slices:
+            encryptor = encryptor or self.encryptor_for(len(self.rows))
+            for start in starts:
+                rows = rows_at(start)
                 points = self.blinder.blind_identifiers([i for i, _ in rows])
-                yield EncryptedLabelBatch(self.spec.job_id, self.public_key.fingerprint, points, [encryptor.encrypt(p).value for _, p in rows])
+                yield EncryptedLabelBatch(self.spec.job_id, fingerprint, points, [encryptor.encrypt(p).value for _, p in rows])
             return
-        secret, spec = self.blinder.secret(), encryptor.spec()
-        for points, ciphertexts in executor.map(_label_task, [secret] * len(slices), [spec] * len(slices), slices):
-            yield EncryptedLabelBatch(self.spec.job_id, self.public_key.fingerprint, points, ciphertexts)
+        workers = _workers(executor)
+        spec = (encryptor or self.encryptor_for(-(-len(self.rows) // workers))).spec()
+        secret, width = self.blinder.secret(), _ciphertext_width(self.public_key)
+        in_flight = in_flight or 2 * workers
+        pending: collections.deque = collections.deque()
+        upcoming = iter(starts)
+        for start in upcoming:
+            pending.append(executor.submit(_label_task, secret, spec, rows_at(start)))
+            if len(pending) >= in_flight:
+                break
+        while pending:
+            points, ciphertexts = pending.popleft().result()
+            start = next(upcoming, None)
+            if start is not None:  # keep the queue full before handing the batch out
+                pending.append(executor.submit(_label_task, secret, spec, rows_at(start)))
+            yield EncryptedLabelBatch(self.spec.job_id, fingerprint, split_points(points), _split_ciphertexts(ciphertexts, width))
 
     def decrypt(self, message: BucketSums) -> dict[str, JoinBucketResult]:
         """Per-bucket results; buckets under k (after the platform's own check) are dropped here too."""

@@ -14,6 +14,9 @@ obfuscator is produced:
                         Extra assumption: h^x for short x is indistinguishable from a uniformly random
                         n-th residue (a short-exponent variant of decisional composite residuosity).
                         ``strict=True`` drops the assumption and draws a full-size random r every time.
+``CrtFixedBaseEncryptor`` the key holder's fixed-base path: the same h^x, evaluated modulo p^2 and q^2 (half-size
+                        moduli, ~2.5x cheaper multiplications) from two window tables and recombined (CRT).
+                        Bit-for-bit the ciphertext ``FixedBaseEncryptor`` would produce with the same h and x.
 ``ObfuscatorPool``      obfuscators computed offline (by any of the above), each used once, so the online
                         cost of an encryption is one multiplication.
 ``parallel_encrypt``    any of the above over all cores with a process pool.
@@ -348,6 +351,9 @@ class EncryptorSpec:
         if self.method == "fixed-base":
             base, exponent_bits, window_bits, strict = self.params
             return FixedBaseEncryptor(public, exponent_bits=exponent_bits, window_bits=window_bits, strict=strict, base=base)
+        if self.method == "crt-fixed-base":
+            p, q, base, exponent_bits, window_bits = self.params
+            return CrtFixedBaseEncryptor(PrivateKey(public, p, q), exponent_bits=exponent_bits, window_bits=window_bits, base=base)
         raise MalformedMessage(f"unknown encryption method {self.method!r}")
 
 
@@ -408,32 +414,23 @@ class FixedBaseEncryptor(Encryptor):
         base: int | None = None,
     ):
         self.public_key = public_key
-        security = _SECURITY_BITS.get(public_key.bits, 128 if public_key.bits > 2048 else 112)
-        self.exponent_bits = exponent_bits or 2 * security
-        if self.exponent_bits < 2 * 112:
-            raise ValueError("short exponents under 224 bits are refused (generic attacks cost 2^(bits/2))")
+        self.exponent_bits = _short_exponent_bits(public_key, exponent_bits)
         if not 1 <= window_bits <= 12:
             raise ValueError("window_bits must be between 1 and 12")
         self.window_bits = window_bits
         self.strict = strict
         nsq = public_key._nsquare_mpz
         self.base = int(base) if base is not None else int(powmod(public_key.random_unit(), public_key.n, nsq))
-        self._table: list[list[int]] = []
-        if not strict:
-            windows = -(-self.exponent_bits // window_bits)
-            step = mpz(self.base)
-            for _ in range(windows):
-                row = [mpz(1), step]
-                for _ in range(2, 1 << window_bits):
-                    row.append(row[-1] * step % nsq)
-                self._table.append(row)
-                step = row[-1] * step % nsq  # h^(2^w) relative to this window's base
+        self._table: list[list[int]] = [] if strict else _window_table(self.base, nsq, self.exponent_bits, window_bits)
         self.name = "fixed-base-strict" if strict else "fixed-base"
 
     def obfuscator(self) -> int:
         if self.strict:
             return powmod(self.public_key.random_unit(), self.public_key.n, self.public_key.nsquare)
-        x = secrets.randbits(self.exponent_bits)
+        return self._power(secrets.randbits(self.exponent_bits))
+
+    def _power(self, x: int):
+        """h^x mod n^2 from the table (x < 2^exponent_bits)."""
         nsq = self.public_key._nsquare_mpz
         mask = (1 << self.window_bits) - 1
         w = self.window_bits
@@ -447,6 +444,97 @@ class FixedBaseEncryptor(Encryptor):
 
     def spec(self) -> EncryptorSpec:
         return EncryptorSpec("fixed-base", self.public_key.n, (self.base, self.exponent_bits, self.window_bits, self.strict))
+
+
+def _short_exponent_bits(public_key: PublicKey, exponent_bits: int | None) -> int:
+    security = _SECURITY_BITS.get(public_key.bits, 128 if public_key.bits > 2048 else 112)
+    bits = exponent_bits or 2 * security
+    if bits < 2 * 112:
+        raise ValueError("short exponents under 224 bits are refused (generic attacks cost 2^(bits/2))")
+    return bits
+
+
+def _window_table(base: int, modulus, exponent_bits: int, window_bits: int) -> list[list]:
+    """Row i holds base^(d * 2^(w*i)) mod modulus for every w-bit digit d (row[0] = 1, unused)."""
+    table = []
+    step = mpz(base) % modulus
+    for _ in range(-(-exponent_bits // window_bits)):
+        row = [mpz(1), step]
+        for _ in range(2, 1 << window_bits):
+            row.append(row[-1] * step % modulus)
+        table.append(row)
+        step = row[-1] * step % modulus  # base^(2^w) relative to this window's base
+    return table
+
+
+def best_window_bits(encryptions: int, exponent_bits: int = 224, halves: int = 1) -> int:
+    """The window size that minimises table building plus ``encryptions`` evaluations (each window costs one
+    multiplication per evaluation; a table costs one per entry), capped at 12 bits (~20 MB per 2048-bit half)."""
+    def cost(w: int) -> int:
+        windows = -(-exponent_bits // w)
+        return halves * windows * ((1 << w) + max(1, encryptions))
+    return min(range(2, 13), key=cost)
+
+
+class CrtFixedBaseEncryptor(Encryptor):
+    """The key holder's fixed-base encryption: h^x modulo p^2 and modulo q^2, recombined by CRT.
+
+    Same h (a random n-th residue mod n^2), same short random x and hence the same distribution and the
+    same security argument as :class:`FixedBaseEncryptor`; only the arithmetic changes. A multiplication
+    modulo a 2048-bit p^2 costs ~2.1 us against ~5.2 us modulo the 4096-bit n^2, so two half-size tables
+    beat one full-size table by ~20%, and the plaintext factor (1 + m*n) is applied in the halves too.
+    Needs p and q: only the job key's owner (the insurer in the vertical join) can use it.
+    """
+
+    name = "crt-fixed-base"
+
+    def __init__(self, private_key: PrivateKey, exponent_bits: int | None = None, window_bits: int = 10, base: int | None = None):
+        if not 1 <= window_bits <= 12:
+            raise ValueError("window_bits must be between 1 and 12")
+        self.private_key = private_key
+        self.public_key = public = private_key.public_key
+        self.exponent_bits = _short_exponent_bits(public, exponent_bits)
+        self.window_bits = window_bits
+        self.base = int(base) if base is not None else int(private_key.n_th_power_crt(public.random_unit()))
+        if not 0 < self.base < public.nsquare:
+            raise MalformedMessage("fixed base out of range")
+        k = private_key
+        self._p, self._q, self._p2, self._q2 = k._p, k._q, k.psquare, k.qsquare
+        self._q_mod_p, self._p_mod_q = mpz(k.q) % k._p, mpz(k.p) % k._q
+        self._table_p = _window_table(self.base, self._p2, self.exponent_bits, window_bits)
+        self._table_q = _window_table(self.base, self._q2, self.exponent_bits, window_bits)
+        self._inverse = k._psquare_inverse
+
+    def _powers(self, x: int | None = None) -> tuple:
+        """(h^x mod p^2, h^x mod q^2), for a fresh random short x unless one is given (tests)."""
+        if x is None:
+            x = secrets.randbits(self.exponent_bits)
+        mask, w = (1 << self.window_bits) - 1, self.window_bits
+        p2, q2 = self._p2, self._q2
+        rp = rq = mpz(1)
+        for row_p, row_q in zip(self._table_p, self._table_q):
+            digit = x & mask
+            if digit:
+                rp = rp * row_p[digit] % p2
+                rq = rq * row_q[digit] % q2
+            x >>= w
+        return rp, rq
+
+    def obfuscator(self) -> int:
+        rp, rq = self._powers()
+        return int(crt_pair(rp, rq, self._p2, self._q2, self._inverse))
+
+    def encrypt(self, m: int) -> Ciphertext:
+        residue = self.public_key.plaintext_residue(m)
+        rp, rq = self._powers()
+        # (1 + m*n) mod p^2 = 1 + p * (m*q mod p), since n = p*q; likewise modulo q^2
+        cp = (1 + self._p * (residue * self._q_mod_p % self._p)) * rp % self._p2
+        cq = (1 + self._q * (residue * self._p_mod_q % self._q)) * rq % self._q2
+        return Ciphertext(self.public_key, int(crt_pair(cp, cq, self._p2, self._q2, self._inverse)), _trusted=True)
+
+    def spec(self) -> EncryptorSpec:
+        k = self.private_key
+        return EncryptorSpec("crt-fixed-base", self.public_key.n, (k.p, k.q, self.base, self.exponent_bits, self.window_bits))
 
 
 class ObfuscatorPool(Encryptor):

@@ -5,7 +5,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from privacy.errors import DuplicateContribution, LayoutMismatch, MalformedMessage, WrongKey
+from privacy.errors import DuplicateContribution, LayoutMismatch, MalformedMessage, Overflow, WrongKey
 from privacy.join import BucketSums, DoubleBlindedBuckets, EncryptedLabelBatch, FeatureOwner, JoinSpec, LabelOwner, PlatformBuckets
 from tests.privacy_fixtures import assert_not_on_wire, keypair, wire
 
@@ -188,3 +188,59 @@ def test_bucket_sums_before_the_double_blinded_buckets_are_refused(keys):
     spec = JoinSpec("job-o", BUCKETS, keys[0].fingerprint)
     with pytest.raises(MalformedMessage):
         FeatureOwner(spec, [("a", BUCKETS[0])]).bucket_sums()
+
+
+def _prepared(spec, keys, platform, insurer, executor=None):
+    feature_owner = FeatureOwner(spec, platform)
+    label_owner = LabelOwner(spec, keys[1], insurer)
+    feature_owner.load_double_blinded(label_owner.double_blind(feature_owner.blinded_buckets(executor), executor))
+    return feature_owner, label_owner
+
+
+def test_streamed_pipeline_matches_the_plain_computation_and_stays_bounded(keys):
+    rng = random.Random(21)
+    platform, insurer = _data(rng, 15, 15, 70)
+    spec = JoinSpec("job-s", BUCKETS, keys[0].fingerprint, min_cohort=1)
+    with concurrent.futures.ProcessPoolExecutor(2) as ex:
+        feature_owner, label_owner = _prepared(spec, keys, platform, insurer, ex)
+        handed_out = []
+
+        def watched(batches):
+            for batch in batches:
+                handed_out.append(len(batch.points))
+                yield batch
+
+        matched = feature_owner.accumulate_stream(watched(label_owner.label_batches(9, ex, in_flight=2)), keys[0], ex, in_flight=1)
+    assert matched == 70 and sum(handed_out) == 85 and max(handed_out) == 9
+    results = label_owner.decrypt(feature_owner.bucket_sums())
+    expected = _plain(platform, insurer, 1)
+    assert {b: (r.count, r.claimed, r.amount) for b, r in results.items()} == {b: tuple(e[:3]) for b, e in expected.items()}
+
+
+def test_a_row_replayed_in_a_later_batch_is_refused_in_the_stream_too(keys):
+    spec = JoinSpec("job-d", BUCKETS, keys[0].fingerprint, min_cohort=1)
+    platform = [(f"u{i}", BUCKETS[i % 3]) for i in range(8)]
+    insurer = [(f"u{i}", 1, i) for i in range(8)]
+    with concurrent.futures.ProcessPoolExecutor(2) as ex:
+        feature_owner, label_owner = _prepared(spec, keys, platform, insurer)
+        first, second = list(label_owner.label_batches(4))
+        replay = EncryptedLabelBatch(second.job_id, second.key_fingerprint, second.points[:1] + first.points[:1],
+                                     second.ciphertexts[:1] + first.ciphertexts[:1])
+        with pytest.raises(DuplicateContribution):
+            feature_owner.accumulate_stream(iter([first, replay]), keys[0], ex)
+    # the refused batch changed nothing: only the first batch's rows count
+    assert sum(feature_owner.matched_counts.values()) == 4
+    feature_owner.accumulate(second, keys[0])
+    assert sum(r.count for r in label_owner.decrypt(feature_owner.bucket_sums()).values()) == 8
+
+
+def test_label_packing_refuses_what_the_layout_cannot_hold(keys):
+    spec = JoinSpec("job-l", BUCKETS, keys[0].fingerprint, amount_bits=20, square_bits=30)
+    with pytest.raises(Overflow):
+        LabelOwner(spec, keys[1], [("a", 1, 6000)])  # 600000 needs 21 signed bits
+    with pytest.raises(Overflow):
+        LabelOwner(spec, keys[1], [("a", 1, 400)])  # 40000^2 needs 32 signed bits
+    with pytest.raises(MalformedMessage):
+        LabelOwner(spec, keys[1], [("a", 2, 1)])
+    owner = LabelOwner(spec, keys[1], [("a", True, "-12.34")])
+    assert spec.layout.unpack([owner.rows[0][1]]) == [1, 1, -1234, 1234 * 1234]

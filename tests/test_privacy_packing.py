@@ -134,3 +134,18 @@ def test_the_wire_check_finds_tokens_not_slices_of_random_numbers():
     for leaked in ("123457", "77.5", "98123457001", "ab12cd", "paid"):
         with pytest.raises(AssertionError):
             assert_not_on_wire(text, [leaked])
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.one_of(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e13, max_value=1e13),
+                       st.integers(-10**9, 10**9).map(lambda c: c / 100)))
+def test_fixed_point_fast_float_path_agrees_with_decimal_rounding(value):
+    from decimal import ROUND_HALF_EVEN, Decimal
+
+    codec = FixedPoint(2, 48)
+    exact = int((Decimal(str(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    if -(1 << 47) <= exact < 1 << 47:
+        assert codec.encode(value) == exact
+    else:
+        with pytest.raises(Overflow):
+            codec.encode(value)

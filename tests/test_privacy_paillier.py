@@ -1,4 +1,6 @@
+import functools
 import json
+import secrets
 
 import phe
 import pytest
@@ -8,17 +10,24 @@ from privacy.errors import KeyTooSmall, MalformedMessage, Overflow, PoolExhauste
 from privacy.paillier import (
     Ciphertext,
     CrtEncryptor,
+    CrtFixedBaseEncryptor,
     FixedBaseEncryptor,
     ObfuscatorPool,
     PheEncryptor,
     PrivateKey,
     PublicKey,
+    best_window_bits,
     generate_keypair,
     parallel_encrypt,
 )
 from tests.privacy_fixtures import keypair
 
 SIGNED = st.integers(min_value=-(2**200), max_value=2**200)
+
+
+@functools.lru_cache(maxsize=None)
+def crt_encryptor(private):
+    return CrtFixedBaseEncryptor(private)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +38,8 @@ def keys():
 @pytest.fixture(scope="module")
 def encryptors(keys):
     public, private = keys
-    return [PheEncryptor(public), CrtEncryptor(private), FixedBaseEncryptor(public), FixedBaseEncryptor(public, strict=True)]
+    return [PheEncryptor(public), CrtEncryptor(private), FixedBaseEncryptor(public), FixedBaseEncryptor(public, strict=True),
+            crt_encryptor(private)]
 
 
 @pytest.mark.parametrize("bits", [512, 1024, 2047])
@@ -55,7 +65,7 @@ def test_3072_bit_keys_work():
 
 
 @settings(max_examples=15, deadline=None)
-@given(values=st.lists(SIGNED, min_size=1, max_size=6), path=st.integers(0, 3))
+@given(values=st.lists(SIGNED, min_size=1, max_size=6), path=st.integers(0, 4))
 def test_sum_of_encryptions_decrypts_to_plain_sum(keys, encryptors, values, path):
     public, private = keys
     enc = encryptors[path]
@@ -189,3 +199,43 @@ def test_parallel_encryption_refuses_before_any_work_on_overflow(keys):
     public, _ = keys
     with pytest.raises(Overflow):
         parallel_encrypt(FixedBaseEncryptor(public), [1, 2, public.n], processes=2)
+
+
+def test_crt_fixed_base_computes_exactly_the_fixed_base_obfuscator(keys):
+    public, private = keys
+    plain = FixedBaseEncryptor(public, window_bits=6)
+    crt = CrtFixedBaseEncryptor(private, window_bits=9, base=plain.base)  # other windows, same h
+    for x in (0, 1, 2**224 - 1, secrets.randbits(224), secrets.randbits(224)):
+        rp, rq = crt._powers(x)
+        full = plain._power(x)
+        assert (int(rp), int(rq)) == (int(full) % int(private.psquare), int(full) % int(private.qsquare))
+
+
+@settings(max_examples=10, deadline=None)
+@given(value=st.one_of(SIGNED, st.sampled_from(["max", "-max", "zero"])))
+def test_crt_fixed_base_ciphertexts_are_ordinary_paillier_ciphertexts(keys, value):
+    public, private = keys
+    value = {"max": public.max_int, "-max": -public.max_int, "zero": 0}.get(value, value)
+    enc = crt_encryptor(private)
+    ct = enc.encrypt(value)
+    assert private.decrypt(ct) == value
+    assert private.to_phe().decrypt(ct.to_phe()) == value
+    # the obfuscator is an n-th residue: its order divides phi(n), as r^n's does
+    obfuscator = enc.obfuscator()
+    assert pow(obfuscator, (private.p - 1) * (private.q - 1), public.nsquare) == 1
+
+
+def test_crt_fixed_base_rebuilds_from_its_spec_in_workers(keys):
+    public, private = keys
+    enc = crt_encryptor(private)
+    values = list(range(-40, 40, 3))
+    cts = parallel_encrypt(enc, values, processes=2, chunk_size=5)
+    assert [private.decrypt(c) for c in cts] == values
+    assert enc.spec().build().base == enc.base
+    with pytest.raises(Overflow):
+        enc.encrypt(public.max_int + 1)
+
+
+def test_window_size_follows_the_amount_of_work():
+    sizes = [best_window_bits(n, halves=2) for n in (1, 100, 10_000, 1_000_000)]
+    assert sizes == sorted(sizes) and sizes[0] <= 3 and sizes[-1] == 12

@@ -96,3 +96,16 @@ def test_fraud_answers_from_the_same_member_twice_are_refused():
     answer = answer_membership(query.query(), "m", {"p1"})
     with pytest.raises(DuplicateContribution):
         query.count_matches([answer, answer])
+
+
+def test_shuffle_is_a_permutation_and_every_order_is_drawn():
+    from collections import Counter
+
+    from privacy.psi import shuffled
+
+    assert shuffled([]) == [] and shuffled([7]) == [7]
+    big = list(range(5000))
+    assert sorted(shuffled(big)) == big
+    counts = Counter(tuple(shuffled("abc")) for _ in range(6000))
+    # 1000 expected per order, standard deviation ~29: [800, 1200] fails with probability < 1e-10
+    assert len(counts) == 6 and all(800 <= c <= 1200 for c in counts.values())

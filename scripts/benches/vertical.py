@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import random
 import resource
 import time
@@ -11,7 +12,7 @@ import phe
 from privacy.join import FeatureOwner, JoinSpec, LabelOwner
 from privacy.paillier import default_processes, generate_keypair
 
-describe = "private join-and-group-by (blinding + packed fixed-base Paillier, all cores) vs a per-value phe loop"
+describe = "private join-and-group-by (blinding + packed CRT fixed-base Paillier, pipelined on all cores) vs a per-value phe loop"
 
 
 def add_arguments(parser):
@@ -22,6 +23,7 @@ def add_arguments(parser):
     parser.add_argument("--baseline-rows", type=int, default=200, help="sample size for the phe baseline")
     parser.add_argument("--processes", type=int, default=0, help="worker processes (default: all cores)")
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--in-flight", type=int, default=0, help="label batches queued or unconsumed at once (default: 2 per worker)")
     parser.add_argument("--seed", type=int, default=7)
 
 
@@ -74,23 +76,36 @@ def run(args, progress):
 
     spec = JoinSpec("bench", buckets, public.fingerprint, min_cohort=1, key_bits=args.bits,
                     include_squares=args.metrics == 3, max_rows=max(1 << 20, args.rows))
+    cpu_before = os.times()
     start = time.perf_counter()
     with concurrent.futures.ProcessPoolExecutor(processes) as executor:
         feature_owner = FeatureOwner(spec, platform)
         label_owner = LabelOwner(spec, private, insurer)
         t = progress.add_task("ours: blinding platform ids", total=None)
         message = feature_owner.blinded_buckets(executor)
-        feature_owner.load_double_blinded(label_owner.double_blind(message, executor))
+        reply = label_owner.double_blind(message, executor)
+        del message  # each party keeps only what it needs from here on
+        feature_owner.load_double_blinded(reply)
+        del reply
         progress.update(t, total=1, completed=1)
         t_blind = time.perf_counter() - start
         t = progress.add_task("ours: label batches", total=-(-args.rows // args.batch_size))
-        matched = 0
-        for batch in label_owner.label_batches(args.batch_size, executor):
-            matched += feature_owner.accumulate(batch, public, executor)
-            progress.advance(t)
+
+        def ticking(batches):
+            for batch in batches:
+                progress.advance(t)
+                yield batch
+
+        # insurer workers blind + encrypt, platform workers re-blind, the main process only matches and
+        # multiplies; both sides keep at most --in-flight batches queued (bounded memory, no idle worker)
+        batches = label_owner.label_batches(args.batch_size, executor, in_flight=args.in_flight or None)
+        matched = feature_owner.accumulate_stream(ticking(batches), public, executor, in_flight=args.in_flight or None)
         t_labels = time.perf_counter() - start - t_blind
         results = label_owner.decrypt(feature_owner.bucket_sums())
     seconds = time.perf_counter() - start
+    cpu_after = os.times()
+    cpu_main = cpu_after.user - cpu_before.user + cpu_after.system - cpu_before.system
+    cpu_workers = (cpu_after.children_user - cpu_before.children_user) + (cpu_after.children_system - cpu_before.children_system)
 
     # correctness against the plain computation
     bucket_of = dict(platform)
@@ -126,4 +141,11 @@ def run(args, progress):
         "blind_platform_seconds": round(t_blind, 2),
         "label_phase_seconds": round(t_labels, 2),
         "keygen_seconds": round(keygen_seconds, 2),
+        # CPU seconds of our run: main process and workers; utilization = both / (seconds * processes).
+        # Under 1.0 means cores idled or another program used them (the machine load is reported too).
+        "cpu_main_seconds": round(cpu_main, 1),
+        "cpu_workers_seconds": round(cpu_workers, 1),
+        "cpu_us_per_row": round((cpu_main + cpu_workers) / args.rows * 1e6, 1),
+        "core_utilization": round((cpu_main + cpu_workers) / (seconds * processes), 2),
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
     }
