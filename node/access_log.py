@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, func, select, update
 from sqlalchemy.engine import Engine
-from web3 import Web3
 
 from node.chain.errors import ChainError
+from node.auth import checksum
 from node.chain.ledger import Ledger
 from node.store.db import migrate
 
@@ -88,7 +88,7 @@ class AccessLog:
         Concurrent callers are committed together (group commit): one fsync covers every record
         that arrived while the previous commit was on its way to disk.
         """
-        values = dict(kind=record.kind, grant_id=record.grant_id, requester=Web3.to_checksum_address(record.requester),
+        values = dict(kind=record.kind, grant_id=record.grant_id, requester=checksum(record.requester),
                       dataset_id=record.dataset_id, purpose=int(record.purpose), reason_code=record.reason_code,
                       query_hash=record.query_hash, rows=record.rows, created_at=time.time(), state="pending")
         done: Future = Future()

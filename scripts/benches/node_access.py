@@ -11,7 +11,7 @@ describe = "node: authorization-check latency and authorized queries per second 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--requests", type=int, default=1500)
-    parser.add_argument("--clients", type=int, default=6, help="concurrent client processes")
+    parser.add_argument("--clients", type=int, default=4, help="client processes (4 connections each)")
 
 
 def _load(job) -> tuple[list[int], float, float]:
@@ -21,15 +21,32 @@ def _load(job) -> tuple[list[int], float, float]:
 
     from node.client import NodeClient
 
-    client = NodeClient(url, Account.from_key(key), audience, chain_id)
+    import threading
+
+    threads_per_process = 4
+    clients = [NodeClient(url, Account.from_key(key), audience, chain_id) for _ in range(threads_per_process)]
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def work(client, n):
+        got = [client.query("claims", "STATISTICS").status_code for _ in range(n)]
+        with lock:
+            statuses.extend(got)
+
     try:
-        client.query("claims", "STATISTICS")  # warm up the connection and imports
+        for client in clients:
+            client.query("claims", "STATISTICS")  # warm up the connection and imports
         time.sleep(max(0.0, start_at - time.time()))  # all clients start together
         t0 = time.time()
-        statuses = [client.query("claims", "STATISTICS").status_code for _ in range(count)]
+        threads = [threading.Thread(target=work, args=(c, count // threads_per_process)) for c in clients]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         return statuses, t0, time.time()
     finally:
-        client.close()
+        for client in clients:
+            client.close()
 
 
 def _cpu_seconds(pid: int) -> float:
