@@ -4,6 +4,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.api import data, governance, grants, health
@@ -16,6 +17,10 @@ from node.errors import ConsortiumError
 
 _FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "NotGrantOwner", "CannotSanctionSelf",
                       "NotRequester", "NotParticipant", "NotClaimInsurer"}
+
+
+_HTTP_REASONS = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_request"}
 
 
 def _body(reason: str, message: str) -> dict:
@@ -84,6 +89,15 @@ def create_app(ctx: NodeContext) -> FastAPI:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse(_body("invalid_request", f"{where}: {first.get('msg')}"), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        # Framework errors (unparsable body, unknown path, wrong method) get the same machine-readable shape.
+        if isinstance(exc.detail, dict) and "reason" in exc.detail:
+            body = {"detail": exc.detail}
+        else:
+            body = _body(_HTTP_REASONS.get(exc.status_code, "http_error"), str(exc.detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(ContractRevert)
     async def _revert(_: Request, exc: ContractRevert):

@@ -202,3 +202,24 @@ def test_only_the_operator_grants_through_the_api(network):
     assert client(net, "insurer_a").request("DELETE", f"/grants/{gid}").status_code == 200
     again = client(net, "insurer_a").request("DELETE", f"/grants/{gid}")
     assert again.status_code == 409 and again.json()["detail"]["reason"] == "AlreadyRevoked"
+
+
+ENDPOINTS = [("POST", "/grants"), ("POST", "/governance/proposals"), ("PUT", "/governance/endpoint"),
+             ("PUT", "/governance/keys"), ("POST", "/governance/members/0x" + "11" * 20 + "/warn"), ("POST", "/data/query"),
+             ("POST", "/evidence/hashes"), ("POST", "/evidence/verify")]
+
+
+@pytest.mark.parametrize("method, path", ENDPOINTS)
+@pytest.mark.parametrize("raw", [b"{not json", b'{"unknown_field": 1}', b'[1, 2, 3]', b'{"grantee": 5, "dataset": [], "purpose": 7}',
+                                 b"\xff\xfe binary"])
+def test_every_endpoint_answers_bad_bodies_with_a_4xx_reason_and_changes_nothing(network, method, path, raw):
+    from node.auth import sign_request
+
+    net = network
+    owner = net["keys"]["insurer_a"].account  # the operator: past the access checks, only the body can be wrong
+    grants_before = net["ledgers"]["insurer_a"].grants_given(net["owner"])
+    headers = sign_request(owner, net["gateway"].chain_id, net["owner"], method, path, raw)
+    r = client(net, "insurer_a").http.request(method, path, content=raw, headers={**headers, "content-type": "application/json"})
+    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    assert isinstance(r.json()["detail"]["reason"], str)
+    assert net["ledgers"]["insurer_a"].grants_given(net["owner"]) == grants_before
