@@ -9,6 +9,7 @@ Modules (one object each, python-paillier style):
 - ``packing``     slot layouts and packed encrypted vectors (overflow detected, never wrapped)
 - ``masking``     pairwise zero-sum masks from X25519 + HKDF
 - ``aggregation`` horizontal secure aggregation rounds and statistics (flow 2)
+- ``dropout``     dropout-tolerant aggregation: double masking with Shamir-shared seeds (Bonawitz et al. 2017)
 - ``psi``         private set intersection cardinality by commutative X25519 blinding
 - ``join``        private join-and-group-by, i.e. private intersection-sum with groups (flow 3)
 - ``release``     minimum cohort k, Laplace / Gaussian noise, epsilon budget accountant

@@ -57,6 +57,9 @@ class HorizontalSpec:
     square_bits: int = 112
     key_bits: int = 2048
     round: int = 0
+    # 0: every participant must contribute (a dropout means a re-run). t > 0: the dropout-tolerant round of
+    # privacy.dropout, which finishes with any t participants left (t > half of them, at least 2).
+    threshold: int = 0
 
     def __post_init__(self):
         if not isinstance(self.job_id, str) or not self.job_id:
@@ -73,6 +76,10 @@ class HorizontalSpec:
             raise MalformedMessage("spec: at least one bucket must be declared")
         if not set(self.statistics) <= set(STATISTICS) or "count" not in self.statistics:
             raise MalformedMessage(f"spec: statistics must include 'count' and be among {STATISTICS}")
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, int):
+            raise MalformedMessage("spec: threshold must be an integer")
+        if self.threshold and not (max(2, len(self.participants) // 2 + 1) <= self.threshold <= len(self.participants)):
+            raise MalformedMessage("spec: threshold must be 0 or between a majority of the participants (at least 2) and all of them")
         object.__setattr__(self, "participants", tuple(sorted(self.participants)))
         object.__setattr__(self, "statistics", tuple(s for s in STATISTICS if s in self.statistics))
 
@@ -102,7 +109,7 @@ class HorizontalSpec:
             "square_bits": self.square_bits,
             "key_bits": self.key_bits,
             "round": self.round,
-        }
+        } | ({"threshold": self.threshold} if self.threshold else {})  # absent when 0: older hashes unchanged
 
     @classmethod
     def from_dict(cls, data: Any) -> "HorizontalSpec":
