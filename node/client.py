@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,12 +13,16 @@ from node.auth import sign_request
 
 
 class NodeClient:
-    def __init__(self, base_url: str, account: LocalAccount, audience: str, chain_id: int, timeout: float = 30.0):
+    def __init__(self, base_url: str, account: LocalAccount, audience: str, chain_id: int, timeout: float = 30.0,
+                 verify: bool | str = True):
+        """``verify``: TLS verification, True for the system CAs or the path of the consortium's CA bundle."""
         self.base_url = base_url.rstrip("/")
         self.account = account
         self.audience = audience
         self.chain_id = chain_id
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        if isinstance(verify, str):
+            verify = ssl.create_default_context(cafile=verify)
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, verify=verify)
 
     def request(self, method: str, path: str, body: Any = None, params: dict | None = None, *, sign: bool = True,
                 headers: dict | None = None) -> httpx.Response:

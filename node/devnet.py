@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -80,7 +81,8 @@ def spawn_node(home: Path, name: str, keys: Path, rpc_url: str, deployment: Path
     with open(home / "node.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "node.cli", "node", "start", "--config", str(config)],
                                 cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    tls = "tls_certfile" in extra
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -88,7 +90,8 @@ def spawn_node(home: Path, name: str, keys: Path, rpc_url: str, deployment: Path
             raise ConsortiumError(f"node {name} exited at start-up: {tail[0] if tail else 'no output'}",
                                   hint=f"see {home / 'node.log'}")
         try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
+            verify = ssl.create_default_context(cafile=str(extra["tls_certfile"])) if tls else True
+            if httpx.get(url + "/health", timeout=1, verify=verify).status_code == 200:
                 return NodeProcess(name, url, home, proc, config)
         except httpx.HTTPError:
             pass

@@ -23,7 +23,9 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
         ssl = {}
         if settings.tls_certfile and settings.tls_keyfile:
             ssl = {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
-        uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning", access_log=False, **ssl)
+        # A short graceful shutdown: idle keep-alive connections of peers must not hold a stop for long.
+        uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                    timeout_graceful_shutdown=3, **ssl)
     finally:
         ctx.stop()
     return 0
