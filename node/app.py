@@ -76,6 +76,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app.state.ctx = ctx
     for module in (health, data, grants, governance):
         app.include_router(module.router)
+    from node.api import stats as stats_api
+
+    app.include_router(stats_api.router)  # joint statistics: operator jobs and the node-to-node protocol
     # Evidence intake, receipts and proofs belong to the member's own systems (operator); verification
     # is open to any authenticated member, typically an auditor.
     app.state.evidence = ctx.evidence
@@ -120,5 +123,8 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes,
                        path_limits={"/evidence/documents": ctx.settings.evidence_max_document_bytes,
                                     "/evidence/verify": ctx.settings.evidence_max_document_bytes * 4 // 3 + 65536,
-                                    "/evidence/hashes": max(ctx.settings.max_body_bytes, 64 * 1024 * 1024)})
+                                    "/evidence/hashes": max(ctx.settings.max_body_bytes, 64 * 1024 * 1024),
+                                    # vertical statistics: a million blinded ids, label batches of 5000 ciphertexts
+                                    "/stats/vertical/double": max(ctx.settings.max_body_bytes, 256 * 1024 * 1024),
+                                    "/stats/vertical/labels": max(ctx.settings.max_body_bytes, 64 * 1024 * 1024)})
     return app

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -18,6 +19,10 @@ from node.evidence.service import EvidenceService, EvidenceSettings
 from node.keys import MemberKeys, load_member_keys, resolve_passphrase
 from node.settings import NodeSettings
 from node.store.db import create_store_engine
+
+if TYPE_CHECKING:
+    from node.stats.service import StatsService
+    from privacy.paillier import PrivateKey
 
 log = logging.getLogger("consortium.node")
 
@@ -42,14 +47,22 @@ class NodeContext:
     enforcer: Enforcer
     access_log: AccessLog
     evidence: EvidenceService
+    stats: "StatsService | None" = None  # joint statistics (node/stats), built with the context
 
     @property
     def address(self) -> str:
         return self.keys.address
 
+    @property
+    def paillier_key(self) -> "PrivateKey":
+        """The node's long-lived Paillier private key (node/paillier_store.py), once loaded at start."""
+        return self.stats.wait_key()
+
     @classmethod
-    def build(cls, settings: NodeSettings, keys: MemberKeys | None = None) -> "NodeContext":
-        keys = keys or load_member_keys(settings.keys, resolve_passphrase())
+    def build(cls, settings: NodeSettings, keys: MemberKeys | None = None, passphrase: str | None = None) -> "NodeContext":
+        if keys is None:
+            passphrase = passphrase or resolve_passphrase()
+            keys = load_member_keys(settings.keys, passphrase)
         ledger, deployment = open_ledger(settings, keys)
         gateway = ledger.gateway
         settings.home.mkdir(parents=True, exist_ok=True)
@@ -62,14 +75,22 @@ class NodeContext:
             max_batch_size=settings.evidence_batch_size, max_batch_age=settings.evidence_batch_age,
             document_dir=settings.home / "documents" if settings.evidence_keep_documents else None,
             max_document_bytes=settings.evidence_max_document_bytes))
-        return cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger, cache), access_log, evidence)
+        ctx = cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger, cache), access_log, evidence)
+        from node.stats.service import StatsService
+
+        ctx.stats = StatsService(ctx, passphrase)  # unlocks the Paillier key with the member passphrase
+        return ctx
 
     def start(self) -> None:
         self.access_log.start()
         self.evidence.start()
+        if self.stats is not None:
+            self.stats.start()  # loads the Paillier key and registers it in the background
         log.info("node %s (%s) started with settings %s", self.settings.name, self.address, self.settings.public_view())
 
     def stop(self) -> None:
+        if self.stats is not None:
+            self.stats.stop()
         self.evidence.stop()
         self.access_log.stop()
         self.engine.dispose()

@@ -1,0 +1,144 @@
+"""A member's local part of a job, computed in SQL over its own dataset tables (node.datasets.TABLES).
+
+Values are carried in fixed point: SUM(CAST(ROUND(value * 10^decimals) AS INTEGER)) is an exact integer
+sum in SQLite (a 64-bit overflow raises instead of wrapping), so counts and sums are exact; a value
+with more decimals than declared is rounded to the declared precision.
+"""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any, Iterator
+
+from sqlalchemy import and_, case, cast, func, literal, select
+from sqlalchemy import Integer as SqlInteger
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+
+from node.datasets import TABLES, dataset_schema
+from node.stats.spec import Axis, SpecError
+
+_OPS = {"gte": "__ge__", "gt": "__gt__", "lte": "__le__", "lt": "__lt__"}
+
+
+def _typed(schema, column: str, value: Any) -> Any:
+    return date.fromisoformat(value) if schema.field(column).kind == "date" else value
+
+
+def where_clauses(dataset: str, filters: dict) -> list:
+    table, schema = TABLES[dataset], dataset_schema(dataset)
+    clauses = []
+    for column, cond in filters.items():
+        col = table.c[column]
+        if isinstance(cond, dict):
+            clauses += [getattr(col, _OPS[op])(_typed(schema, column, v)) for op, v in cond.items()]
+        elif isinstance(cond, list):
+            clauses.append(col.in_([_typed(schema, column, v) for v in cond]))
+        else:
+            clauses.append(col == _typed(schema, column, cond))
+    return clauses
+
+
+def _axis_expression(table, axis: Axis):
+    """A SQL expression giving the axis label of a row (NULL when the row falls outside the axis)."""
+    col = table.c[axis.column]
+    if axis.values:
+        return col
+    whens = [(and_(col >= lo, col < hi), literal(label)) for (lo, hi), label in zip(zip(axis.edges, axis.edges[1:]), axis.labels)]
+    return case(*whens, else_=None)
+
+
+def _scaled(column, decimals: int):
+    return cast(func.round(column * (10**decimals)), SqlInteger)
+
+
+def horizontal_vector(engine: Engine, public: dict) -> tuple[list[int], int]:
+    """Per declared bucket, count, sum and sum of squares (as the spec asks) of fixed-point values.
+
+    Returns the flat vector in privacy.aggregation's order and the number of records in declared buckets.
+    """
+    dataset, stats = public["dataset"], public["statistics"]
+    table = TABLES[dataset]
+    axes = [Axis(a["column"], tuple(a.get("values", ())), tuple(a.get("edges", ()))) for a in public["group_by"]]
+    keys = [_axis_expression(table, a).label(f"k{i}") for i, a in enumerate(axes)]
+    aggregates = [func.count().label("count")]
+    if public.get("value"):
+        scaled = _scaled(table.c[public["value"]], public["decimals"])
+        aggregates += [func.sum(scaled).label("sum"), func.sum(scaled * scaled).label("sum_of_squares")]
+        not_null = [table.c[public["value"]].isnot(None)]
+    else:
+        not_null = []
+    stmt = select(*keys, *aggregates).select_from(table).where(*where_clauses(dataset, public["filters"]), *not_null)
+    if keys:
+        stmt = stmt.group_by(*[k.element for k in keys])
+    index = {b: i for i, b in enumerate(public["buckets"])}
+    vector = [0] * (len(index) * len(stats))
+    used = 0
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+    except (OperationalError, OverflowError) as exc:
+        raise SpecError(f"local aggregate failed: {exc.__class__.__name__}", reason="overflow",
+                        hint="values too large for exact 64-bit sums; lower decimals") from None
+    for row in rows:
+        m = row._mapping
+        labels = [m[f"k{i}"] for i in range(len(axes))]
+        if any(label is None for label in labels):
+            continue
+        bucket = "|".join(str(label) for label in labels) if axes else "all"
+        if bucket not in index:
+            continue  # a value that is not declared: outside every bucket
+        base = index[bucket] * len(stats)
+        for offset, stat in enumerate(stats):
+            vector[base + offset] += int(m[stat] or 0)
+        used += int(m["count"])
+    return vector, used
+
+
+def platform_rows(engine: Engine, public: dict) -> list[tuple[str, str]]:
+    """(person_id, bucket) for the platform's users in declared buckets."""
+    table = TABLES["user_features"]
+    columns = [a["column"] for a in public["group_by"]]
+    declared = set(public["buckets"])
+    stmt = select(table.c.person_id, *[table.c[c] for c in columns]).where(*where_clauses("user_features", public["filters"]))
+    out = []
+    with engine.connect() as conn:
+        for row in conn.execute(stmt):
+            bucket = "|".join(str(v) for v in row[1:]) if columns else "all"
+            if bucket in declared:
+                out.append((row[0], bucket))
+    return out
+
+
+def insurer_rows(engine: Engine, private: dict) -> list[tuple[str, int, Decimal]]:
+    """(person_id, claimed 0/1, total claimed amount) for every policyholder and claimant.
+
+    The population is the policyholders (population filters on policies) plus anyone with a claim;
+    ``claimed`` says whether the person has a claim passing the claim filters.
+    """
+    policies, claims = TABLES["policies"], TABLES["claims"]
+    totals: dict[str, int] = {}
+    with engine.connect() as conn:
+        persons = {p for (p,) in conn.execute(select(policies.c.person_id).distinct()
+                                              .where(*where_clauses("policies", private.get("population_filters", {}))))}
+        stmt = (select(claims.c.person_id, func.sum(_scaled(claims.c.amount, 2)))
+                .where(*where_clauses("claims", private.get("claim_filters", {}))).group_by(claims.c.person_id))
+        for person, cents in conn.execute(stmt):
+            totals[person] = int(cents or 0)
+    persons |= set(totals)
+    return [(p, int(p in totals), Decimal(totals.get(p, 0)) / 100) for p in sorted(persons)]
+
+
+def fraud_set(engine: Engine, public: dict) -> Iterator[str]:
+    """The member's side of a fraud query: its fraud list, or persons with a claim in the window."""
+    if public["check"] == "fraud_list":
+        table = TABLES["fraud_list"]
+        stmt = select(table.c.person_id)
+    else:
+        table = TABLES["claims"]
+        as_of = date.fromisoformat(public["as_of"])
+        stmt = select(table.c.person_id).distinct().where(
+            table.c.claim_date > as_of - timedelta(days=public["days"]), table.c.claim_date <= as_of)
+    with engine.connect() as conn:
+        return [p for (p,) in conn.execute(stmt)]
+

@@ -1,0 +1,309 @@
+"""Job specs: what an operator asks for, and the public spec every participant checks against the chain.
+
+A request (TOML or JSON) names a kind (horizontal, vertical, fraud), a dataset, filters, group-by axes
+and release controls. The requester turns it into the *public spec*: the request normalized (members as
+checksum addresses), plus the requester, a random job id and the requester's Paillier public key. Its
+SHA-256 over canonical JSON is the spec hash opened on StatsLedger; a participant recomputes it from
+the spec it is sent, so it computes exactly what the chain says it was asked. Anything private to the
+requester (the persons of a fraud query) lives outside the public spec and never leaves the node.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Callable
+
+from node.datasets import SCHEMAS, DatasetError, dataset_schema
+from node.errors import ConsortiumError
+from privacy.aggregation import HorizontalSpec
+from privacy.join import JoinSpec
+from privacy.paillier import PublicKey
+
+KINDS = ("horizontal", "vertical", "fraud")
+STAT_PURPOSES = ("STATISTICS", "PRICING")
+FRAUD_CHECKS = {"fraud_list": "fraud_list", "recent_claims": "claims"}  # check -> dataset it reads
+RANGE_OPS = ("gte", "gt", "lte", "lt")
+MAX_BUCKETS = 4096
+MAX_PERSONS = 10_000
+
+
+class SpecError(ConsortiumError):
+    """A job spec the node refuses (HTTP 422 with ``reason``)."""
+
+    reason = "bad_spec"
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def spec_hash(public: dict) -> str:
+    """Hex SHA-256 of the canonical public spec: the bytes32 ``specHash`` of the job on chain."""
+    return hashlib.sha256(b"consortium/stats-spec/v1|" + canonical_json(public)).hexdigest()
+
+
+def message_commitment(message: dict) -> str:
+    """Hex SHA-256 of a protocol message, as privacy.aggregation.Contribution.commitment computes it."""
+    return hashlib.sha256(json.dumps(message, sort_keys=True).encode()).hexdigest()
+
+
+def _need(cond: bool, message: str, hint: str | None = None, reason: str = "bad_spec") -> None:
+    if not cond:
+        raise SpecError(message, hint=hint, reason=reason)
+
+
+# ------------------------------------------------------------------------------------------ axes, filters
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One group-by axis: a categorical column with declared values, or a numeric column with bin edges."""
+
+    column: str
+    values: tuple[str, ...] = ()
+    edges: tuple[float, ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        if self.values:
+            return self.values
+        return tuple(f"[{_num(a)},{_num(b)})" for a, b in zip(self.edges, self.edges[1:]))
+
+    def to_dict(self) -> dict:
+        return {"column": self.column, "values": list(self.values)} if self.values else \
+            {"column": self.column, "edges": list(self.edges)}
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def parse_axes(raw: Any, dataset: str) -> list[Axis]:
+    if raw is None:
+        return []
+    _need(isinstance(raw, list) and len(raw) <= 3, "group_by must be a list of at most 3 axes",
+          "write [[group_by]] tables with column and values (or edges)")
+    schema = dataset_schema(dataset)
+    axes = []
+    for item in raw:
+        _need(isinstance(item, dict) and isinstance(item.get("column"), str), "each group_by axis needs a column")
+        field = schema.field(item["column"])
+        values, edges = item.get("values"), item.get("edges")
+        _need((values is None) != (edges is None), f"group_by {field.name}: give either values or edges")
+        if values is not None:
+            _need(isinstance(values, list) and values and all(isinstance(v, (str, int)) for v in values)
+                  and len(set(map(str, values))) == len(values), f"group_by {field.name}: values must be distinct strings")
+            axes.append(Axis(field.name, values=tuple(str(v) for v in values)))
+        else:
+            _need(field.kind in ("int", "float"), f"group_by {field.name}: edges need a numeric column")
+            _need(isinstance(edges, list) and len(edges) >= 2 and all(isinstance(e, (int, float)) and not isinstance(e, bool)
+                                                                        and math.isfinite(e) for e in edges)
+                  and all(a < b for a, b in zip(edges, edges[1:])), f"group_by {field.name}: edges must increase")
+            axes.append(Axis(field.name, edges=tuple(float(e) for e in edges)))
+    _need(len({a.column for a in axes}) == len(axes), "group_by repeats a column")
+    return axes
+
+
+def bucket_names(axes: list[Axis]) -> tuple[str, ...]:
+    names = [""]
+    for axis in axes:
+        names = [f"{n}|{label}" if n else label for n in names for label in axis.labels]
+    names = names if axes else ["all"]
+    _need(len(names) <= MAX_BUCKETS, f"{len(names)} buckets; at most {MAX_BUCKETS}", "declare fewer values or edges")
+    return tuple(names)
+
+
+def parse_filters(raw: Any, dataset: str) -> dict:
+    """column -> value (equality), list (any of) or {gte/gt/lte/lt: bound}; values typed by the schema."""
+    if raw is None:
+        return {}
+    _need(isinstance(raw, dict) and len(raw) <= 16, "filters must be a table of at most 16 columns")
+    schema = dataset_schema(dataset)
+    out: dict[str, Any] = {}
+    for column, cond in raw.items():
+        field = schema.field(column)
+
+        def typed(v: Any) -> Any:
+            try:
+                if field.kind == "date":
+                    return date.fromisoformat(str(v)).isoformat()
+                if field.kind in ("int", "float"):
+                    _need(isinstance(v, (int, float)) and not isinstance(v, bool), f"filter {column}: {v!r} is not a number")
+                    return v
+                _need(isinstance(v, (str, int)), f"filter {column}: {v!r} is not a string")
+                return str(v)
+            except ValueError:
+                raise SpecError(f"filter {column}: {v!r} is not an ISO date", hint="write dates as YYYY-MM-DD") from None
+
+        if isinstance(cond, dict):
+            _need(cond and set(cond) <= set(RANGE_OPS), f"filter {column}: range keys are {', '.join(RANGE_OPS)}")
+            out[column] = {op: typed(v) for op, v in sorted(cond.items())}
+        elif isinstance(cond, list):
+            _need(0 < len(cond) <= 100, f"filter {column}: 1 to 100 values")
+            out[column] = [typed(v) for v in cond]
+        else:
+            out[column] = typed(cond)
+    return dict(sorted(out.items()))
+
+
+# ------------------------------------------------------------------------------------------ requests
+
+
+@dataclass
+class JobRequest:
+    """A validated request: the public spec (without requester, job id and key, added at submission) and
+    what stays private to the requester."""
+
+    kind: str
+    public: dict
+    private: dict
+    participants: list[str]
+    deadline_seconds: int
+    name: str
+
+
+def _purpose(raw: Any, allowed: tuple[str, ...]) -> str:
+    value = raw or allowed[0]
+    _need(value in allowed, f"purpose {value!r} is not allowed for this job", f"use one of {', '.join(allowed)}")
+    return value
+
+
+def _members(raw: Any, resolve: Callable[[str], str], what: str) -> list[str]:
+    _need(isinstance(raw, list) and raw and all(isinstance(p, str) for p in raw), f"{what} must be a list of member names or addresses")
+    out = [resolve(p) for p in raw]
+    _need(len(set(out)) == len(out), f"{what} repeat a member")
+    return out
+
+
+def parse_request(data: Any, resolve: Callable[[str], str], requester: str) -> JobRequest:
+    """Validate a job request; ``resolve`` maps a member name or address to its checksum address."""
+    _need(isinstance(data, dict), "a job spec is a table (TOML) or object (JSON)")
+    kind = data.get("kind")
+    _need(kind in KINDS, f"kind must be one of {', '.join(KINDS)}")
+    known = {"kind", "name", "deadline_seconds", "min_cohort", "participants", "dataset", "purpose", "filters", "group_by",
+             "value", "statistics", "decimals", "epsilon", "value_bound", "platform", "claim_filters", "population_filters",
+             "pad_to", "include_squares", "check", "days", "as_of", "persons"}
+    unknown = sorted(set(data) - known)
+    _need(not unknown, f"unknown spec keys: {', '.join(unknown)}")
+    deadline = data.get("deadline_seconds", 120)
+    _need(isinstance(deadline, int) and 5 <= deadline <= 7 * 86400, "deadline_seconds must be 5 .. 604800")
+    min_cohort = data.get("min_cohort", 10 if kind != "fraud" else 1)
+    _need(isinstance(min_cohort, int) and not isinstance(min_cohort, bool) and min_cohort >= 1, "min_cohort must be a positive integer")
+    name = str(data.get("name") or kind)[:200]
+    try:
+        if kind == "horizontal":
+            return _horizontal(data, resolve, requester, deadline, min_cohort, name)
+        if kind == "vertical":
+            return _vertical(data, resolve, requester, deadline, min_cohort, name)
+        return _fraud(data, resolve, requester, deadline, name)
+    except DatasetError as exc:
+        raise SpecError(str(exc), hint=exc.hint, reason=exc.reason) from None
+
+
+def _horizontal(data, resolve, requester, deadline, min_cohort, name) -> JobRequest:
+    dataset = data.get("dataset")
+    _need(dataset in SCHEMAS, f"dataset must be one of {', '.join(SCHEMAS)}")
+    participants = _members(data.get("participants"), resolve, "participants")
+    _need(len(participants) >= 2, "horizontal statistics need at least two participants",
+          "secure aggregation hides each member's vector only among two or more")
+    _need(requester not in participants, "the requester cannot be a participant of its own job",
+          "its own data needs no consortium job")
+    value = data.get("value")
+    if value is not None:
+        _need(dataset_schema(dataset).field(value).kind in ("int", "float"), f"value column {value} is not numeric")
+    stats = data.get("statistics") or (["count", "sum", "sum_of_squares"] if value else ["count"])
+    _need(isinstance(stats, list) and "count" in stats and set(stats) <= {"count", "sum", "sum_of_squares"},
+          "statistics must include count and be among count, sum, sum_of_squares")
+    _need(value is not None or stats == ["count"], "sum and sum_of_squares need a value column")
+    decimals = data.get("decimals", 2)
+    _need(isinstance(decimals, int) and 0 <= decimals <= 6, "decimals must be 0 .. 6")
+    epsilon = data.get("epsilon")
+    if epsilon is not None:
+        _need(isinstance(epsilon, (int, float)) and 0 < epsilon <= 10, "epsilon must be in (0, 10]")
+        if value is not None:
+            _need(isinstance(data.get("value_bound"), (int, float)) and data["value_bound"] > 0,
+                  "differential privacy on sums needs value_bound (the largest absolute value one record may add)")
+    axes = parse_axes(data.get("group_by"), dataset)
+    public = {
+        "kind": "horizontal", "dataset": dataset, "purpose": _purpose(data.get("purpose"), STAT_PURPOSES),
+        "filters": parse_filters(data.get("filters"), dataset), "group_by": [a.to_dict() for a in axes],
+        "buckets": list(bucket_names(axes)), "value": value, "statistics": [s for s in ("count", "sum", "sum_of_squares") if s in stats],
+        "decimals": decimals, "min_cohort": min_cohort, "participants": sorted(participants),
+    }
+    private = {"epsilon": epsilon, "value_bound": data.get("value_bound")}
+    return JobRequest("horizontal", public, private, sorted(participants), deadline, name)
+
+
+def _vertical(data, resolve, requester, deadline, min_cohort, name) -> JobRequest:
+    platform = data.get("platform")
+    _need(isinstance(platform, str), "vertical statistics need platform = the member whose features are joined")
+    platform = resolve(platform)
+    _need(platform != requester, "the platform must be another member")
+    axes = parse_axes(data.get("group_by"), "user_features")
+    _need(all(a.values for a in axes), "vertical group_by axes are categorical platform columns with declared values")
+    pad_to = data.get("pad_to")
+    _need(pad_to is None or (isinstance(pad_to, int) and 0 < pad_to <= 10_000_000), "pad_to must be a positive integer")
+    public = {
+        "kind": "vertical", "dataset": "user_features", "purpose": _purpose(data.get("purpose"), STAT_PURPOSES),
+        "filters": parse_filters(data.get("filters"), "user_features"), "group_by": [a.to_dict() for a in axes],
+        "buckets": list(bucket_names(axes)), "min_cohort": min_cohort, "participants": [platform],
+        "include_squares": bool(data.get("include_squares", False)), "pad_to": pad_to,
+    }
+    # the insurer's own selection stays private: the platform has no need to know which claims are counted
+    private = {"claim_filters": parse_filters(data.get("claim_filters"), "claims"),
+               "population_filters": parse_filters(data.get("population_filters"), "policies")}
+    return JobRequest("vertical", public, private, [platform], deadline, name)
+
+
+def _fraud(data, resolve, requester, deadline, name) -> JobRequest:
+    check = data.get("check", "fraud_list")
+    _need(check in FRAUD_CHECKS, f"check must be one of {', '.join(FRAUD_CHECKS)}")
+    participants = _members(data.get("participants"), resolve, "participants")
+    _need(requester not in participants, "the asking member cannot be one of the members asked")
+    persons = data.get("persons")
+    _need(isinstance(persons, list) and 0 < len(persons) <= MAX_PERSONS and all(isinstance(p, str) and p for p in persons),
+          f"persons must be a list of 1 .. {MAX_PERSONS} identifiers")
+    days = data.get("days", 90)
+    _need(isinstance(days, int) and 0 < days <= 3650, "days must be 1 .. 3650")
+    try:
+        as_of = date.fromisoformat(str(data.get("as_of") or date.today().isoformat())).isoformat()
+    except ValueError:
+        raise SpecError("as_of must be an ISO date (YYYY-MM-DD)") from None
+    persons = list(dict.fromkeys(persons))
+    public = {"kind": "fraud", "check": check, "dataset": FRAUD_CHECKS[check], "purpose": "FRAUD",
+              "participants": sorted(participants), "min_cohort": 1, "persons": len(persons)}
+    if check == "recent_claims":
+        public |= {"days": days, "as_of": as_of}
+    return JobRequest("fraud", public, {"persons": persons}, sorted(participants), deadline, name)
+
+
+def complete(request: JobRequest, requester: str, public_key: PublicKey, job_id: str | None = None, round_: int = 0) -> dict:
+    """The public spec as opened on chain: the request plus requester, job id, round and job key."""
+    public = dict(request.public)
+    public |= {"requester": requester, "job_id": job_id or secrets.token_hex(16), "round": round_,
+               "public_key": {"n": str(public_key.n), "fingerprint": public_key.fingerprint}, "key_bits": public_key.bits}
+    return public
+
+
+# ------------------------------------------------------------------------------------------ privacy specs
+
+
+def public_key_of(public: dict) -> PublicKey:
+    return PublicKey.from_dict(public["public_key"])
+
+
+def horizontal_spec(public: dict) -> HorizontalSpec:
+    stats = tuple(public["statistics"])
+    # sums of squares of cents overflow 112 bits only beyond ~10^16 records of a billion: generous on purpose
+    return HorizontalSpec(public["job_id"], tuple(public["participants"]), tuple(public["buckets"]),
+                          public["public_key"]["fingerprint"], statistics=stats, decimals=public["decimals"],
+                          count_bits=40, sum_bits=80, square_bits=140, key_bits=public["key_bits"], round=public["round"])
+
+
+def join_spec(public: dict) -> JoinSpec:
+    return JoinSpec(public["job_id"], tuple(public["buckets"]), public["public_key"]["fingerprint"],
+                    min_cohort=public["min_cohort"], key_bits=public["key_bits"], include_squares=public["include_squares"])
