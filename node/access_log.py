@@ -64,7 +64,9 @@ class LogRecord:
 
 
 class AccessLog:
-    def __init__(self, engine: Engine, ledger: Ledger, *, flush_seconds: float = 0.25, batch_max: int = 400):
+    def __init__(self, engine: Engine, ledger: Ledger, *, flush_seconds: float = 1.0, batch_max: int = 1000,
+                 lost_after_seconds: float = _LOST_AFTER_SECONDS):
+        self.lost_after_seconds = lost_after_seconds
         self.engine = engine
         self.ledger = ledger
         self.flush_seconds = flush_seconds
@@ -242,7 +244,7 @@ class AccessLog:
             sent_at = conn.execute(select(func.min(outbox.c.sent_at)).where(outbox.c.tx_hash == tx_hash)).scalar() or 0
             if status == 0:
                 self._failures += 1  # the next attempt estimates gas, which surfaces the revert reason
-            if status == 0 or (not known and time.time() - sent_at > _LOST_AFTER_SECONDS):
+            if status == 0 or (not known and time.time() - sent_at > self.lost_after_seconds):
                 # Reverted or lost: queue the records again (a lost tx never reached the chain).
                 conn.execute(update(outbox).where(outbox.c.tx_hash == tx_hash).values(state="pending", tx_hash=None))
             return 0

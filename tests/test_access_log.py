@@ -1,0 +1,137 @@
+"""The access log's durable queue: nothing accepted is lost and nothing is logged twice, across crashes."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from node.access_log import AccessLog, LogRecord, outbox
+from node.chain.deployment import Purpose
+from node.chain.errors import ChainError
+from node.chain.ledger import dataset_id
+from node.client import NodeClient
+from node.store.db import create_store_engine
+
+from nodes import TEST_PASSPHRASE, start_node
+
+
+def records(c, n, grant_id):
+    return [LogRecord("access", c.accounts["platform"].address, dataset_id("claims"), int(Purpose.STATISTICS),
+                      bytes([i % 256]) * 32, grant_id=grant_id, rows=i) for i in range(n)]
+
+
+def on_chain_rows(c) -> list[int]:
+    return sorted(e["args"]["rows"] for e in c.gateway.events("DataUseAuthorization", "AccessRecorded"))
+
+
+@pytest.fixture
+def setup(consortium, tmp_path):
+    c = consortium
+    gid = c["insurer_a"].grant(c.accounts["platform"].address, dataset_id("claims"), Purpose.STATISTICS,
+                               expires_at=c.now() + 3600)
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'node.db'}")
+    return c, gid, engine
+
+
+def test_records_are_flushed_in_batches_exactly_once(setup):
+    c, gid, engine = setup
+    log = AccessLog(engine, c["insurer_a"], batch_max=40)
+    for r in records(c, 100, gid):
+        log.append(r)
+    assert log.flush() == 100
+    assert log.flush() == 0
+    assert on_chain_rows(c) == list(range(100))
+    assert log.counts() == {"mined": 100}
+
+
+def test_crash_after_recording_the_hash_but_before_sending_resends_once(setup, monkeypatch):
+    c, gid, engine = setup
+    log = AccessLog(engine, c["insurer_a"], lost_after_seconds=0.5)
+    for r in records(c, 10, gid):
+        log.append(r)
+    gateway = c["insurer_a"].gateway
+
+    def crash(*args, **kwargs):  # the process dies between writing the hash and sending the transaction
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(gateway.w3.eth, "send_raw_transaction", crash)
+    with pytest.raises(SystemExit):
+        log.flush()
+    monkeypatch.undo()
+    assert log.counts() == {"sent": 10}
+    # "Restart": a fresh AccessLog on the same store; the recorded transaction never reached the chain.
+    restarted = AccessLog(engine, c["insurer_a"], lost_after_seconds=0.5)
+    gateway._nonce.clear()
+    assert restarted.flush() == 0  # not yet considered lost
+    time.sleep(0.6)
+    restarted.flush()  # now it is: queued again ...
+    restarted.flush()  # ... and sent
+    assert on_chain_rows(c) == list(range(10))
+
+
+def test_crash_after_sending_settles_without_resending(setup, monkeypatch):
+    c, gid, engine = setup
+    log = AccessLog(engine, c["insurer_a"])
+    for r in records(c, 10, gid):
+        log.append(r)
+
+    def die_before_settling(*args, **kwargs):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(log, "_settle", die_before_settling)
+    with pytest.raises(SystemExit):
+        log.flush()
+    assert log.counts() == {"sent": 10}
+    restarted = AccessLog(engine, c["insurer_a"])
+    time.sleep(0.2)
+    assert restarted.flush() == 10  # found mined: marked, not sent again
+    assert on_chain_rows(c) == list(range(10))
+
+
+def test_chain_refusal_keeps_records_pending(setup, monkeypatch):
+    c, gid, engine = setup
+    log = AccessLog(engine, c["insurer_a"])
+    log.append(records(c, 1, gid)[0])
+
+    def refuse(*args, **kwargs):
+        raise ChainError("chain down")
+
+    monkeypatch.setattr(c["insurer_a"].gateway, "submit", refuse)
+    with pytest.raises(ChainError):
+        log.flush()
+    assert log.counts() == {"pending": 1}
+    monkeypatch.undo()
+    assert log.flush() == 1
+
+
+def test_kill_9_before_the_flush_loses_no_access(consortium, tmp_path):
+    c = consortium
+    from node.keys import create_member_keys
+
+    keys = create_member_keys(tmp_path / "keys", TEST_PASSPHRASE, scrypt_n=2**10)
+    c["insurer_a"].gateway.fund(keys.address)
+    pid = c["insurer_a"].propose_member(keys.address, "owner", 1)
+    for voter in ("insurer_a", "insurer_b", "platform", "regulator"):
+        if c[voter].vote(pid):
+            break
+    from node.chain.ledger import Ledger
+
+    owner = Ledger(c.gateway, keys.account)
+    owner.grant(c.accounts["platform"].address, dataset_id("claims"), Purpose.STATISTICS, expires_at=c.now() + 3600)
+    dep = c.deployment.save(tmp_path / "deployment.json")
+    # A flush interval far longer than the test: every access is still only in the node's store when it dies.
+    node = start_node(tmp_path / "home", "owner", tmp_path / "keys", c.gateway.rpc_url, dep, log_flush_seconds=600)
+    client = NodeClient(node.url, c.accounts["platform"], keys.address, c.gateway.chain_id)
+    served = sum(client.query("claims", "STATISTICS").status_code == 200 for _ in range(25))
+    assert served == 25
+    node.kill9()
+    assert c.gateway.events("DataUseAuthorization", "AccessRecorded") == []
+    node = start_node(tmp_path / "home", "owner", tmp_path / "keys", c.gateway.rpc_url, dep, log_flush_seconds=0.2)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(c.gateway.events("DataUseAuthorization", "AccessRecorded")) < 25:
+            time.sleep(0.2)
+        time.sleep(1.0)  # and nothing more arrives
+        assert len(c.gateway.events("DataUseAuthorization", "AccessRecorded")) == 25
+    finally:
+        node.stop()
