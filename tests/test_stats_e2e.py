@@ -364,3 +364,36 @@ def test_killed_participant_fails_the_job_at_the_deadline_and_a_rerun_without_it
     while time.monotonic() < deadline and net.ledgers["regulator"].get_job(job["chain_job_id"])["state"] != 3:
         time.sleep(0.5)
     assert net.ledgers["regulator"].get_job(job["chain_job_id"])["state"] == 3
+
+
+def test_cli_runs_a_spec_file_and_shows_the_job(net, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from nodes import ROOT
+
+    spec = tmp_path / "claims.toml"
+    spec.write_text('kind = "horizontal"\nname = "paid claims by age band"\ndataset = "claims"\nvalue = "amount"\n'
+                    'participants = ["insurer_a", "insurer_b"]\nmin_cohort = 3\ndeadline_seconds = 60\n'
+                    '[filters]\nstatus = "paid"\n[[group_by]]\ncolumn = "age_band"\nvalues = ["18-29", "30-39", "40-49", "50-59", "60+"]\n')
+    for insurer in ("insurer_a", "insurer_b"):
+        net.grant(insurer, "regulator", "claims", Purpose.STATISTICS)
+    env = {**os.environ, "CONSORTIUM_PASSPHRASE": TEST_PASSPHRASE}
+    config = str(net.nodes["regulator"].config)
+    run = subprocess.run([sys.executable, "-m", "node.cli", "stats", "run", str(spec), "--config", config, "--json",
+                          "--csv", str(tmp_path / "out.csv")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    job = json.loads(run.stdout.strip().splitlines()[-1])
+    assert job["state"] == "PUBLISHED"
+    paid = [c for n in ("insurer_a", "insurer_b") for c in net.world.insurers[n].claims if c["status"] == "paid"]
+    for band, stats in job["result"]["buckets"].items():
+        assert stats["count"] == sum(1 for c in paid if c["age_band"] == band)
+    assert (tmp_path / "out.csv").read_text().startswith("bucket,count,sum,mean")
+    show = subprocess.run([sys.executable, "-m", "node.cli", "stats", "show", job["id"], "--config", config], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert show.returncode == 0 and "PUBLISHED" in show.stdout and "18-29" in show.stdout, show.stdout + show.stderr
+    bad = subprocess.run([sys.executable, "-m", "node.cli", "stats", "show", "nope", "--config", config], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "no statistics job nope" in bad.stderr

@@ -1,0 +1,209 @@
+"""CLI for joint statistics: `consortium stats run SPEC.toml`, `stats show JOB`, `stats list`, `stats rerun JOB`.
+
+Each command talks to the member's own node (settings from --config) as its operator, with requests
+signed by the member key; the node does the work and keeps the job across restarts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import tomllib
+from pathlib import Path
+
+from node.errors import ConsortiumError
+
+TERMINAL = ("PUBLISHED", "FAILED")
+
+
+def _operator_client(config: Path):
+    from node.chain.deployment import Deployment
+    from node.client import NodeClient
+    from node.keys import load_member_keys, resolve_passphrase
+    from node.settings import load_settings
+
+    settings = load_settings(config)
+    keys = load_member_keys(settings.keys, resolve_passphrase())
+    scheme = "https" if settings.tls_certfile else "http"
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    verify: bool | str = str(settings.tls_certfile) if settings.tls_certfile else True
+    client = NodeClient(f"{scheme}://{host}:{settings.port}", keys.account, keys.address,
+                        Deployment.load(settings.deployment).chain_id, timeout=60.0, verify=verify)
+    return client
+
+
+def _check(response, what: str) -> dict:
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", {})
+        except ValueError:
+            detail = {}
+        raise ConsortiumError(f"{what}: {detail.get('message', response.text[:200])}", reason=detail.get("reason", "refused"),
+                              hint="see the node log for details" if response.status_code >= 500 else None)
+    return response.json()
+
+
+def _request(client, method: str, path: str, body=None, what: str = "node request") -> dict:
+    import httpx
+
+    try:
+        return _check(client.request(method, path, body), what)
+    except httpx.HTTPError as exc:
+        raise ConsortiumError(f"cannot reach the node at {client.base_url}: {type(exc).__name__}",
+                              reason="node_unreachable", hint="start it with `consortium node start --config ...`") from None
+
+
+def load_spec(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConsortiumError(f"cannot read {path}: {exc.strerror}", reason="bad_argument", hint="check the path") from None
+    try:
+        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConsortiumError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {exc}",
+                              reason="bad_argument", hint="fix the spec file") from None
+
+
+def wait_for(client, job: dict, show_progress: bool, timeout: float | None = None) -> dict:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    started = time.monotonic()
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=console, transient=True, disable=not show_progress) as progress:
+        task = progress.add_task(f"job {job['id'][:12]}: opening", total=len(job["participants"]))
+        while job["state"] not in TERMINAL:
+            if timeout is not None and time.monotonic() - started > timeout:
+                raise ConsortiumError(f"job {job['id']} still {job['state']} after {timeout:.0f} s", reason="timeout",
+                                      hint=f"follow it with `consortium stats show {job['id']}`")
+            time.sleep(0.5)
+            job = _request(client, "GET", f"/stats/jobs/{job['id']}", what="job status")
+            p = job["progress"] or {}
+            if p.get("batches_total"):
+                progress.update(task, description=f"job {job['id'][:12]}: {p.get('phase', '')}",
+                                total=p["batches_total"], completed=p.get("batches", 0))
+            else:
+                done = sum(1 for s in (p.get("participants") or {}).values() if s == "contributed")
+                progress.update(task, description=f"job {job['id'][:12]}: {p.get('phase', job['state'].lower())}",
+                                completed=done)
+    return job
+
+
+def print_job(job: dict, console=None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.print(f"job [bold]{job['id']}[/bold] ({job['kind']}, {job['name']}): [bold]{job['state']}[/bold], "
+                  f"chain job {job['chain_job_id']}")
+    if job["state"] == "FAILED":
+        error = job["error"]
+        console.print(f"[red]failed[/red]: {error['reason']}: {error['message']}")
+        if error["missing"]:
+            console.print(f"re-run without {', '.join(error['missing'])}: `consortium stats rerun {job['id']}`")
+        return
+    result = job.get("result")
+    if not result:
+        console.print(f"phase: {(job['progress'] or {}).get('phase')}")
+        return
+    table = Table(title=f"{job['kind']} result (k = {result.get('min_cohort', 1)}; result hash {job['result_hash'][:16]}... on chain)")
+    for column in result["columns"]:
+        table.add_column(column, justify="left" if column in ("bucket", "person") else "right")
+    for row in result["rows"]:
+        table.add_row(*(_cell(v) for v in row))
+    console.print(table)
+    if result.get("suppressed"):
+        console.print(f"suppressed (under k): {', '.join(result['suppressed'])}")
+    if result.get("epsilon"):
+        console.print(f"differential privacy: epsilon {result['epsilon']} spent")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
+    return str(value)
+
+
+def _write_csv(client, job: dict, path: str | None) -> None:
+    if path and job["state"] == "PUBLISHED":
+        response = client.request("GET", f"/stats/jobs/{job['id']}/result.csv")
+        if response.status_code == 200:
+            Path(path).write_text(response.text)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    spec = load_spec(Path(args.spec))
+    client = _operator_client(args.config)
+    job = _request(client, "POST", "/stats/jobs", spec, what="job refused")
+    if not args.no_wait:
+        job = wait_for(client, job, show_progress=not args.json, timeout=args.timeout)
+    _write_csv(client, job, args.csv)
+    print(json.dumps(job)) if args.json else print_job(job)
+    return 0 if job["state"] != "FAILED" else 2
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    client = _operator_client(args.config)
+    job = _request(client, "GET", f"/stats/jobs/{args.job}", what="job")
+    if args.wait:
+        job = wait_for(client, job, show_progress=not args.json)
+    _write_csv(client, job, args.csv)
+    print(json.dumps(job)) if args.json else print_job(job)
+    return 0
+
+
+def _cmd_rerun(args: argparse.Namespace) -> int:
+    client = _operator_client(args.config)
+    job = _request(client, "POST", f"/stats/jobs/{args.job}/rerun", what="re-run refused")
+    if not args.no_wait:
+        job = wait_for(client, job, show_progress=not args.json)
+    print(json.dumps(job)) if args.json else print_job(job)
+    return 0 if job["state"] != "FAILED" else 2
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    client = _operator_client(args.config)
+    jobs = _request(client, "GET", "/stats/jobs", what="jobs")
+    if args.json:
+        print(json.dumps(jobs))
+        return 0
+    table = Table(title="Statistics jobs requested by this node")
+    for column in ("id", "kind", "name", "state", "chain job", "reason"):
+        table.add_column(column)
+    for job in jobs:
+        table.add_row(job["id"], job["kind"], job["name"], job["state"], str(job["chain_job_id"]),
+                      (job["error"] or {}).get("reason") or "")
+    Console().print(table)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    stats = sub.add_parser("stats", help="joint statistics with other members (horizontal, vertical, fraud signals)")
+    commands = stats.add_subparsers(dest="stats_command", required=True)
+    run = commands.add_parser("run", help="open a job from SPEC.toml on this node, wait for it, print the result")
+    run.add_argument("spec", help="job spec (TOML, or JSON with a .json suffix)")
+    run.add_argument("--no-wait", action="store_true", help="return once the job is accepted")
+    run.add_argument("--timeout", type=float, help="give up waiting after this many seconds (the job goes on)")
+    run.add_argument("--csv", help="also write the result table to this CSV file")
+    run.set_defaults(func=_cmd_run)
+    show = commands.add_parser("show", help="show a job and its result")
+    show.add_argument("job")
+    show.add_argument("--wait", action="store_true", help="wait until the job is published or failed")
+    show.add_argument("--csv", help="also write the result table to this CSV file")
+    show.set_defaults(func=_cmd_show)
+    rerun = commands.add_parser("rerun", help="re-run a failed job without the participants that refused or missed it")
+    rerun.add_argument("job")
+    rerun.add_argument("--no-wait", action="store_true")
+    rerun.set_defaults(func=_cmd_rerun)
+    listing = commands.add_parser("list", help="jobs this node requested, newest first")
+    listing.set_defaults(func=_cmd_list)
+    for p in (run, show, rerun, listing):
+        p.add_argument("--config", required=True, type=Path, help="this node's TOML settings file")
+        p.add_argument("--json", action="store_true", help="print the job as one JSON object")
