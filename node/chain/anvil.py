@@ -70,6 +70,8 @@ class AnvilNode:
             cmd += ["--state", str(self.state_path)]
         import tempfile
 
+        if self._log is not None:
+            self._log.close()  # the log of a failed attempt
         self._log = tempfile.TemporaryFile()
         # A new session so that a Ctrl-C aimed at the CLI is handled by the CLI, which then stops anvil.
         self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
