@@ -12,6 +12,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Iterator
 
 from sqlalchemy import and_, func, select
@@ -91,6 +92,7 @@ def parse_time(value: Any, what: str) -> int:
     return int(moment.timestamp())
 
 
+@lru_cache(maxsize=8192)
 def iso(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -159,6 +161,9 @@ class Page:
                 "filters": self.filters, "items": self.items}
 
 
+_PURPOSE_NAMES = {p.value: p.name for p in Purpose}
+
+
 def _purpose_name(value: int) -> str:
     try:
         return Purpose(value).name
@@ -178,6 +183,7 @@ def _reason_name(value: int | None) -> str | None:
 class AuditQueries:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._ids: dict[tuple[str, Any], int] = {}  # interned ids never change: cache hits skip a query
 
     # ------------------------------------------------------------------ helpers
 
@@ -198,9 +204,21 @@ class AuditQueries:
                                   hint="retry in a moment, or ask without as_of")
         return as_of
 
-    @staticmethod
-    def _account_id(conn: Connection, address: str) -> int | None:
-        return conn.execute(select(s.accounts.c.id).where(s.accounts.c.address == address)).scalar()
+    def _account_id(self, conn: Connection, address: str) -> int | None:
+        found = self._ids.get(("account", address))
+        if found is None:
+            found = conn.execute(select(s.accounts.c.id).where(s.accounts.c.address == address)).scalar()
+            if found is not None:
+                self._ids[("account", address)] = found
+        return found
+
+    def _dataset_id(self, conn: Connection, dataset: bytes) -> int | None:
+        found = self._ids.get(("dataset", dataset))
+        if found is None:
+            found = conn.execute(select(s.datasets.c.id).where(s.datasets.c.dataset_id == dataset)).scalar()
+            if found is not None:
+                self._ids[("dataset", dataset)] = found
+        return found
 
     @staticmethod
     def _pos_range(conn: Connection, since: int | None, until: int | None, as_of: int) -> tuple[int, int] | None:
@@ -231,7 +249,7 @@ class AuditQueries:
                     return None
                 conds.append(s.log.c[column] == aid)
         if f.dataset is not None:
-            did = conn.execute(select(s.datasets.c.id).where(s.datasets.c.dataset_id == f.dataset)).scalar()
+            did = self._dataset_id(conn, f.dataset)
             if did is None:
                 return None
             conds.append(s.log.c.dataset == did)
@@ -247,25 +265,27 @@ class AuditQueries:
 
     def _log_rows(self, conn: Connection, conds: list, limit: int | None) -> list[dict]:
         req, own = s.accounts.alias("req"), s.accounts.alias("own")
-        query = (select(s.log, req.c.address.label("requester_address"), own.c.address.label("owner_address"),
-                        s.datasets.c.dataset_id.label("dataset_bytes"), s.transactions.c.tx_hash)
-                 .select_from(s.log.join(req, req.c.id == s.log.c.requester).join(own, own.c.id == s.log.c.owner)
-                              .join(s.datasets, s.datasets.c.id == s.log.c.dataset)
-                              .join(s.transactions, s.transactions.c.id == s.log.c.tx))
-                 .where(and_(*conds)).order_by(s.log.c.pos.desc()))
+        lg = s.log.c
+        query = (select(lg.pos, lg.kind, lg.ts, req.c.address, own.c.address, lg.purpose, s.datasets.c.dataset_id,
+                        lg.grant_id, lg.reason, lg.rows, lg.query_hash, s.transactions.c.tx_hash, lg.flag)
+                 .select_from(s.log.join(req, req.c.id == lg.requester).join(own, own.c.id == lg.owner)
+                              .join(s.datasets, s.datasets.c.id == lg.dataset)
+                              .join(s.transactions, s.transactions.c.id == lg.tx))
+                 .where(and_(*conds)).order_by(lg.pos.desc()))
         if limit is not None:
             query = query.limit(limit)
-        return [self._log_item(r) for r in conn.execute(query)]
-
-    @staticmethod
-    def _log_item(r: Any) -> dict:
-        dataset = bytes(r.dataset_bytes)
-        return {"block": s.block_of(r.pos), "log_index": r.pos & s.POS_MASK, "tx_hash": "0x" + bytes(r.tx_hash).hex(),
-                "ts": r.ts, "time": iso(r.ts), "outcome": s.OUTCOME_NAMES[r.kind], "requester": r.requester_address,
-                "owner": r.owner_address, "purpose": _purpose_name(r.purpose),
-                "dataset": DATASET_NAMES.get(dataset, "0x" + dataset.hex()), "dataset_id": "0x" + dataset.hex(),
-                "grant_id": r.grant_id, "reason": _reason_name(r.reason), "rows": r.rows,
-                "query_hash": "0x" + bytes(r.query_hash).hex(), "flag": s.FLAG_NAMES.get(r.flag)}
+        # Positional unpacking and cached names: row building is most of a query's time.
+        out = []
+        for pos, kind, ts, requester, owner, purpose, dataset, grant_id, reason, rows, qhash, tx, flag in \
+                conn.execute(query):
+            dataset_hex = "0x" + dataset.hex()
+            out.append({"block": pos >> s.POS_SHIFT, "log_index": pos & s.POS_MASK, "tx_hash": "0x" + tx.hex(),
+                        "ts": ts, "time": iso(ts), "outcome": s.OUTCOME_NAMES[kind], "requester": requester,
+                        "owner": owner, "purpose": _PURPOSE_NAMES.get(purpose) or str(purpose),
+                        "dataset": DATASET_NAMES.get(bytes(dataset), dataset_hex), "dataset_id": dataset_hex,
+                        "grant_id": grant_id, "reason": _reason_name(reason), "rows": rows,
+                        "query_hash": "0x" + qhash.hex(), "flag": s.FLAG_NAMES.get(flag)})
+        return out
 
     def search_logs(self, f: LogFilter, *, limit: int = 100, cursor: str | None = None, as_of: int | None = None) -> Page:
         """One page of matching accesses and denials, newest first; ``cursor`` continues a previous page."""
