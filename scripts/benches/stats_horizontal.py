@@ -1,0 +1,99 @@
+"""Horizontal statistics across node processes: a 64-bucket histogram plus sums, chain included.
+
+Four participant nodes each hold ``--records`` claims; a fifth node (the requester, e.g. a regulator,
+holding no claims) submits the job through its API. Timed from submission to the result published on
+chain: each participant's SQL aggregate, masking, packing and encryption, its commitment on chain, the
+requester's checks, aggregation, decryption and release. ``bytes_per_node`` is what one participant
+exchanges with the requester (the signed request with the spec, and its contribution).
+"""
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+from benches.stats_vertical import BenchNetwork
+
+describe = "horizontal job: 4 participant nodes x N claims each, 64-bucket amount histogram + sums, chain included"
+
+PARTICIPANTS = ("insurer-1", "insurer-2", "insurer-3", "insurer-4")
+
+
+def add_arguments(parser):
+    parser.add_argument("--records", type=int, default=1_000_000, help="claims per participant node")
+    parser.add_argument("--buckets", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--keep", help="keep the nodes' folders here (default: a temporary folder)")
+
+
+def _claims(rng: random.Random, prefix: str, records: int, top: float):
+    # cents drawn as integers: the plaintext check below is then exact
+    return [(f"{prefix}-c{i}", f"{prefix}-p{i}", None, rng.randrange(int(top * 100)) / 100, "2026-03-01", "paid")
+            for i in range(records)]
+
+
+def run(args, progress):
+    from node.chain.deployment import Role
+
+    owned = tempfile.TemporaryDirectory(prefix="bench-stats-horizontal-") if not args.keep else None
+    home = Path(owned.name if owned else args.keep)
+    width = 80
+    top = width * args.buckets
+    t = progress.add_task("start anvil, deploy, generate and load data", total=len(PARTICIPANTS) + 1)
+    members = {name: Role.INSURER for name in PARTICIPANTS} | {"regulator": Role.REGULATOR}
+    net = BenchNetwork(home, members)
+    try:
+        rng = random.Random(args.seed)
+        expected = [[0, 0] for _ in range(args.buckets)]
+        for name in PARTICIPANTS:
+            rows = _claims(rng, name, args.records, top)
+            for row in rows:
+                cents = round(row[3] * 100)
+                e = expected[cents // (width * 100)]
+                e[0] += 1
+                e[1] += cents
+            net.load(name, {"claims": (["claim_id", "person_id", "policy_id", "amount", "claim_date", "status"], rows)})
+            del rows
+            progress.advance(t)
+        net.start(list(members))
+        for name in PARTICIPANTS:
+            net.grant(name, "regulator", "claims", "STATISTICS")
+        progress.advance(t)
+        spec = {"kind": "horizontal", "dataset": "claims", "value": "amount", "statistics": ["count", "sum"],
+                "participants": list(PARTICIPANTS), "min_cohort": 10, "deadline_seconds": 3600,
+                "group_by": [{"column": "amount", "edges": [i * width for i in range(args.buckets + 1)]}]}
+        job, seconds = net.run_job("regulator", spec, progress, "horizontal job")
+
+        got = job["result"]["buckets"]
+        labels = list(got)
+        correct = len(got) == args.buckets and all(
+            (got[b]["count"], round(got[b]["sum"] * 100)) == tuple(e) for b, e in zip(labels, expected))
+
+        conn = sqlite3.connect(net.db("regulator"))
+        (public_raw,) = conn.execute("SELECT public_spec FROM stats_jobs WHERE id = ?", (job["id"],)).fetchone()
+        sizes = {}
+        for participant, payload, commitment in conn.execute(
+                "SELECT participant, payload, commitment FROM stats_received WHERE job_id = ?", (job["id"],)):
+            request = json.dumps({"chain_job_id": job["chain_job_id"], "spec": json.loads(public_raw)})
+            response = json.dumps({"contribution": json.loads(payload), "commitment": commitment})
+            sizes[participant] = len(request) + len(response)
+        conn.close()
+        ciphertexts = len(json.loads(payload)["vector"]["ciphertexts"])
+        return {
+            "seconds": round(seconds, 2),
+            "bytes_per_node": round(sum(sizes.values()) / len(sizes)),
+            "records_per_node": args.records,
+            "participants": len(PARTICIPANTS),
+            "buckets": args.buckets,
+            "ciphertexts_per_node": ciphertexts,
+            "correct": correct,
+            "records_per_second": round(args.records * len(PARTICIPANTS) / seconds),
+            "includes": "5 node processes over HTTP, openJob, 4 commitContribution, publishResult, access logs",
+        }
+    finally:
+        net.stop()
+        if owned is not None:
+            owned.cleanup()
