@@ -464,6 +464,7 @@ class LabelOwner:
         self.public_key = private_key.public_key
         self.blinder = blinder or Blinder()
         self._encryptors: dict[int, CrtFixedBaseEncryptor] = {}
+        self._base: int | None = None
         layout, codec = spec.layout, spec.codec
         if layout.plaintext_count != 1:
             raise LayoutMismatch("label layout must fit one plaintext per row")
@@ -501,13 +502,25 @@ class LabelOwner:
             out[bucket].append(point)
         return DoubleBlindedBuckets(self.spec.job_id, {b: shuffled(p) for b, p in out.items()})
 
+    def _fixed_base(self) -> int:
+        """One random n-th residue h per job (one CRT exponentiation), shared by every window size."""
+        if self._base is None:
+            self._base = int(self.private_key.n_th_power_crt(self.public_key.random_unit()))
+        return self._base
+
+    def encryptor_spec(self, rows_per_process: int) -> EncryptorSpec:
+        """The recipe of the key holder's fastest path (fixed-base modulo p^2 and q^2), its window sized to
+        the work, for worker processes: the main process builds no table it would not use."""
+        k = self.private_key
+        window = best_window_bits(rows_per_process, halves=2)
+        return EncryptorSpec("crt-fixed-base", self.public_key.n, (k.p, k.q, self._fixed_base(), None, window))
+
     def encryptor_for(self, rows_per_process: int) -> CrtFixedBaseEncryptor:
-        """The key holder's fastest path (fixed-base modulo p^2 and q^2), its window sized to the work."""
+        """The same encryptor, built here (cached per window size)."""
         window = best_window_bits(rows_per_process, halves=2)
         cached = self._encryptors.get(window)
         if cached is None:
-            base = next(iter(self._encryptors.values())).base if self._encryptors else None  # one h per job
-            cached = self._encryptors[window] = CrtFixedBaseEncryptor(self.private_key, window_bits=window, base=base)
+            cached = self._encryptors[window] = CrtFixedBaseEncryptor(self.private_key, window_bits=window, base=self._fixed_base())
         return cached
 
     def label_batches(
@@ -538,7 +551,7 @@ class LabelOwner:
                 yield EncryptedLabelBatch(self.spec.job_id, fingerprint, points, [encryptor.encrypt(p).value for _, p in rows])
             return
         workers = _workers(executor)
-        spec = (encryptor or self.encryptor_for(-(-len(self.rows) // workers))).spec()
+        spec = encryptor.spec() if encryptor is not None else self.encryptor_spec(-(-len(self.rows) // workers))
         secret, width = self.blinder.secret(), _ciphertext_width(self.public_key)
         in_flight = in_flight or 2 * workers
         pending: collections.deque = collections.deque()
