@@ -127,6 +127,8 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
                                                       "consent_ref": "0x" + hashlib.sha256(b"legal basis: anti-fraud regulation").hexdigest()}))
         fraud = step("insurer-west counts insurer-east's fraud-list entries", lambda: ask("insurer-west", "insurer-east", "fraud_list", "FRAUD"))
 
+        stats_jobs = _joint_statistics(step, client, keys, world, now)
+
         newcomer = create_member_keys(home / "members" / "risk-model-lab", passphrase)
         dev.gateway.fund(newcomer.address)
         proposal = step("insurer-east proposes a technology firm for admission (through its node)",
@@ -168,11 +170,14 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
             "fraud_list_entries": fraud.json()["records"] if fraud.status_code == 200 else None,
             "refused_after_revocation": after.status_code == 403 and after.json()["detail"]["reason"] == "revoked",
             "queries": queries, "events_by_type": by_type, "events": len(events),
+            "joint_statistics": {kind: {"state": job["state"], "matches_plaintext": match, "chain_job_id": job["chain_job_id"]}
+                                 for kind, (job, _, match) in stats_jobs.items()},
             "seconds": round(time.monotonic() - started, 2), "steps": steps,
         }
         if as_json:
             print(json.dumps(summary))
         else:
+            _print_statistics(console, stats_jobs)
             _print_tables(console, queries, result_by_age, plain_by_age, by_type, summary)
         return summary
     finally:
@@ -210,3 +215,131 @@ def _print_tables(console: Console, queries, result_by_age, plain_by_age, by_typ
                 "refused_after_revocation", "events", "seconds"):
         s.add_row(key, str(summary[key]))
     console.print(s)
+
+
+# ------------------------------------------------------------------------------------------- joint statistics
+
+
+def _run_job(client_for: Callable, requester: str, spec: dict, timeout: float = 120.0) -> dict:
+    """Submit a job to the requester's own node and wait until it is published or failed."""
+    c = client_for(requester, requester)
+    deadline = time.monotonic() + timeout
+    while True:  # the node's Paillier key may still be generating (first start only)
+        r = c.request("POST", "/stats/jobs", spec)
+        if r.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    job = r.json()
+    if r.status_code != 202:
+        raise RuntimeError(f"statistics job refused: {job}")
+    while job["state"] not in ("PUBLISHED", "FAILED") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = c.request("GET", f"/stats/jobs/{job['id']}").json()
+    return job
+
+
+def _joint_statistics(step: Callable, client: Callable, keys: dict, world: Any, now: int) -> dict:
+    """One job of each kind; each result next to the plaintext answer from the demo's own data ``world``."""
+    from node.sample_data import AGE_BANDS, CHANNELS
+
+    def grant(owner: str, grantee: str, dataset: str, purpose: str) -> None:
+        client(owner, owner).request("POST", "/grants", {"grantee": keys[grantee].address, "dataset": dataset,
+                                                         "purpose": purpose, "expires_at": now + 86400})
+
+    jobs: dict[str, tuple[dict, dict, bool]] = {}
+    insurers = {"insurer-east": "insurer_a", "insurer-west": "insurer_b"}
+
+    # horizontal: the regulator's market view of both insurers' claims
+    for insurer in insurers:
+        grant(insurer, "regulator", "claims", "STATISTICS")
+    k = 10
+    job = step("Horizontal job: the regulator asks both insurers for claims count, sum and mean by age band (k = 10)",
+               lambda: _run_job(client, "regulator", {
+                   "kind": "horizontal", "name": "claims by age band", "dataset": "claims", "value": "amount",
+                   "statistics": ["count", "sum"], "participants": list(insurers), "min_cohort": k, "deadline_seconds": 60,
+                   "group_by": [{"column": "age_band", "values": list(AGE_BANDS)}]}))
+    plain: dict[str, list] = {}
+    for data in insurers.values():
+        for c in world.insurers[data].claims:
+            e = plain.setdefault(c["age_band"], [0, 0])
+            e[0] += 1
+            e[1] += round(c["amount"] * 100)
+    plain_h = {b: {"count": n, "sum": cents / 100, "mean": cents / 100 / n} for b, (n, cents) in plain.items() if n >= k}
+    got = (job.get("result") or {}).get("buckets", {})
+    match = job["state"] == "PUBLISHED" and set(got) == set(plain_h) and all(
+        got[b]["count"] == p["count"] and round(got[b]["sum"] * 100) == round(p["sum"] * 100) for b, p in plain_h.items())
+    jobs["horizontal"] = (job, plain_h, match)
+
+    # vertical: insurer-east's claims joined with the platform's age band x channel, nobody sees the other's rows
+    grant("shop-platform", "insurer-east", "user_features", "STATISTICS")
+    job = step("Vertical job: insurer-east x shop-platform, claim rate and average claim per age band x channel",
+               lambda: _run_job(client, "insurer-east", {
+                   "kind": "vertical", "name": "claims by platform segment", "platform": "shop-platform", "min_cohort": k,
+                   "deadline_seconds": 60, "group_by": [{"column": "age_band", "values": list(AGE_BANDS)},
+                                                        {"column": "channel", "values": list(CHANNELS)}]}))
+    data = world.insurers["insurer_a"]
+    cents: dict[str, int] = {}
+    for c in data.claims:
+        cents[c["person_id"]] = cents.get(c["person_id"], 0) + round(c["amount"] * 100)
+    persons = {p["person_id"] for p in data.policies} | set(cents)
+    joined: dict[str, list] = {}
+    for f in world.user_features:
+        if f["person_id"] in persons:
+            e = joined.setdefault(f"{f['age_band']}|{f['channel']}", [0, 0, 0])
+            e[0] += 1
+            e[1] += f["person_id"] in cents
+            e[2] += cents.get(f["person_id"], 0)
+    plain_v = {b: {"persons": n, "claimants": m, "claim_rate": m / n, "average_claim": a / 100 / m if m else None}
+               for b, (n, m, a) in joined.items() if n >= k}
+    got = (job.get("result") or {}).get("buckets", {})
+    match = job["state"] == "PUBLISHED" and set(got) == set(plain_v) and all(
+        (got[b]["persons"], got[b]["claimants"]) == (p["persons"], p["claimants"]) for b, p in plain_v.items())
+    jobs["vertical"] = (job, plain_v, match)
+
+    # fraud: insurer-west checks 8 persons against insurer-east's fraud list (FRAUD grant given above)
+    listed = sorted(f["person_id"] for f in world.insurers["insurer_a"].fraud_list)
+    others = [p for p in world.people if p not in set(listed)]
+    asked = listed[:4] + others[:4]
+    job = step("Fraud signals: insurer-west asks whether 8 persons are on another member's fraud list (counts only)",
+               lambda: _run_job(client, "insurer-west", {"kind": "fraud", "check": "fraud_list", "participants": ["insurer-east"],
+                                                         "persons": asked, "deadline_seconds": 60}))
+    plain_f = {p: int(p in set(listed)) for p in asked}
+    jobs["fraud"] = (job, plain_f, job["state"] == "PUBLISHED" and job["result"]["persons"] == plain_f)
+    return jobs
+
+
+def _print_statistics(console: Console, jobs: dict) -> None:
+    job, plain, match = jobs["horizontal"]
+    t = Table(title=f"Horizontal job {job['chain_job_id']} (secure aggregation) vs plaintext: claims by age band; match: {match}")
+    for col in ("age band", "count", "count (plain)", "sum", "sum (plain)"):
+        t.add_column(col, justify="right")
+    got = (job.get("result") or {}).get("buckets", {})
+    for b in sorted(set(got) | set(plain)):
+        g, p = got.get(b, {}), plain.get(b, {})
+        t.add_row(b, _fmt(g.get("count")), _fmt(p.get("count")), _fmt(g.get("sum")), _fmt(p.get("sum")))
+    console.print(t)
+    job, plain, match = jobs["vertical"]
+    t = Table(title=f"Vertical job {job['chain_job_id']} (private join) vs plaintext join; match: {match}")
+    for col in ("bucket", "persons", "(plain)", "claim rate", "(plain)", "avg claim", "(plain)"):
+        t.add_column(col, justify="right")
+    got = (job.get("result") or {}).get("buckets", {})
+    for b in sorted(set(got) | set(plain)):
+        g, p = got.get(b, {}), plain.get(b, {})
+        t.add_row(b, *(_fmt(v.get(c)) for c in ("persons", "claim_rate", "average_claim") for v in (g, p)))
+    console.print(t)
+    job, plain, match = jobs["fraud"]
+    t = Table(title=f"Fraud signals job {job['chain_job_id']} (private membership) vs plaintext; match: {match}")
+    for col in ("person", "members listing (joint)", "members listing (plain)"):
+        t.add_column(col, justify="right")
+    got = (job.get("result") or {}).get("persons", {})
+    for person in plain:
+        t.add_row(person, _fmt(got.get(person)), _fmt(plain[person]))
+    console.print(t)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}" if value < 1 else f"{value:,.2f}"
+    return str(value)
