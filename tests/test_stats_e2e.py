@@ -104,6 +104,7 @@ class StatsNetwork:
             return name, start_node(base / name, name, base / "keys" / name, anvil.url, dep_path, port=ports[name],
                                     log_flush_seconds=0.2)
 
+        self.start = start
         with ThreadPoolExecutor(len(ROLES)) as pool:
             self.nodes = dict(pool.map(start, ROLES))
 
@@ -341,6 +342,28 @@ def test_bytes_between_nodes_hold_no_person_id_or_raw_value(net):
             assert not ids.search(body), f"a person id crossed the wire on {path}"
             found = [a for a in amounts if a in body]
             assert not found, f"raw claim amounts {found[:3]} crossed the wire on {path}"
+
+
+def test_a_job_survives_a_requester_restart(net):
+    for insurer in ("insurer_a", "insurer_b"):
+        net.grant(insurer, "regulator", "claims", Purpose.STATISTICS)
+    net.nodes["insurer_b"].stop()  # insurer_b is away: the job waits for it
+    client = net.operator("regulator")
+    r = client.request("POST", "/stats/jobs", HORIZONTAL | {"participants": ["insurer_a", "insurer_b"], "deadline_seconds": 90})
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 30
+    while client.request("GET", f"/stats/jobs/{job_id}").json()["progress"]["participants"].get(net.address("insurer_a")) != "contributed":
+        assert time.monotonic() < deadline, "insurer_a never contributed"
+        time.sleep(0.3)
+    net.nodes["regulator"].stop()
+    _, net.nodes["insurer_b"] = net.start("insurer_b")
+    _, net.nodes["regulator"] = net.start("regulator")  # resumes the COLLECTING job from its store
+    job = net.wait("regulator", job_id, timeout=60)
+    check_horizontal(net, job, ("insurer_a", "insurer_b"))
+    # insurer_a answered once: one commitment, one access logged for this job
+    commits = [e for e in net.gateway.events("StatsLedger", "ContributionCommitted", filters={"jobId": job["chain_job_id"]})]
+    assert sorted(e["args"]["participant"] for e in commits) == sorted([net.address("insurer_a"), net.address("insurer_b")])
 
 
 def test_killed_participant_fails_the_job_at_the_deadline_and_a_rerun_without_it_succeeds(net):
