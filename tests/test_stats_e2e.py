@@ -225,6 +225,21 @@ def test_horizontal_job_equals_plaintext_suppresses_small_buckets_and_is_on_chai
     assert csv.status_code == 200 and csv.text.splitlines()[0] == "bucket,count,sum,mean,variance,stddev"
 
 
+def test_noisy_release_spends_the_persisted_epsilon_budget(net):
+    for insurer in ("insurer_a", "insurer_b"):
+        net.grant(insurer, "regulator", "claims", Purpose.STATISTICS)
+    spec = HORIZONTAL | {"participants": ["insurer_a", "insurer_b"], "epsilon": 0.8, "value_bound": 20000,
+                         "statistics": ["count", "sum"], "dataset": "claims"}
+    job = net.run("regulator", spec)
+    assert job["state"] == "PUBLISHED" and job["result"]["epsilon"] == 0.8
+    plain = plain_horizontal(net, ("insurer_a", "insurer_b"), 6)
+    released = job["result"]["buckets"]
+    assert set(released) == {b for b, v in plain.items() if v[0] >= 6}  # suppression decided on exact counts
+    assert any(released[b]["count"] != plain[b][0] for b in released)  # noise was added
+    r = net.operator("regulator").request("POST", "/stats/jobs", spec | {"epsilon": 0.5})
+    assert r.status_code == 422 and r.json()["detail"]["reason"] == "budget_exhausted"
+
+
 def test_participant_without_grant_refuses_and_the_job_fails_with_that_reason(net):
     net.grant("insurer_a", "regulator", "claims", Purpose.STATISTICS)
     job = net.run("regulator", HORIZONTAL | {"participants": ["insurer_a", "insurer_c"]})
@@ -248,13 +263,17 @@ def test_a_non_operator_cannot_open_jobs_and_bad_specs_get_a_reason(net):
         assert r.status_code == 422 and r.json()["detail"]["reason"] == reason, r.text
 
 
-def test_a_forged_contribution_request_is_refused_by_the_participant(net):
-    # a member that did not open the job on chain cannot get a contribution for it
-    r = NodeClient(net.nodes["insurer_a"].url, net.keys["insurer_b"].account, net.address("insurer_a"),
-                   net.gateway.chain_id).request("POST", "/stats/contribute", {"chain_job_id": 1, "spec": {
-                       "kind": "horizontal", "requester": net.address("insurer_b"), "job_id": "x", "public_key": {},
-                       "participants": [], "dataset": "claims", "purpose": "STATISTICS", "min_cohort": 1}})
+def test_a_replayed_job_spec_from_another_member_is_refused_by_the_participant(net):
+    # insurer_b replays the regulator's job (spec and chain id) to insurer_a: the chain names another requester
+    job = next(j for j in net.operator("regulator").request("GET", "/stats/jobs").json()
+               if j["kind"] == "horizontal" and j["state"] == "PUBLISHED")
+    forged = NodeClient(net.nodes["insurer_a"].url, net.keys["insurer_b"].account, net.address("insurer_a"), net.gateway.chain_id)
+    r = forged.request("POST", "/stats/contribute", {"chain_job_id": job["chain_job_id"], "spec": job["spec"]})
     assert r.status_code == 403 and r.json()["detail"]["reason"] == "not_requester"
+    r = forged.request("POST", "/stats/contribute", {"chain_job_id": job["chain_job_id"], "spec": job["spec"] | {"dataset": "nope"}})
+    assert r.status_code == 422
+    r = forged.request("POST", "/stats/contribute", {"chain_job_id": 10_000, "spec": job["spec"]})
+    assert r.status_code == 404 and r.json()["detail"]["reason"] == "UnknownJob"
 
 
 def test_vertical_job_equals_plaintext_join(net):

@@ -175,3 +175,37 @@ def test_insurer_rows_total_claims_per_person(engine):
     rows = {p: (claimed, amount) for p, claimed, amount in local.insurer_rows(engine, {"claim_filters": {"status": "paid"}})}
     assert rows["p1"] == (1, Decimal("10.10")) and rows["p4"] == (1, Decimal("250.50"))
     assert "p2" not in rows  # no policy here and no claim passing the filter: outside the population
+
+
+@pytest.mark.parametrize("change", [
+    {"dataset": "policies"},                       # grant checked on one dataset, data read from another
+    {"purpose": "UNDERWRITING"},
+    {"buckets": ["all"]},
+    {"filters": {"nope": 1}},
+    {"value": "status"},
+    {"statistics": ["sum"]},
+    {"group_by": "age_band"},
+])
+def test_participant_side_check_refuses_specs_a_requester_could_not_have_built(keypair, change):
+    from node.stats.spec import check_public
+
+    public = complete(parse_request(BASE, resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="j")
+    check_public(public)
+    with pytest.raises(SpecError):
+        check_public(public | change)
+
+
+def test_participant_side_check_ties_vertical_and_fraud_specs_to_their_dataset(keypair):
+    from node.stats.spec import check_public
+
+    vertical = complete(parse_request({"kind": "vertical", "platform": "a", "group_by": [{"column": "channel", "values": ["app"]}]},
+                                      resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="v")
+    check_public(vertical)
+    with pytest.raises(SpecError):
+        check_public(vertical | {"dataset": "claims"})
+    fraud = complete(parse_request({"kind": "fraud", "participants": ["a"], "persons": ["x"]}, resolve, MEMBERS["me"]),
+                     MEMBERS["me"], keypair[0], job_id="f")
+    check_public(fraud)
+    for change in ({"dataset": "claims"}, {"purpose": "STATISTICS"}, {"check": "recent_claims"}):
+        with pytest.raises(SpecError):
+            check_public(fraud | change)

@@ -24,7 +24,7 @@ from node.access_log import LogRecord
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.stats import local
-from node.stats.spec import SpecError, horizontal_spec, join_spec, message_commitment, public_key_of, spec_hash
+from node.stats.spec import SpecError, check_public, horizontal_spec, join_spec, message_commitment, public_key_of, spec_hash
 from node.stats.store import StatsStore
 from privacy.aggregation import contribute
 from privacy.fraud import MembershipQuery, answer_membership
@@ -87,6 +87,10 @@ class Participant:
         for key in ("requester", "job_id", "public_key", "participants", "dataset", "purpose", "min_cohort"):
             if key not in public:
                 raise StatsRefusal(422, "bad_spec", f"job spec lacks {key}")
+        try:
+            check_public(public)
+        except SpecError as exc:
+            raise StatsRefusal(422, exc.reason, exc.one_line()) from None
         h = spec_hash(public)
         job = self.ctx.ledger.get_job(chain_job_id)  # an unknown id reverts: 404 UnknownJob
         if job["requester"] != caller or public["requester"] != caller:

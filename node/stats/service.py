@@ -150,6 +150,13 @@ class StatsService:
         private_key = self.wait_key()
         request = parse_request(data, self._resolver(), self.ctx.address)
         self._check_participants(request.participants)
+        if request.private.get("epsilon"):  # refuse before anything goes on chain; charged again at release
+            state = self.store.budget_state()
+            try:
+                (BudgetAccountant.from_dict(state) if state else BudgetAccountant()).check(
+                    self.ctx.address, request.public["dataset"], float(request.private["epsilon"]))
+            except PrivacyError as exc:
+                raise SpecError(str(exc), reason=exc.reason, hint="ask with a smaller epsilon or without noise") from None
         public = complete(request, self.ctx.address, private_key.public_key)
         return self._create(request, public)
 

@@ -307,3 +307,45 @@ def horizontal_spec(public: dict) -> HorizontalSpec:
 def join_spec(public: dict) -> JoinSpec:
     return JoinSpec(public["job_id"], tuple(public["buckets"]), public["public_key"]["fingerprint"],
                     min_cohort=public["min_cohort"], key_bits=public["key_bits"], include_squares=public["include_squares"])
+
+
+def check_public(public: dict) -> None:
+    """A participant's check that a public spec asks for exactly what its kind allows, before any query runs.
+
+    The chain proves who asked what; this proves that what was asked is well formed (known columns,
+    declared buckets, the dataset and purpose that belong to the kind), so the grant checked is the
+    grant for the data that will be read.
+    """
+    try:
+        kind = public["kind"]
+        if kind == "horizontal":
+            _need(public["dataset"] in SCHEMAS, "unknown dataset")
+            _need(public["purpose"] in STAT_PURPOSES, "purpose not allowed for statistics")
+            axes = parse_axes(public["group_by"], public["dataset"])
+            _need(list(bucket_names(axes)) == public["buckets"], "buckets do not follow from group_by")
+            _need(parse_filters(public["filters"], public["dataset"]) == public["filters"], "filters are not normalized")
+            value = public.get("value")
+            if value is not None:
+                _need(dataset_schema(public["dataset"]).field(value).kind in ("int", "float"), "value column is not numeric")
+            _need(public["statistics"] in (["count"], ["count", "sum"], ["count", "sum_of_squares"], ["count", "sum", "sum_of_squares"])
+                  and (value is not None or public["statistics"] == ["count"]), "statistics are not valid")
+            _need(isinstance(public["decimals"], int) and 0 <= public["decimals"] <= 6, "decimals out of range")
+        elif kind == "vertical":
+            _need(public["dataset"] == "user_features", "a vertical job reads the platform's user_features")
+            _need(public["purpose"] in STAT_PURPOSES, "purpose not allowed for statistics")
+            axes = parse_axes(public["group_by"], "user_features")
+            _need(all(a.values for a in axes) and list(bucket_names(axes)) == public["buckets"], "buckets do not follow from group_by")
+            _need(parse_filters(public["filters"], "user_features") == public["filters"], "filters are not normalized")
+        elif kind == "fraud":
+            _need(public["check"] in FRAUD_CHECKS and public["dataset"] == FRAUD_CHECKS[public["check"]], "check and dataset differ")
+            _need(public["purpose"] == "FRAUD", "fraud signals are answered for the FRAUD purpose only")
+            _need(isinstance(public["persons"], int) and 0 < public["persons"] <= MAX_PERSONS, "persons out of range")
+            if public["check"] == "recent_claims":
+                _need(isinstance(public["days"], int) and 0 < public["days"] <= 3650, "days out of range")
+                date.fromisoformat(public["as_of"])
+        else:
+            raise SpecError(f"unknown kind {kind!r}")
+    except DatasetError as exc:
+        raise SpecError(str(exc), reason=exc.reason) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise SpecError(f"malformed job spec: {type(exc).__name__}: {exc}") from None
