@@ -41,8 +41,14 @@ def test_demo_runs_the_multi_node_scenario_and_reports_json():
     assert summary["fraud_list_entries"] == 15
     outcomes = [(q["from"], q["purpose"], q["outcome"]) for q in summary["queries"]]
     assert ("shop-platform", "PRICING", "wrong_purpose") in outcomes and ("insurer-west", "FRAUD", "no_grant") in outcomes
-    # Every served query is an access on chain and every refusal a denial, logged by the data owner's node.
-    assert summary["events_by_type"]["AccessRecorded"] == sum(q["outcome"] == "served" for q in summary["queries"])
+    # One job of each kind, each equal to the plaintext answer the demo computes from its own data.
+    jobs = summary["joint_statistics"]
+    assert set(jobs) == {"horizontal", "vertical", "fraud"}
+    assert all(j["state"] == "PUBLISHED" and j["matches_plaintext"] for j in jobs.values()), jobs
+    # Every served query and every job contribution is an access on chain (2 insurers in the horizontal job,
+    # the platform in the vertical one, one fraud-list holder); every refusal a denial.
+    contributions = 2 + 1 + 1
+    assert summary["events_by_type"]["AccessRecorded"] == sum(q["outcome"] == "served" for q in summary["queries"]) + contributions
     assert summary["events_by_type"]["DenialRecorded"] == sum(q["status"] == 403 for q in summary["queries"])
     assert summary["events_by_type"]["AuthorizationRevoked"] == 1
 
