@@ -101,3 +101,23 @@ def test_uploaded_document_over_the_limit_is_refused(evidence_node):
     headers = sign_request(env["keys"]["insurer"].account, env["gateway"].chain_id, env["keys"]["insurer"].address, "POST", path, big)
     refused = insurer.http.post(path, content=big, headers=headers)
     assert refused.status_code == 413 and refused.json()["detail"]["reason"] == "body_too_large"
+
+
+def test_claim_lifecycle_through_the_node_with_express_flag(evidence_node):
+    env = evidence_node
+    insurer = client(env, "insurer")
+    steps = [{"step": "reported"}, {"step": "materials-complete"},
+             {"step": "assessed", "amount": 800.0, "express_threshold": 2000.0, "materials_complete": True, "liability_clear": True},
+             {"step": "approved"}, {"step": "paid", "detail": {"payment_ref": "PAY-1"}}]
+    for body in steps:
+        r = insurer.request("POST", "/evidence/claims/CLM-9/steps", body)
+        assert r.status_code == 200, r.text
+    out_of_order = insurer.request("POST", "/evidence/claims/CLM-9/steps", {"step": "paid"})
+    assert out_of_order.status_code == 409 and out_of_order.json()["detail"]["reason"] == "InvalidClaimStep"
+    unknown = insurer.request("POST", "/evidence/claims/CLM-9/steps", {"step": "teleported"})
+    assert unknown.status_code == 422
+    history = insurer.request("GET", "/evidence/claims/CLM-9/history").json()["steps"]
+    assert [s["step"] for s in history] == ["REPORTED", "MATERIALS_COMPLETE", "ASSESSED", "APPROVED", "PAID"]
+    assert [s["express"] for s in history] == [False, False, True, False, False]
+    assert {s["actor_name"] for s in history} == {"insurer"}
+    assert client(env, "auditor").request("POST", "/evidence/claims/CLM-9/steps", {"step": "reported"}).status_code == 403

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from node.chain.errors import ChainError
@@ -168,3 +169,47 @@ async def verify(request: Request) -> dict:
 @router.get("/status")
 async def status(request: Request) -> dict:
     return await run_in_threadpool(_service(request).status)
+
+
+# ---------------------------------------------------------------------------------- claim lifecycle
+
+
+class ClaimStepRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    step: str = Field(max_length=32, description="reported, materials-complete, assessed, approved, rejected or paid")
+    detail: dict[str, Any] = Field(default_factory=dict, description="kept off chain; its SHA-256 goes on chain")
+    amount: float | None = Field(default=None, ge=0)
+    express_threshold: float | None = Field(default=None, ge=0)
+    materials_complete: bool = False
+    liability_clear: bool = False
+
+
+@router.post("/claims/{claim_id}/steps")
+async def record_step(claim_id: str, body: ClaimStepRequest, request: Request) -> dict:
+    """Record the claim's next lifecycle step on chain, acting as this member (express flag with the assessment)."""
+    from node.evidence.claims import parse_step, record_claim_step
+    from node.evidence.leaf import check_claim_id
+
+    service = _service(request)
+    try:
+        check_claim_id(claim_id)
+        step = parse_step(body.step)
+        return await run_in_threadpool(record_claim_step, service.ledger, claim_id, step, detail=body.detail,
+                                       amount=body.amount, express_threshold=body.express_threshold,
+                                       materials_complete=body.materials_complete, liability_clear=body.liability_clear)
+    except ConsortiumError as exc:
+        if isinstance(exc, ChainError):
+            raise
+        raise _http_error(exc) from None
+
+
+@router.get("/claims/{claim_id}/history")
+async def history(claim_id: str, request: Request) -> dict:
+    """The claim's steps as the chain recorded them: block, time, acting member, express flag."""
+    from dataclasses import asdict
+
+    from node.evidence.claims import claim_history
+
+    service = _service(request)
+    records = await run_in_threadpool(claim_history, service.ledger.gateway, claim_id)
+    return {"claim_id": claim_id, "steps": [asdict(r) for r in records]}
