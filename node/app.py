@@ -123,6 +123,8 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes,
                        path_limits={"/evidence/documents": ctx.settings.evidence_max_document_bytes,
                                     "/evidence/verify": ctx.settings.evidence_max_document_bytes * 4 // 3 + 65536,
+                                    # the auditor's evidence page uploads a document and its proof file
+                                    "/web/evidence": ctx.settings.evidence_max_document_bytes + 1024 * 1024,
                                     "/evidence/hashes": max(ctx.settings.max_body_bytes, 64 * 1024 * 1024),
                                     # vertical statistics: a million blinded ids, label batches of 5000 ciphertexts
                                     "/stats/vertical/double": max(ctx.settings.max_body_bytes, 256 * 1024 * 1024),
