@@ -128,6 +128,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         fraud = step("insurer-west counts insurer-east's fraud-list entries", lambda: ask("insurer-west", "insurer-east", "fraud_list", "FRAUD"))
 
         stats_jobs = _joint_statistics(step, client, keys, world, now)
+        evidence = _claim_evidence(step, client, keys, chain_id, endpoints)
 
         newcomer = create_member_keys(home / "members" / "risk-model-lab", passphrase)
         dev.gateway.fund(newcomer.address)
@@ -159,6 +160,8 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
             return {"nodes": len(nodes), "timeout": True}
 
         step("Wait until every access and refusal is on chain", drained)
+        regulator_view = step("The regulator's node indexes the chain: access log, denials, anomalies, index = chain",
+                              lambda: _regulator_view(client, dev.gateway.block_number()))
         events = EventReader(dev.gateway).read(dev.deployment.deployment_block)
         by_type: dict[str, int] = {}
         for e in events:
@@ -172,6 +175,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
             "queries": queries, "events_by_type": by_type, "events": len(events),
             "joint_statistics": {kind: {"state": job["state"], "matches_plaintext": match, "chain_job_id": job["chain_job_id"]}
                                  for kind, (job, _, match) in stats_jobs.items()},
+            "evidence": evidence, "regulator": regulator_view,
             "seconds": round(time.monotonic() - started, 2), "steps": steps,
         }
         if as_json:
@@ -179,6 +183,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         else:
             _print_statistics(console, stats_jobs)
             _print_tables(console, queries, result_by_age, plain_by_age, by_type, summary)
+            _print_evidence_and_regulator(console, evidence, regulator_view)
         return summary
     finally:
         for node in nodes.values():
@@ -343,3 +348,104 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4f}" if value < 1 else f"{value:,.2f}"
     return str(value)
+
+
+# ------------------------------------------------------------------------------------------- claim evidence
+
+
+def _claim_evidence(step: Callable, client: Callable, keys: dict, chain_id: int, endpoints: dict) -> dict:
+    """A claim's documents hashed and anchored, its lifecycle on chain, and an auditor's check of one document."""
+    import base64
+
+    from node.auth import sign_request
+
+    claim = "CLM-2026-11-0001"
+    east = client("insurer-east", "insurer-east")
+    invoice = b"%PDF-1.7 hospital invoice no. 88231, total 860.00 CNY, patient p000042"
+    record_sha = hashlib.sha256(b"medical record p000042, outpatient, 2026-11-18").hexdigest()
+
+    def submit() -> dict:
+        east.request("POST", f"/evidence/claims/{claim}/steps", {"step": "reported"})
+        path = f"/evidence/documents?claim_id={claim}&doc_type=invoice"
+        headers = sign_request(keys["insurer-east"].account, chain_id, keys["insurer-east"].address, "POST", path, invoice)
+        upload = east.http.post(path, content=invoice, headers=headers).json()
+        hashed = east.request("POST", "/evidence/hashes", {"sha256": record_sha, "claim_id": claim,
+                                                           "doc_type": "medical_record"}).json()
+        return {"invoice_receipt": upload, "record_receipt": hashed}
+
+    receipts = step("insurer-east reports a claim and submits its invoice (uploaded) and medical record (hash only)", submit)
+
+    def lifecycle() -> list[dict]:
+        for body in ({"step": "materials-complete"},
+                     {"step": "assessed", "amount": 860.0, "express_threshold": 2000.0, "materials_complete": True,
+                      "liability_clear": True},
+                     {"step": "approved"}, {"step": "paid", "detail": {"payment_ref": "PAY-77120"}}):
+            east.request("POST", f"/evidence/claims/{claim}/steps", body)
+        return east.request("GET", f"/evidence/claims/{claim}/history").json()["steps"]
+
+    history = step("The claim moves through materials complete, assessed (express), approved and paid, on chain", lifecycle)
+
+    def anchored() -> list[dict]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            proofs = east.request("GET", f"/evidence/proofs/{claim}").json().get("proofs", [])
+            if proofs and all(p["state"] == "ANCHORED" for p in proofs):
+                return proofs
+            time.sleep(0.2)
+        return []
+
+    proofs = step("Wait for the evidence batch to be anchored (one transaction for the batch root)", anchored)
+    invoice_proof = next((p for p in proofs if p["doc_type"] == "invoice"), None)
+    auditor = client("auditor", "regulator")  # any node verifies: the answer comes from the chain alone
+
+    def audit(document: bytes) -> dict:
+        return auditor.request("POST", "/evidence/verify", {"proof": invoice_proof,
+                                                            "document_base64": base64.b64encode(document).decode()}).json()
+
+    valid = step("The auditor verifies the invoice against the chain with only the document and its proof",
+                 lambda: audit(invoice)) if invoice_proof else {"valid": False, "reason": "not anchored"}
+    tampered = step("The auditor checks a tampered copy of the invoice", lambda: audit(invoice.replace(b"860", b"960"))) \
+        if invoice_proof else {"valid": False}
+    return {"claim_id": claim, "documents": len(proofs), "anchored": bool(proofs),
+            "anchor_block": (invoice_proof or {}).get("anchor", {}).get("block_number"),
+            "auditor_valid": bool(valid.get("valid")), "tampered_rejected": tampered.get("valid") is False,
+            "tampered_reason": tampered.get("reason"), "claim_steps": [h["step"] for h in history],
+            "express": any(h["express"] for h in history), "receipts": receipts}
+
+
+def _regulator_view(client: Callable, head: int) -> dict:
+    regulator = client("regulator", "regulator")
+    deadline = time.monotonic() + 30
+    status = {}
+    while time.monotonic() < deadline:
+        status = regulator.request("GET", "/audit/status").json()
+        if status.get("as_of_block", -1) >= head:
+            break
+        time.sleep(0.2)
+    denials = regulator.request("GET", "/audit/logs", params={"outcome": "denial", "limit": 100}).json()
+    anomalies = regulator.request("GET", "/audit/anomalies").json()
+    check = regulator.request("GET", "/audit/verify", params={"from_block": 0}).json()
+    return {"as_of_block": status.get("as_of_block"), "access_events": status.get("access_events"),
+            "denial_events": status.get("denial_events"), "denials_listed": denials.get("count"),
+            "anomalies": anomalies, "index_matches_chain": check}
+
+
+def _print_evidence_and_regulator(console: Console, evidence: dict, regulator: dict) -> None:
+    t = Table(title=f"Claim {evidence['claim_id']}: evidence and lifecycle")
+    t.add_column("check")
+    t.add_column("result", justify="right")
+    for key in ("documents", "anchored", "anchor_block", "auditor_valid", "tampered_rejected", "tampered_reason", "express"):
+        t.add_row(key, str(evidence[key]))
+    t.add_row("steps on chain", " → ".join(evidence["claim_steps"]))
+    console.print(t)
+    r = Table(title="The regulator's indexed view")
+    r.add_column("what")
+    r.add_column("value", justify="right")
+    for key in ("as_of_block", "access_events", "denial_events", "denials_listed"):
+        r.add_row(key, str(regulator[key]))
+    anomalies = regulator["anomalies"]
+    items = anomalies.get("anomalies", anomalies.get("items", [])) if isinstance(anomalies, dict) else anomalies
+    r.add_row("anomalies flagged", str(len(items)) if isinstance(items, list) else str(items))
+    check = regulator["index_matches_chain"]
+    r.add_row("index matches chain", str(check.get("ok", check.get("matches", check)) if isinstance(check, dict) else check))
+    console.print(r)

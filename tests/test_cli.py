@@ -51,6 +51,16 @@ def test_demo_runs_the_multi_node_scenario_and_reports_json():
     assert summary["events_by_type"]["AccessRecorded"] == sum(q["outcome"] == "served" for q in summary["queries"]) + contributions
     assert summary["events_by_type"]["DenialRecorded"] == sum(q["status"] == 403 for q in summary["queries"])
     assert summary["events_by_type"]["AuthorizationRevoked"] == 1
+    # Claim evidence: anchored, verified by the auditor from the chain, a tampered copy refused, lifecycle on chain.
+    evidence = summary["evidence"]
+    assert evidence["anchored"] and evidence["documents"] == 2 and evidence["auditor_valid"] is True
+    assert evidence["tampered_rejected"] is True and evidence["tampered_reason"] == "tampered_document"
+    assert evidence["claim_steps"] == ["REPORTED", "MATERIALS_COMPLETE", "ASSESSED", "APPROVED", "PAID"] and evidence["express"]
+    # The regulator's index agrees with the chain and saw every access and denial.
+    regulator = summary["regulator"]
+    assert regulator["index_matches_chain"]["matches"] is True
+    assert regulator["access_events"] == summary["events_by_type"]["AccessRecorded"]
+    assert regulator["denial_events"] == summary["events_by_type"]["DenialRecorded"] == regulator["denials_listed"]
 
 
 def test_wrong_rpc_url_is_one_line():
