@@ -202,9 +202,8 @@ class StatsService:
                             hint="open a new job with other participants")
         public = dict(job["public_spec"])
         public |= {"participants": sorted(remaining), "round": public["round"] + 1}
-        request = JobRequest(job["kind"], public, job["private_spec"], sorted(remaining), job["deadline_seconds"], job["name"])
-        private = {k: v for k, v in job["private_spec"].items() if k != "blinder"}
-        request.private = private
+        private = {k: v for k, v in job["private_spec"].items() if k != "blinder"}  # a fraud re-run blinds afresh
+        request = JobRequest(job["kind"], public, private, sorted(remaining), job["deadline_seconds"], job["name"])
         return self._create(request, public, rerun_of=job_id)
 
     def view(self, job_id: str) -> dict:
