@@ -276,6 +276,34 @@ def test_a_replayed_job_spec_from_another_member_is_refused_by_the_participant(n
     assert r.status_code == 404 and r.json()["detail"]["reason"] == "UnknownJob"
 
 
+def test_a_retried_contribution_request_gets_the_stored_answer_and_one_commitment(net):
+    import json
+    import sqlite3
+
+    from node.stats.spec import spec_hash
+
+    # act as the regulator's node: reuse the public spec of one of its jobs (with its registered key) for a new job
+    conn = sqlite3.connect(net.nodes["regulator"].home / "node.db")
+    (raw,) = conn.execute("SELECT public_spec FROM stats_jobs WHERE kind = 'horizontal' AND state = 'PUBLISHED' LIMIT 1").fetchone()
+    conn.close()
+    public = json.loads(raw) | {"job_id": "retried-request-test", "round": 0}
+    for insurer in ("insurer_a", "insurer_b"):
+        net.grant(insurer, "regulator", "claims", Purpose.STATISTICS)
+    chain_job_id = net.ledgers["regulator"].open_job(bytes.fromhex(spec_hash(public)), public["participants"],
+                                                     bytes.fromhex(public["public_key"]["fingerprint"]), public["min_cohort"],
+                                                     net.now() + 120)
+    client = NodeClient(net.nodes["insurer_a"].url, net.keys["regulator"].account, net.address("insurer_a"), net.gateway.chain_id)
+    first = client.request("POST", "/stats/contribute", {"chain_job_id": chain_job_id, "spec": public})
+    second = client.request("POST", "/stats/contribute", {"chain_job_id": chain_job_id, "spec": public})
+    assert first.status_code == second.status_code == 200, first.text
+    assert first.json() == second.json()
+    commits = net.gateway.events("StatsLedger", "ContributionCommitted", filters={"jobId": chain_job_id})
+    assert [e["args"]["ciphertextHash"].hex() for e in commits] == [first.json()["commitment"]]
+    tampered = public | {"min_cohort": public["min_cohort"] + 1}
+    r = client.request("POST", "/stats/contribute", {"chain_job_id": chain_job_id, "spec": tampered})
+    assert r.status_code == 409 and r.json()["detail"]["reason"] == "spec_mismatch"
+
+
 def test_vertical_job_equals_plaintext_join(net):
     net.grant("platform", "insurer_a", "user_features", Purpose.STATISTICS)
     spec = {"kind": "vertical", "platform": "platform", "purpose": "STATISTICS", "min_cohort": 5, "deadline_seconds": 60,
