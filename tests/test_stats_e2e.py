@@ -74,6 +74,9 @@ class RecordingProxy:
 class StatsNetwork:
     def __init__(self, anvil, artifacts, base):
         self.gateway = ChainGateway.connect(anvil.url, artifacts)
+        # deadlines follow the chain's clock, which other tests of the session move ahead of this machine's
+        self.gateway.w3.provider.make_request("evm_increaseTime", [6 * 3600])
+        self.gateway.w3.provider.make_request("evm_mine", [])
         self.world = generate(seed=5, people=700, insurers=("insurer_a", "insurer_b", "insurer_c"))
         self.keys = {n: create_member_keys(base / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in ROLES}
         ports = {n: free_port() for n in ROLES}

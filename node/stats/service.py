@@ -119,6 +119,17 @@ class StatsService:
                             reason="key_not_ready", hint="retry in a few seconds; see the node log")
         return self.private_key
 
+    def chain_now(self) -> int:
+        """The chain's clock: the timestamp the next block would get (deadlines are checked by the contract
+        against block time, which can run ahead of this machine's clock, e.g. on a dev chain moved forward)."""
+        try:
+            return int(self.ctx.gateway.w3.eth.get_block("pending")["timestamp"])
+        except Exception:  # a node without the pending block: the latest block, or the local clock if later
+            try:
+                return max(int(self.ctx.gateway.w3.eth.get_block("latest")["timestamp"]), int(time.time()))
+            except Exception:
+                return int(time.time())
+
     def executor_for(self, rows: int) -> concurrent.futures.Executor | None:
         """A process pool for the big steps (blinding, encryption); None for small jobs."""
         if rows < PARALLEL_ROWS:
@@ -249,7 +260,7 @@ class StatsService:
         if opened:
             chain_job_id, deadline = opened[-1]["args"]["jobId"], opened[-1]["args"]["deadline"]
         else:
-            deadline = int(time.time()) + job["deadline_seconds"]
+            deadline = self.chain_now() + job["deadline_seconds"]
             fingerprint = bytes.fromhex(job["public_spec"]["public_key"]["fingerprint"])
             chain_job_id = self.ctx.ledger.open_job(h, job["participants"], fingerprint, job["public_spec"]["min_cohort"], deadline)
         self.store.update_job(job["id"], chain_job_id=chain_job_id, deadline=deadline, state=COLLECTING)
@@ -295,7 +306,7 @@ class StatsService:
                 # the ones to leave out of a re-run are the refusers; slower participants may still answer
                 self._fail(job_id, reason, f"participant {name} ({who}) refused: {message}", sorted(refusals))
                 return
-            if time.time() >= job["deadline"]:
+            if self.chain_now() >= job["deadline"]:
                 names = ", ".join(self.ctx.ledger.member(p).name or p for p in missing)
                 self._fail(job_id, "deadline_missed", f"no contribution from {names} before the deadline; "
                                                       "re-run the job without them", missing)
@@ -313,7 +324,7 @@ class StatsService:
             body["query"] = query.query().to_dict()
         backoff = 0.5
         client = None
-        while not self._stop.is_set() and time.time() < job["deadline"]:
+        while not self._stop.is_set() and self.chain_now() < job["deadline"]:
             try:
                 client = client or self._client(participant)
                 answer = client.post_json(path, body)
@@ -371,7 +382,7 @@ class StatsService:
         label_owner = LabelOwner(spec, key, rows)
         backoff = 0.5
         while not self._stop.is_set():
-            if time.time() >= job["deadline"]:
+            if self.chain_now() >= job["deadline"]:
                 name = self.ctx.ledger.member(platform).name
                 self._fail(job["id"], "deadline_missed", f"no answer from {name} before the deadline", [platform])
                 return
@@ -517,7 +528,7 @@ class StatsService:
         """Abort failed jobs on chain once their deadline has passed (the contract refuses earlier)."""
         while not self._stop.wait(2.0):
             for job in self.store.jobs_in(FAILED):
-                if job["chain_aborted"] or not job["chain_job_id"] or time.time() < (job["deadline"] or 0) + 1:
+                if job["chain_aborted"] or not job["chain_job_id"] or self.chain_now() < (job["deadline"] or 0) + 1:
                     continue
                 try:
                     state = self.ctx.ledger.get_job(job["chain_job_id"])["state"]
