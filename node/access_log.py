@@ -90,13 +90,17 @@ class AccessLog:
         Concurrent callers are committed together (group commit): one fsync covers every record
         that arrived while the previous commit was on its way to disk.
         """
+        self.submit(record).result()
+
+    def submit(self, record: LogRecord) -> Future:
+        """Queue a record for the next group commit; the future completes once it is on disk."""
         values = dict(kind=record.kind, grant_id=record.grant_id, requester=checksum(record.requester),
                       dataset_id=record.dataset_id, purpose=int(record.purpose), reason_code=record.reason_code,
                       query_hash=record.query_hash, rows=record.rows, created_at=time.time(), state="pending")
         done: Future = Future()
         self._intake.put((values, done))
         self._ensure_writer()
-        done.result()
+        return done
 
     def _ensure_writer(self) -> None:
         if self._writer is None or not self._writer.is_alive():

@@ -35,6 +35,8 @@ class AuthorizationCache:
     def __init__(self, ledger: Ledger):
         self.ledger = ledger
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._synced_from = float("-inf")
         self._block = -1
         self._block_time = 0
         self._members: dict[str, Status] = {}
@@ -52,8 +54,22 @@ class AuthorizationCache:
     def now(self) -> int:
         return max(int(time.time()), self._block_time)
 
-    def sync(self) -> None:
-        """Catch up with the chain's head; clear everything if a relevant event was mined."""
+    def sync(self, arrived: float | None = None) -> None:
+        """Catch up with the chain's head; clear everything if a relevant event was mined.
+
+        ``arrived`` is when the request being decided arrived. Concurrent requests share one look at
+        the chain, but only one that *started after* they arrived: every block mined before a request
+        arrived is then seen before it is decided, which is all "effective on the next request" needs.
+        """
+        arrived = time.monotonic() if arrived is None else arrived
+        with self._sync_lock:
+            if self._synced_from >= arrived:
+                return
+            started = time.monotonic()
+            self._sync_now()
+            self._synced_from = started
+
+    def _sync_now(self) -> None:
         header = self.ledger.gateway.raw_request("eth_getBlockByNumber", ["latest", False])["result"]
         number, timestamp = int(header["number"], 16), int(header["timestamp"], 16)
         with self._lock:

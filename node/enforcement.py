@@ -42,9 +42,10 @@ class Enforcer:
         self.owner = ledger.address
         self.cache = cache
 
-    def decide(self, requester: str, dataset: str, purpose: Purpose) -> Decision:
+    def decide(self, requester: str, dataset: str, purpose: Purpose, arrived: float | None = None) -> Decision:
+        """``arrived``: when the request arrived (monotonic clock); chain changes mined before it are honoured."""
         if self.cache is not None:
-            self.cache.sync()
+            self.cache.sync(arrived)
             status = self.cache.member_status(requester)
         else:
             status = self.ledger.member(requester).status

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,13 +33,13 @@ class QueryResponse(BaseModel):
     rows: list[dict[str, Any]]
 
 
-def _serve(ctx: NodeContext, caller: Caller, body: QueryRequest) -> QueryResponse:
+def _serve(ctx: NodeContext, caller: Caller, body: QueryRequest, arrived: float) -> QueryResponse:
     query = AggregateQuery(body.dataset, body.metric, body.column, tuple(sorted(body.filters.items())), body.group_by)
     schema = dataset_schema(body.dataset)  # unknown dataset: 404 before touching the chain
     query.validate()
     purpose = Purpose[body.purpose]
     qhash = query.query_hash(caller.address, int(purpose))
-    decision = ctx.enforcer.decide(caller.address, schema.name, purpose)
+    decision = ctx.enforcer.decide(caller.address, schema.name, purpose, arrived)
     if not decision.allowed:
         ctx.access_log.append(LogRecord("denial", caller.address, dataset_id(schema.name), int(purpose), qhash,
                                         reason_code=int(decision.reason)))
@@ -51,8 +51,10 @@ def _serve(ctx: NodeContext, caller: Caller, body: QueryRequest) -> QueryRespons
 
 
 @router.post("/query", response_model=QueryResponse)
-async def query(body: QueryRequest, caller: Caller = Depends(authenticated), ctx: NodeContext = Depends(get_context)):
+async def query(request: Request, body: QueryRequest, caller: Caller = Depends(authenticated),
+                ctx: NodeContext = Depends(get_context)):
     """Answer an aggregate over one of this member's datasets, if a grant on chain allows it."""
-    result = await run_in_threadpool(_serve, ctx, caller, body)
+    arrived = request.state.arrived
+    result = await run_in_threadpool(_serve, ctx, caller, body, arrived)
     # Already a validated model: answer it directly instead of re-validating it as response_model would.
     return Response(result.model_dump_json(), media_type="application/json")

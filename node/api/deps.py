@@ -1,6 +1,7 @@
 """Request dependencies: the node context and the authenticated caller."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from fastapi import HTTPException, Request
@@ -27,6 +28,7 @@ class Caller:
 async def authenticated(request: Request) -> Caller:
     """The verified signer of this request (401 when unsigned, forged, stale or replayed)."""
     ctx: NodeContext = request.app.state.ctx
+    request.state.arrived = time.monotonic()  # before any waiting: decisions honour what was mined by now
     body = await request.body()
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
