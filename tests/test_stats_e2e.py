@@ -342,6 +342,25 @@ def test_vertical_job_equals_plaintext_join(net):
     assert net.ledgers["insurer_a"].get_job(job["chain_job_id"])["state"] == 2
 
 
+def test_vertical_with_epsilon_gets_the_platforms_encrypted_noise_and_charges_the_budget(net):
+    net.grant("platform", "insurer_a", "user_features", Purpose.STATISTICS)
+    spec = {"kind": "vertical", "platform": "platform", "min_cohort": 5, "deadline_seconds": 60, "epsilon": 1.0,
+            "value_bound": 10000, "group_by": [{"column": "age_band", "values": list(AGE_BANDS)}]}
+    job = net.run("insurer_a", spec)
+    assert job["state"] == "PUBLISHED", job["error"]
+    assert job["result"]["epsilon"] == 1.0
+    assert job["spec"]["epsilon"] == 1.0  # on chain (in the spec hash): the platform knows it must add noise
+    data = net.world.insurers["insurer_a"]
+    persons = {p["person_id"] for p in data.policies} | {c["person_id"] for c in data.claims}
+    exact = defaultdict(int)
+    for f in net.world.user_features:
+        exact[f["age_band"]] += f["person_id"] in persons
+    released = job["result"]["buckets"]
+    assert released and any(released[b]["persons"] != exact[b] for b in released)  # all 5 unchanged: p ~ 1e-4
+    r = net.operator("insurer_a").request("POST", "/stats/jobs", spec | {"epsilon": 0.5})
+    assert r.status_code == 422 and r.json()["detail"]["reason"] == "budget_exhausted"
+
+
 def test_vertical_without_the_platforms_grant_fails_with_its_reason(net):
     spec = {"kind": "vertical", "platform": "platform", "min_cohort": 5, "deadline_seconds": 30,
             "group_by": [{"column": "age_band", "values": list(AGE_BANDS)}]}

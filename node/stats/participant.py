@@ -251,7 +251,12 @@ class Participant:
         with self._lock((caller, chain_job_id)), session.lock:
             stored = self._stored(caller, chain_job_id, session.spec_hash)
             if stored is None:
-                payload = session.owner.bucket_sums().to_dict()
+                noise = None
+                if "epsilon" in session.public:  # encrypted Laplace noise per released bucket (DESIGN flow 3)
+                    spec = session.owner.spec
+                    noise = {b: spec.laplace_noise_vector(session.public["epsilon"], session.public["value_bound"])
+                             for b in spec.buckets}
+                payload = session.owner.bucket_sums(noise=noise).to_dict()
                 commitment = message_commitment(payload)
                 self.store.save_own_contribution(caller, chain_job_id, "vertical", session.spec_hash, payload, commitment, session.rows)
                 self._commit(chain_job_id, commitment)

@@ -513,13 +513,21 @@ class StatsService:
         results = label_owner.decrypt(sums)  # buckets under k are dropped here (and were by the platform)
         exact = {b: r.to_dict() for b, r in results.items()}
         exact |= {b: {"count": 0} for b in public["buckets"] if b not in exact}  # reported as suppressed
+        if "epsilon" in public:
+            # the platform already added the noise under encryption: release without more, charge its epsilon
+            job = job | {"private_spec": job["private_spec"] | {"epsilon": None}}
+            with self._budget_lock:
+                state = self.store.budget_state()
+                accountant = BudgetAccountant.from_dict(state) if state else BudgetAccountant()
+                accountant.charge(self.ctx.address, public["dataset"], public["epsilon"])
+                self.store.save_budget_state(accountant.to_dict())
         released = self._release(job, exact, (("count", 1.0),))
         columns = ["bucket", "persons", "claimants", "claim_rate", "claim_amount", "average_claim"]
         buckets = {b: {"persons": s["count"], "claimants": s["claimed"], "claim_rate": s["claim_rate"],
                        "claim_amount": s["amount"], "average_claim": s["average_loss"]} for b, s in released.buckets.items()}
         return {"kind": "vertical", "columns": columns, "buckets": buckets,
                 "rows": [[b, *(v[c] for c in columns[1:])] for b, v in buckets.items()],
-                "suppressed": released.suppressed, "totals": released.totals, "epsilon": released.epsilon,
+                "suppressed": released.suppressed, "totals": released.totals, "epsilon": public.get("epsilon", released.epsilon),
                 "min_cohort": public["min_cohort"]}
 
     # ------------------------------------------------------------------ housekeeping

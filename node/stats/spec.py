@@ -247,14 +247,21 @@ def _vertical(data, resolve, requester, deadline, min_cohort, name) -> JobReques
     _need(all(a.values for a in axes), "vertical group_by axes are categorical platform columns with declared values")
     pad_to = data.get("pad_to")
     _need(pad_to is None or (isinstance(pad_to, int) and 0 < pad_to <= 10_000_000), "pad_to must be a positive integer")
+    epsilon = data.get("epsilon")
+    if epsilon is not None:
+        _need(isinstance(epsilon, (int, float)) and 0 < epsilon <= 10, "epsilon must be in (0, 10]")
+        _need(isinstance(data.get("value_bound"), (int, float)) and data["value_bound"] > 0,
+              "platform noise needs value_bound (the largest claim amount one person may add)")
     public = {
         "kind": "vertical", "dataset": "user_features", "purpose": _purpose(data.get("purpose"), STAT_PURPOSES),
         "filters": parse_filters(data.get("filters"), "user_features"), "group_by": [a.to_dict() for a in axes],
         "buckets": list(bucket_names(axes)), "min_cohort": min_cohort, "participants": [platform],
         "include_squares": bool(data.get("include_squares", False)), "pad_to": pad_to,
     }
+    if epsilon is not None:  # the platform adds this Laplace noise to the encrypted sums: it must see it on chain
+        public |= {"epsilon": float(epsilon), "value_bound": float(data["value_bound"])}
     # the insurer's own selection stays private: the platform has no need to know which claims are counted
-    private = {"claim_filters": parse_filters(data.get("claim_filters"), "claims"),
+    private = {"epsilon": epsilon, "claim_filters": parse_filters(data.get("claim_filters"), "claims"),
                "population_filters": parse_filters(data.get("population_filters"), "policies")}
     return JobRequest("vertical", public, private, [platform], deadline, name)
 
@@ -336,6 +343,9 @@ def check_public(public: dict) -> None:
             axes = parse_axes(public["group_by"], "user_features")
             _need(all(a.values for a in axes) and list(bucket_names(axes)) == public["buckets"], "buckets do not follow from group_by")
             _need(parse_filters(public["filters"], "user_features") == public["filters"], "filters are not normalized")
+            if "epsilon" in public:
+                _need(isinstance(public["epsilon"], float) and 0 < public["epsilon"] <= 10
+                      and isinstance(public["value_bound"], float) and public["value_bound"] > 0, "noise parameters out of range")
         elif kind == "fraud":
             _need(public["check"] in FRAUD_CHECKS and public["dataset"] == FRAUD_CHECKS[public["check"]], "check and dataset differ")
             _need(public["purpose"] == "FRAUD", "fraud signals are answered for the FRAUD purpose only")
