@@ -10,6 +10,8 @@ its leaves alone, so everything the anchorer sends can be rebuilt after a crash.
 """
 from __future__ import annotations
 
+import functools
+
 import os
 import threading
 import time
@@ -19,6 +21,16 @@ from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import (Column, Engine, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         create_engine, event, select)
+
+
+def _driver_sql(conn, sql: str, params=None):
+    """Driver-level SQL written with ``?`` placeholders (SQLite's), translated for other drivers (PostgreSQL's ``%s``).
+
+    The hot paths skip SQLAlchemy's statement building for speed; this keeps them portable.
+    """
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    return conn.exec_driver_sql(sql, params) if params is not None else conn.exec_driver_sql(sql)
 
 EVIDENCE_METADATA = MetaData()
 
@@ -130,7 +142,7 @@ class EvidenceStore:
         now = time.time() if now is None else now
         out: list[AcceptedSpan] = []
         with self.write_lock, self.engine.begin() as conn:
-            raw = conn.exec_driver_sql
+            raw = functools.partial(_driver_sql, conn)
             next_seq = (raw("SELECT max(seq) FROM evidence_leaves").scalar() or 0) + 1
             batch = self._open_batch(conn, now)
             pos = 0
@@ -157,12 +169,12 @@ class EvidenceStore:
         return out
 
     def _open_batch(self, conn, now: float) -> tuple[int, bytes, int, float]:
-        row = conn.exec_driver_sql(
+        row = _driver_sql(conn, 
             "SELECT batch_seq, batch_id, size, opened_at FROM evidence_batches WHERE state = 'OPEN' "
             "ORDER BY batch_seq LIMIT 1").first()
         if row is not None:
             return row[0], bytes(row[1]), row[2], row[3]
-        seq = (conn.exec_driver_sql("SELECT max(batch_seq) FROM evidence_batches").scalar() or 0) + 1
+        seq = (_driver_sql(conn, "SELECT max(batch_seq) FROM evidence_batches").scalar() or 0) + 1
         batch_id = self.batch_id_for(seq)
         conn.execute(evidence_batches.insert().values(batch_seq=seq, batch_id=batch_id, state=OPEN, opened_at=now, size=0,
                                                       attempts=0, next_attempt_at=0.0))
@@ -170,14 +182,14 @@ class EvidenceStore:
 
     @staticmethod
     def _close(conn, batch_seq: int, now: float) -> None:
-        conn.exec_driver_sql("UPDATE evidence_batches SET state = 'CLOSED', closed_at = ? WHERE batch_seq = ? AND state = 'OPEN'",
+        _driver_sql(conn, "UPDATE evidence_batches SET state = 'CLOSED', closed_at = ? WHERE batch_seq = ? AND state = 'OPEN'",
                              (now, batch_seq))
 
     def close_due(self, *, max_batch_size: int, max_age: float, now: float | None = None) -> int | None:
         """Close the open batch when it is full or old enough and not empty; returns its batch_seq."""
         now = time.time() if now is None else now
         with self.write_lock, self.engine.begin() as conn:
-            row = conn.exec_driver_sql(
+            row = _driver_sql(conn, 
                 "SELECT batch_seq, size, opened_at FROM evidence_batches WHERE state = 'OPEN' ORDER BY batch_seq LIMIT 1").first()
             if row is None or row[1] == 0:
                 return None
@@ -210,11 +222,11 @@ class EvidenceStore:
 
     def batch_leaf_hashes(self, batch_seq: int) -> list[bytes]:
         with self.engine.connect() as conn:
-            first, last = conn.exec_driver_sql("SELECT first_seq, last_seq FROM evidence_batches WHERE batch_seq = ?",
+            first, last = _driver_sql(conn, "SELECT first_seq, last_seq FROM evidence_batches WHERE batch_seq = ?",
                                                (batch_seq,)).first() or (None, None)
             if first is None:
                 return []
-            rows = conn.exec_driver_sql("SELECT leaf_hash FROM evidence_leaves WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            rows = _driver_sql(conn, "SELECT leaf_hash FROM evidence_leaves WHERE seq BETWEEN ? AND ? ORDER BY seq",
                                         (first, last)).fetchall()
         return [bytes(r[0]) for r in rows]
 
@@ -235,8 +247,8 @@ class EvidenceStore:
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            leaves = conn.exec_driver_sql("SELECT count(*) FROM evidence_leaves").scalar()
-            by_state = dict(conn.exec_driver_sql("SELECT state, count(*) FROM evidence_batches GROUP BY state").fetchall())
-            anchored = conn.exec_driver_sql(
+            leaves = _driver_sql(conn, "SELECT count(*) FROM evidence_leaves").scalar()
+            by_state = dict(_driver_sql(conn, "SELECT state, count(*) FROM evidence_batches GROUP BY state").fetchall())
+            anchored = _driver_sql(conn, 
                 "SELECT coalesce(sum(size), 0) FROM evidence_batches WHERE state = 'ANCHORED'").scalar()
         return {"leaves": leaves, "anchored_leaves": anchored, **{f"batches_{k.lower()}": v for k, v in by_state.items()}}
