@@ -21,6 +21,7 @@ from node.chain.errors import ChainError
 from node.auth import checksum
 from node.chain.ledger import Ledger
 from node.store.db import migrate
+from node.worker import BackgroundLoop
 
 log = logging.getLogger("consortium.access_log")
 
@@ -63,7 +64,9 @@ class LogRecord:
     rows: int = 0
 
 
-class AccessLog:
+class AccessLog(BackgroundLoop):
+    thread_name = "access-log-flusher"
+
     def __init__(self, engine: Engine, ledger: Ledger, *, flush_seconds: float = 1.0, batch_max: int = 1000,
                  lost_after_seconds: float = _LOST_AFTER_SECONDS):
         self.lost_after_seconds = lost_after_seconds
@@ -71,9 +74,7 @@ class AccessLog:
         self.ledger = ledger
         self.flush_seconds = flush_seconds
         self.batch_max = batch_max
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_loop()
         self._flush_lock = threading.Lock()
         self.last_error: str | None = None
         self._failures = 0
@@ -140,22 +141,14 @@ class AccessLog:
 
     # ------------------------------------------------------------------ flushing
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="access-log-flusher", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(timeout=30)
+    def stop(self, timeout: float = 30.0) -> None:
+        super().stop(timeout)
         self.flush()  # best effort: whatever is left stays queued durably if this fails
 
     def _run(self) -> None:
         backoff = self.flush_seconds
         while not self._stop.is_set():
-            self._wake.wait(backoff)
-            self._wake.clear()
+            self._pause(backoff)
             try:
                 self.flush()
                 backoff = self.flush_seconds

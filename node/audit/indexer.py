@@ -29,6 +29,7 @@ from node.audit.decode import CATEGORIES, ConsortiumLogs, RawLog, canonical_json
 from node.chain.deployment import Deployment
 from node.chain.errors import ChainError
 from node.chain.gateway import ChainGateway
+from node.worker import BackgroundLoop
 
 log = logging.getLogger("consortium.audit")
 
@@ -78,7 +79,9 @@ class _Chunk:
     tx_hashes: set[str] = field(default_factory=set)
 
 
-class AuditIndexer:
+class AuditIndexer(BackgroundLoop):
+    thread_name = "audit-indexer"
+
     def __init__(self, engine: Engine, gateway: ChainGateway, deployment: Deployment, *, chunk_blocks: int = 2000,
                  target_logs: int = 20_000, confirmations: int = 0, poll_seconds: float = 1.0,
                  grace_seconds: int = DEFAULT_GRACE_SECONDS):
@@ -93,8 +96,7 @@ class AuditIndexer:
         self.grace = grace_seconds
         self.last_error: str | None = None
         self._chunk_blocks = min(chunk_blocks, 16)  # grows towards target_logs per answer
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_loop()
         self._sync_lock = threading.Lock()
         self._sqlite = engine.dialect.name == "sqlite"
         self.before_commit: Callable[[int, int], None] | None = None  # test hook: (from_block, to_block)
@@ -119,18 +121,6 @@ class AuditIndexer:
 
     # ------------------------------------------------------------------ background thread
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="audit-indexer", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -140,7 +130,7 @@ class AuditIndexer:
                 if self.last_error != str(exc):
                     log.warning("audit indexer: %s; retrying", exc)
                 self.last_error = str(exc)
-            self._stop.wait(self.poll_seconds)
+            self._pause(self.poll_seconds)
 
     # ------------------------------------------------------------------ sync
 

@@ -35,6 +35,7 @@ from node.evidence.leaf import DocType, check_claim_id, claim_id_hash, parse_sha
 
 _TYPE_BYTE = {int(t): bytes([int(t)]) for t in DocType}
 from node.evidence.store import ANCHORED, CONFLICT, SENT, EvidenceStore
+from node.worker import BackgroundLoop
 
 log = logging.getLogger("consortium.evidence")
 
@@ -90,7 +91,9 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class EvidenceService:
+class EvidenceService(BackgroundLoop):
+    thread_name = "evidence-anchorer"
+
     """Evidence intake and anchoring for one member. ``start()`` runs the anchorer in a thread."""
 
     def __init__(self, engine: Engine, ledger: Ledger, settings: EvidenceSettings | None = None):
@@ -101,9 +104,7 @@ class EvidenceService:
         self.ledger = ledger
         evidence_address = ledger.evidence.address
         self.store = EvidenceStore(engine, lambda store_id, seq: batch_id_for(evidence_address, ledger.address, store_id, seq))
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._init_loop()
         self._trees: OrderedDict[int, MerkleTree] = OrderedDict()
         self._trees_lock = threading.Lock()
         self._open_leaves: dict[int, list[bytes]] = {}
@@ -181,7 +182,7 @@ class EvidenceService:
         spans = self.store.append(leaves, max_batch_size=self.settings.max_batch_size)
         self._remember_open_leaves(leaves, spans)
         if spans[-1].first_leaf_index + spans[-1].count >= self.settings.max_batch_size or len(spans) > 1:
-            self._wake.set()  # a batch filled up: anchor now rather than at the next poll
+            self.wake()  # a batch filled up: anchor now rather than at the next poll
         return leaves, spans
 
     def _remember_open_leaves(self, leaves, spans) -> None:
@@ -215,20 +216,6 @@ class EvidenceService:
 
     # ------------------------------------------------------------------ anchoring
 
-    def start(self) -> "EvidenceService":
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="evidence-anchorer", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -236,8 +223,7 @@ class EvidenceService:
             except Exception as exc:  # never let the anchorer die: the outbox is retried next pass
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("evidence anchorer pass failed")
-            self._wake.wait(self.settings.poll_interval)
-            self._wake.clear()
+            self._pause(self.settings.poll_interval)
 
     def run_once(self, now: float | None = None) -> AnchorPass:
         """One anchorer pass: close a due batch, then anchor every closed or sent batch that is due."""
@@ -404,7 +390,7 @@ class EvidenceService:
 
     def status(self) -> dict:
         return {**self.store.counts(), "last_error": self.last_error,
-                "running": self._thread is not None and self._thread.is_alive()}
+                "running": self.running}
 
 
 class DocumentSink:
