@@ -33,6 +33,11 @@ FLAG_AFTER_REVOCATION = 3
 FLAG_NAMES = {FLAG_BEFORE_WINDOW: "before_not_before", FLAG_AFTER_EXPIRY: "after_expiry",
               FLAG_AFTER_REVOCATION: "after_revocation"}
 
+
+# A chain position is block << 24 | log index: past block 127 it no longer fits 32 bits. SQLite's INTEGER
+# is 64-bit (and INTEGER PRIMARY KEY is the fast rowid), PostgreSQL's is not: BIGINT there.
+POS = BigInteger().with_variant(Integer(), "sqlite")
+
 metadata = MetaData()
 
 cursor = Table(
@@ -53,7 +58,7 @@ blocks = Table("audit_blocks", metadata, Column("block_number", BigInteger, prim
 
 log = Table(
     "audit_log", metadata,  # AccessRecorded and DenialRecorded
-    Column("pos", Integer, primary_key=True, autoincrement=False),
+    Column("pos", POS, primary_key=True, autoincrement=False),
     Column("kind", SmallInteger, nullable=False),
     Column("ts", BigInteger, nullable=False),
     Column("requester", Integer, nullable=False),
@@ -77,7 +82,7 @@ log = Table(
 
 events = Table(
     "audit_events", metadata,  # every other consortium event: authorization, governance, statistics, evidence
-    Column("pos", Integer, primary_key=True, autoincrement=False),
+    Column("pos", POS, primary_key=True, autoincrement=False),
     Column("ts", BigInteger, nullable=False),
     Column("tx", Integer, nullable=False),
     Column("category", String(16), nullable=False),
@@ -101,8 +106,8 @@ grants = Table(
     Column("purpose", SmallInteger, nullable=False),
     Column("not_before", BigInteger, nullable=False),
     Column("expires_at", BigInteger, nullable=False),
-    Column("granted_pos", Integer, nullable=False),
-    Column("revoked_pos", Integer),
+    Column("granted_pos", POS, nullable=False),
+    Column("revoked_pos", POS),
     Column("revoked_ts", BigInteger),
 )
 
@@ -114,7 +119,7 @@ jobs = Table(
     Column("participants", Text, nullable=False),  # JSON list of addresses, sorted
     Column("min_cohort", Integer, nullable=False),
     Column("opened_ts", BigInteger, nullable=False),
-    Column("opened_pos", Integer, nullable=False),
+    Column("opened_pos", POS, nullable=False),
     Column("state", String(10), nullable=False),
     Index("audit_jobs_requester", "requester", "opened_ts"),
 )
