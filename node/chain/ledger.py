@@ -13,6 +13,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from node.chain.deployment import ClaimStep, Purpose, Role, Status
+from node.chain.errors import ContractRevert
 from node.chain.gateway import ChainGateway, SentTransaction
 
 ZERO32 = b"\x00" * 32
@@ -47,6 +48,24 @@ class GrantRecord:
     consent_ref: bytes
     created_at: int
     revoked_at: int
+
+
+def _batch_record(b: Any) -> dict:
+    return {"root": bytes(b[0]), "batch_id": bytes(b[1]), "size": b[2], "submitter": b[3], "block_number": b[4],
+            "timestamp": b[5], "metadata_hash": bytes(b[6])}
+
+
+def find_batch(gateway: ChainGateway, *, root: bytes | None = None, batch_id: bytes | None = None) -> dict | None:
+    """The anchored evidence batch with this root (or batch id), or None when none is anchored. Needs no account."""
+    evidence = gateway.contract("EvidenceRegistry")
+    fn, unknown = ((evidence.functions.getBatchByRoot(root), "UnknownRoot") if root is not None
+                   else (evidence.functions.getBatch(batch_id), "UnknownBatch"))
+    try:
+        return _batch_record(gateway.call(fn))
+    except ContractRevert as exc:
+        if exc.name == unknown:
+            return None
+        raise
 
 
 def dataset_id(name: str) -> bytes:
@@ -172,9 +191,8 @@ class Ledger:
         return self._send(self.evidence.functions.anchorBatch(root, size, batch_id, metadata_hash))
 
     def batch_by_root(self, root: bytes) -> dict:
-        b = self.gateway.call(self.evidence.functions.getBatchByRoot(root))
-        return {"root": bytes(b[0]), "batch_id": bytes(b[1]), "size": b[2], "submitter": b[3], "block_number": b[4],
-                "timestamp": b[5], "metadata_hash": bytes(b[6])}
+        """The anchored batch with this root (ContractRevert UnknownRoot when none)."""
+        return _batch_record(self.gateway.call(self.evidence.functions.getBatchByRoot(root)))
 
     def record_claim_step(self, claim_id_hash: bytes, step: ClaimStep, detail_hash: bytes = ZERO32, flags: int = 0) -> Any:
         return self._send(self.evidence.functions.recordClaimStep(claim_id_hash, int(step), detail_hash, flags))

@@ -29,7 +29,7 @@ from web3 import Web3
 from privacy.merkle import MerkleTree, proof_to_json
 
 from node.chain.errors import ChainError, ContractRevert
-from node.chain.ledger import Ledger
+from node.chain.ledger import Ledger, find_batch
 from node.evidence.errors import DocumentTooLarge, EvidenceError, InvalidEvidenceInput, UnknownClaim
 from node.evidence.leaf import DocType, check_claim_id, claim_id_hash, parse_sha256
 
@@ -283,14 +283,7 @@ class EvidenceService(BackgroundLoop):
         return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).digest()
 
     def _chain_batch(self, batch_id: bytes) -> dict | None:
-        try:
-            b = self.ledger.gateway.call(self.ledger.evidence.functions.getBatch(batch_id))
-        except ContractRevert as exc:
-            if exc.name == "UnknownBatch":
-                return None
-            raise
-        return {"root": bytes(b[0]), "batch_id": bytes(b[1]), "size": b[2], "submitter": b[3], "block_number": b[4],
-                "timestamp": b[5]}
+        return find_batch(self.ledger.gateway, batch_id=batch_id)
 
     def _anchor(self, batch: dict) -> None:
         seq, batch_id = batch["batch_seq"], bytes(batch["batch_id"])

@@ -25,8 +25,8 @@ from privacy.merkle import (BadSizesError, IndexOutOfRangeError, MalformedError,
                             RootMismatchError, proof_from_json, verify_inclusion)
 
 from node.chain.deployment import Status
-from node.chain.errors import ContractRevert
 from node.chain.gateway import ChainGateway
+from node.chain.ledger import find_batch
 from node.evidence.errors import EvidenceVerificationError, InvalidEvidenceInput
 from node.evidence.leaf import DocType, check_claim_id, evidence_leaf_hash, parse_sha256
 from node.evidence.service import PROOF_FORMAT
@@ -45,24 +45,13 @@ class RegistryEvidenceChain:
 
     def __init__(self, gateway: ChainGateway):
         self.gateway = gateway
-        self.evidence = gateway.contract("EvidenceRegistry")
         self.registry = gateway.contract("ConsortiumRegistry")
 
-    def _batch(self, fn, unknown: str) -> dict | None:
-        try:
-            b = self.gateway.call(fn)
-        except ContractRevert as exc:
-            if exc.name == unknown:
-                return None
-            raise
-        return {"root": bytes(b[0]), "batch_id": bytes(b[1]), "size": b[2], "submitter": b[3], "block_number": b[4],
-                "timestamp": b[5]}
-
     def batch_by_root(self, root: bytes) -> dict | None:
-        return self._batch(self.evidence.functions.getBatchByRoot(root), "UnknownRoot")
+        return find_batch(self.gateway, root=root)
 
     def batch_by_id(self, batch_id: bytes) -> dict | None:
-        return self._batch(self.evidence.functions.getBatch(batch_id), "UnknownBatch")
+        return find_batch(self.gateway, batch_id=batch_id)
 
     def member(self, address: str) -> tuple[str, Status]:
         m = self.gateway.call(self.registry.functions.getMember(Web3.to_checksum_address(address)))
