@@ -13,9 +13,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from eth_utils import event_abi_to_log_topic
-
 from node.chain.deployment import Purpose, Status
+from node.chain.events import EventCatalog
 from node.chain.ledger import Ledger
 
 _INVALIDATING = {
@@ -43,11 +42,8 @@ class AuthorizationCache:
         self._grants: dict[tuple[str, bytes, int], CachedGrant] = {}
         gateway = ledger.gateway
         self._addresses = [gateway.contract(name).address for name in _INVALIDATING]
-        self._topics = []
-        for name, events in _INVALIDATING.items():
-            for item in gateway.contract(name).abi:
-                if item.get("type") == "event" and item["name"] in events:
-                    self._topics.append("0x" + bytes(event_abi_to_log_topic(item)).hex())
+        catalog = EventCatalog(gateway)
+        self._topics = [catalog.topics[event] for events in _INVALIDATING.values() for event in events]
         self.hits = 0
         self.misses = 0
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, NamedTuple
 
-from eth_utils import event_abi_to_log_topic
 from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.events import get_event_data
 
 from node.chain.errors import ChainError
+from node.chain.events import EventCatalog
 from node.chain.gateway import ChainGateway
 
 CATEGORIES = {"DataUseAuthorization": "authorization", "ConsortiumRegistry": "governance", "StatsLedger": "statistics",
@@ -86,19 +86,11 @@ class ConsortiumLogs:
 
     def __init__(self, gateway: ChainGateway):
         self.gateway = gateway
-        self.addresses = [c.address for c in gateway.contracts.values()]
-        self.contract_by_address = {c.address.lower(): name for name, c in gateway.contracts.items()}
-        self.abis: dict[tuple[str, str], dict] = {}
-        self.topics: dict[str, str] = {}  # event name -> topic0 (names are unique across our contracts)
-        for name, contract in gateway.contracts.items():
-            for item in contract.abi:
-                if item.get("type") == "event":
-                    topic = "0x" + bytes(event_abi_to_log_topic(item)).hex()
-                    self.abis[(name, topic)] = item
-                    self.topics[item["name"]] = topic
+        self.catalog = EventCatalog(gateway)
+        self.addresses = self.catalog.addresses
         self.authorizations = gateway.contract("DataUseAuthorization").address.lower()
-        self.access_topic = self.topics["AccessRecorded"]
-        self.denial_topic = self.topics["DenialRecorded"]
+        self.access_topic = self.catalog.topics["AccessRecorded"]
+        self.denial_topic = self.catalog.topics["DenialRecorded"]
         self._raw = gateway.rpc_url is not None  # a JSON-RPC node: skip web3's result formatters
 
     # ------------------------------------------------------------------ chain reads
@@ -150,17 +142,14 @@ class ConsortiumLogs:
 
     def event_name(self, log: RawLog) -> tuple[str, str] | None:
         """(contract, event) for one of our logs; None for a log we do not know (never guessed at)."""
-        name = self.contract_by_address.get(log.address)
-        if name is None or not log.topics:
-            return None
-        abi = self.abis.get((name, log.topics[0]))
-        return None if abi is None else (name, abi["name"])
+        found = self.catalog.lookup(log.address, log.topics[0]) if log.topics else None
+        return None if found is None else (found[0], found[1]["name"])
 
     def decode_generic(self, log: RawLog) -> tuple[str, str, dict] | None:
-        name = self.contract_by_address.get(log.address)
-        abi = self.abis.get((name, log.topics[0])) if name and log.topics else None
-        if abi is None:
+        found = self.catalog.lookup(log.address, log.topics[0]) if log.topics else None
+        if found is None:
             return None
+        name, abi = found
         shaped = {"address": Web3.to_checksum_address(log.address), "topics": [HexBytes(t) for t in log.topics],
                   "data": HexBytes(log.data), "blockNumber": log.block_number, "logIndex": log.log_index,
                   "transactionIndex": 0, "transactionHash": HexBytes(log.tx_hash), "blockHash": HexBytes(b"\x00" * 32)}

@@ -24,29 +24,43 @@ class ChainEvent:
         return (self.block_number, self.log_index)
 
 
+class EventCatalog:
+    """topic0 <-> event ABI for every contract attached to a gateway (event names are unique across ours)."""
+
+    def __init__(self, gateway: ChainGateway):
+        self.addresses = [c.address for c in gateway.contracts.values()]
+        self.contract_by_address = {c.address.lower(): name for name, c in gateway.contracts.items()}
+        self.abis: dict[tuple[str, str], dict] = {}  # (contract, 0x topic0) -> event ABI
+        self.topics: dict[str, str] = {}  # event name -> 0x topic0
+        for name, contract in gateway.contracts.items():
+            for item in contract.abi:
+                if item.get("type") == "event":
+                    topic = "0x" + bytes(event_abi_to_log_topic(item)).hex()
+                    self.abis[(name, topic)] = item
+                    self.topics[item["name"]] = topic
+
+    def lookup(self, address: str, topic0: str) -> tuple[str, dict] | None:
+        """(contract, event ABI) of one of our logs; None for a log we do not know (never guessed at)."""
+        name = self.contract_by_address.get(address.lower())
+        abi = self.abis.get((name, topic0)) if name else None
+        return None if abi is None else (name, abi)
+
+
 class EventReader:
     def __init__(self, gateway: ChainGateway):
         self.gateway = gateway
-        self._by_address: dict[str, str] = {}
-        self._abis: dict[tuple[str, bytes], dict] = {}
-        for name, contract in gateway.contracts.items():
-            self._by_address[contract.address.lower()] = name
-            for item in contract.abi:
-                if item.get("type") == "event":
-                    self._abis[(name, bytes(event_abi_to_log_topic(item)))] = item
+        self.catalog = EventCatalog(gateway)
 
     def read(self, from_block: int, to_block: int | str = "latest") -> list[ChainEvent]:
         logs = self.gateway._rpc(lambda: self.gateway.w3.eth.get_logs({
-            "fromBlock": from_block, "toBlock": to_block,
-            "address": [c.address for c in self.gateway.contracts.values()],
-        }))
+            "fromBlock": from_block, "toBlock": to_block, "address": self.catalog.addresses}))
         codec = self.gateway.w3.codec
         events = []
         for log in logs:
-            name = self._by_address.get(log["address"].lower())
-            abi = self._abis.get((name, bytes(log["topics"][0]))) if name and log["topics"] else None
-            if abi is None:
-                continue  # not one of ours (or an anonymous event): skipped, never guessed at
+            found = self.catalog.lookup(log["address"], "0x" + bytes(log["topics"][0]).hex()) if log["topics"] else None
+            if found is None:
+                continue  # not one of ours (or an anonymous event)
+            name, abi = found
             decoded = get_event_data(codec, abi, log)
             events.append(ChainEvent(name, decoded["event"], dict(decoded["args"]), log["blockNumber"], log["logIndex"],
                                      "0x" + bytes(log["transactionHash"]).hex()))
