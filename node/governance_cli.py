@@ -58,7 +58,7 @@ def _grant_create(args) -> int:
 
     dataset_schema(args.dataset)
     ledger = _ledger(args)
-    now = ledger.gateway.w3.eth.get_block("latest")["timestamp"]
+    now = ledger.gateway.block_time()
     gid = ledger.grant(args.grantee, dataset_id(args.dataset), Purpose[args.purpose], expires_at=now + int(args.days * 86400),
                        scope_hash=hashlib.sha256((args.scope or "").encode()).digest(), consent_ref=_consent_ref(args))
     _print(args, {"grant_id": gid}, f"granted: grant {gid}")

@@ -136,7 +136,7 @@ class ConsortiumLogs:
                         raise ChainError(f"block {number} is not available", hint="check the chain node")
                     out[number] = int(answer["result"]["timestamp"], 16)
             return out
-        return {b: int(self.gateway._rpc(lambda b=b: self.gateway.w3.eth.get_block(b))["timestamp"]) for b in wanted}
+        return {b: self.gateway.block_time(b) for b in wanted}
 
     # ------------------------------------------------------------------ decoding
 

@@ -129,6 +129,10 @@ class ChainGateway:
     def block_number(self) -> int:
         return self._rpc(lambda: self.w3.eth.block_number)
 
+    def block_time(self, number: int | str = "latest") -> int:
+        """The timestamp of a block (the chain's clock)."""
+        return int(self._rpc(lambda: self.w3.eth.get_block(number))["timestamp"])
+
     def raw_request(self, method: str, params: list) -> dict:
         """One JSON-RPC call without web3's middleware: for the hot path (about 0.5 ms instead of 1-5 ms)."""
         if self._raw_pool is None:

@@ -78,7 +78,7 @@ def claim_history(gateway: ChainGateway, claim_id: str, from_block: int = 0) -> 
             names[actor] = gateway.call(registry.functions.getMember(actor))[0] or "(not a member)"
         block = e["blockNumber"]
         if block not in times:
-            times[block] = gateway._rpc(lambda: gateway.w3.eth.get_block(block)["timestamp"])
+            times[block] = gateway.block_time(block)
         out.append(ClaimStepRecord(ClaimStep(e["args"]["step"]).name, actor, names[actor], block, times[block],
                                    e["transactionHash"].hex(), bytes(e["args"]["detailHash"]).hex(),
                                    bool(e["args"]["flags"] & FLAG_EXPRESS)))

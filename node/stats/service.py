@@ -126,7 +126,7 @@ class StatsService:
             return int(self.ctx.gateway.w3.eth.get_block("pending")["timestamp"])
         except Exception:  # a node without the pending block: the latest block, or the local clock if later
             try:
-                return max(int(self.ctx.gateway.w3.eth.get_block("latest")["timestamp"]), int(time.time()))
+                return max(self.ctx.gateway.block_time(), int(time.time()))
             except Exception:
                 return int(time.time())
 
