@@ -103,7 +103,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
                             "outcome": "served" if r.status_code == 200 else detail.get("reason", "?")})
             return r
 
-        now = dev.gateway.w3.eth.get_block("latest")["timestamp"]
+        now = dev.gateway.block_time()
         consent_records = [{"subject": p["person_id"], "app": "shop-platform", "scope": "claims statistics", "at": "2026-11"}
                            for p in world.insurers["insurer_a"].policies[:500]]
         consent_ref = "0x" + batch_consent_ref(consent_records).hex()
@@ -152,10 +152,9 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         def drained() -> dict:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                ready = [n.url for n in nodes.values()]
                 counts = [client(name, name).http.get("/ready").json()["access_log"] for name in nodes]
                 if all(c.get("pending", 0) == 0 and c.get("sent", 0) == 0 for c in counts):
-                    return {"nodes": len(ready)}
+                    return {"nodes": len(nodes)}
                 time.sleep(0.2)
             return {"nodes": len(nodes), "timeout": True}
 

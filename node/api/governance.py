@@ -1,13 +1,14 @@
 """Governance: members, admission proposals and votes, the regulator's cards, key and endpoint rotation."""
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api.deps import Caller, authenticated, get_context, operator
+from node.api.deps import Caller, authenticated, get_context, operator, problem
 from node.chain.deployment import Role
 from node.context import NodeContext
 
@@ -71,10 +72,6 @@ async def vote(proposal_id: int, _: Caller = Depends(operator), ctx: NodeContext
 @router.post("/members/{address}/{action}")
 async def card(address: str, action: Literal["warn", "suspend", "reinstate", "expel"], body: Card,
                _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)) -> dict:
-    import hashlib
-
-    from node.api.deps import problem
-
     if not (address.startswith("0x") and len(address) == 42):
         raise problem(422, "bad_address", "address must be 0x followed by 40 hex digits")
     await run_in_threadpool(getattr(ctx.ledger, action), address, hashlib.sha256(body.reason.encode()).digest())

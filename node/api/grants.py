@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api.deps import Caller, authenticated, get_context, operator
+from node.api.deps import Caller, authenticated, get_context, operator, problem
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.context import NodeContext
@@ -59,6 +59,5 @@ async def list_grants(direction: str = "given", caller: Caller = Depends(authent
         ids = ctx.ledger.grants_given(caller.address) if direction == "given" else ctx.ledger.grants_received(caller.address)
         return [_grant_view(ctx.ledger.get_grant(i)) for i in ids]
     if direction not in ("given", "received"):
-        from node.api.deps import problem
         raise problem(422, "bad_direction", "direction must be 'given' or 'received'")
     return await run_in_threadpool(load)
