@@ -41,6 +41,7 @@ from privacy.paillier import (
     PublicKey,
     best_window_bits,
     default_processes,
+    worker_encryptor,
 )
 from privacy.psi import (
     Blinder,
@@ -217,17 +218,8 @@ class BucketSums:
 
 
 # --- worker processes -----------------------------------------------------------------------------------
-# Each worker keeps the last encryptor it built (its window tables take ~0.3 s and ~40 MB to build), and
-# every batch crosses the process boundary as two bytes blobs: 32-byte points and fixed-width ciphertexts.
-_ENCRYPTOR: tuple[EncryptorSpec, Encryptor] | None = None
-
-
-def _worker_encryptor(spec: EncryptorSpec) -> Encryptor:
-    global _ENCRYPTOR
-    if _ENCRYPTOR is None or _ENCRYPTOR[0] != spec:
-        _ENCRYPTOR = None  # drop the old tables before building new ones
-        _ENCRYPTOR = (spec, spec.build())
-    return _ENCRYPTOR[1]
+# Workers reuse the encryptors they built (paillier.worker_encryptor), and every batch crosses the
+# process boundary as two bytes blobs: 32-byte points and fixed-width ciphertexts.
 
 
 def _workers(executor: concurrent.futures.Executor) -> int:
@@ -240,7 +232,7 @@ def _ciphertext_width(public_key: PublicKey) -> int:
 
 def _label_task(secret: bytes, spec: EncryptorSpec, rows: Sequence[tuple[bytes, int]]) -> tuple[bytes, bytes]:
     """Insurer worker: blind the ids and encrypt the packed labels of one batch."""
-    encryptor = _worker_encryptor(spec)
+    encryptor = worker_encryptor(spec)
     points = Blinder.from_secret(secret).blind_identifiers([identifier for identifier, _ in rows])
     width = _ciphertext_width(encryptor.public_key)
     ciphertexts = b"".join(int(encryptor.encrypt(plaintext).value).to_bytes(width, "little") for _, plaintext in rows)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import logging
-import multiprocessing
 import threading
 import time
 from typing import Any
@@ -42,7 +41,8 @@ from privacy.aggregation import Aggregator, Contribution
 from privacy.errors import PrivacyError
 from privacy.fraud import FraudSignalQuery, MembershipAnswer
 from privacy.join import BucketSums, LabelOwner, PlatformBuckets
-from privacy.paillier import PrivateKey, default_processes
+from privacy import workers
+from privacy.paillier import PrivateKey
 from privacy.psi import Blinder
 from privacy.release import BudgetAccountant, ReleasePolicy, release
 
@@ -66,8 +66,6 @@ class StatsService:
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._wake: dict[str, threading.Event] = {}
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
         self._budget_lock = threading.Lock()
         self._housekeeper: threading.Thread | None = None
 
@@ -82,8 +80,7 @@ class StatsService:
             event.set()
         for thread in list(self._threads.values()):
             thread.join(timeout=5)
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        workers.shutdown(wait=False)  # and the workers exit by themselves if this process dies first
 
     def _prepare(self) -> None:
         """Load (or generate, first start only) the Paillier key, publish it, then resume unfinished jobs."""
@@ -134,12 +131,7 @@ class StatsService:
         """A process pool for the big steps (blinding, encryption); None for small jobs."""
         if rows < PARALLEL_ROWS:
             return None
-        with self._pool_lock:
-            if self._pool is None:
-                # spawn, not fork: the node process runs threads (uvicorn, chain, logs) that fork would copy mid-state
-                self._pool = concurrent.futures.ProcessPoolExecutor(default_processes(),
-                                                                   mp_context=multiprocessing.get_context("spawn"))
-            return self._pool
+        return workers.shared_pool()
 
     # ------------------------------------------------------------------ requests
 

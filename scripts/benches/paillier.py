@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import time
 
-from privacy.paillier import CrtEncryptor, FixedBaseEncryptor, ObfuscatorPool, PheEncryptor, default_processes, generate_keypair, parallel_encrypt
+from privacy import workers
+from privacy.paillier import CrtEncryptor, FixedBaseEncryptor, ObfuscatorPool, default_processes, generate_keypair, parallel_encrypt
 
 describe = "encryptions/s per core: plain phe, CRT (key holder), short-exponent fixed-base, offline pool; plus all-core"
 
@@ -12,6 +13,8 @@ def add_arguments(parser):
     parser.add_argument("--bits", type=int, nargs="+", default=[2048, 3072])
     parser.add_argument("--seconds", type=float, default=1.5, help="approximate time per path")
     parser.add_argument("--parallel", type=int, default=20000, help="encryptions for the all-core measurement (fixed-base)")
+    parser.add_argument("--ratio-sizes", type=int, nargs="+", default=[200, 2000, 20000],
+                        help="batch sizes for parallel_encrypt vs one core (2048-bit, fixed-base)")
 
 
 def _rate(encrypt, seconds: float) -> float:
@@ -22,6 +25,38 @@ def _rate(encrypt, seconds: float) -> float:
         elapsed = time.perf_counter() - start
         if elapsed >= seconds and count >= 5:
             return count / elapsed
+
+
+def _label(size: int) -> str:
+    return f"{size // 1000}k" if size % 1000 == 0 else str(size)
+
+
+def _parallel_ratios(fixed, sizes) -> dict:
+    """parallel_encrypt / encrypt_many on one core, same encryptor, same process, same sizes.
+
+    ``parallel_ratio_cold_*``: the first call of a fresh process, workers not started yet (their start-up
+    included). The others: the pool already running, as in a node that has served a job before.
+    """
+    out = {}
+    workers.shutdown()
+    for size in sizes:
+        values = list(range(size))
+        t = time.perf_counter()
+        fixed.encrypt_many(values)
+        one_core = time.perf_counter() - t
+        cold = size == sizes[0]
+        t = time.perf_counter()
+        parallel_encrypt(fixed, values)
+        parallel = time.perf_counter() - t
+        if cold:
+            out[f"parallel_ratio_cold_{_label(size)}"] = round(one_core / parallel, 2)
+            t = time.perf_counter()
+            parallel_encrypt(fixed, values)
+            parallel = time.perf_counter() - t
+        out[f"parallel_ratio_{_label(size)}"] = round(one_core / parallel, 2)
+        out[f"one_core_per_s_{_label(size)}"] = round(size / one_core, 1)
+    out["parallel_note"] = "ratio = one-core time / parallel_encrypt time, 2048-bit fixed-base, same process"
+    return out
 
 
 def run(args, progress):
@@ -62,9 +97,11 @@ def run(args, progress):
         progress.advance(task)
         plaintexts = list(range(args.parallel))
         start = time.perf_counter()
-        parallel_encrypt(fixed, plaintexts, chunk_size=max(1, args.parallel // (4 * default_processes())))
+        parallel_encrypt(fixed, plaintexts)
         result[f"fixed_base_all_cores_total_{bits}"] = round(args.parallel / (time.perf_counter() - start), 1)
         progress.advance(task)
+        if bits == 2048:
+            result.update(_parallel_ratios(fixed, args.ratio_sizes))
     result["cores"] = default_processes()
     result["unit"] = "encryptions per second (per core unless *_all_cores_total)"
     return result
