@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
+from eth_abi.exceptions import EncodingError
 from web3.exceptions import Web3ValidationError
 
 from node.api import data, governance, grants, health
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # Raised by parsing and conversion code deep under a route when the input was wrong (a list where a
 # string belongs, an integer too large for a column or a uint): the request's fault, answered 422.
-_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, Web3ValidationError)
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, Web3ValidationError, EncodingError)
 
 _HTTP_REASONS = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 408: "body_timeout",
                  405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_request"}

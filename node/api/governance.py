@@ -28,7 +28,7 @@ class Proposal(BaseModel):
     endpoint: str = Field(default="", max_length=300)
     x25519_key: str = Field(default="0x" + "00" * 32, pattern=_HEX32)
     paillier_fingerprint: str = Field(default="0x" + "00" * 32, pattern=_HEX32)
-    lifetime_seconds: int = Field(default=0, ge=0)
+    lifetime_seconds: int = Field(default=0, ge=0, le=2**64 - 1)  # uint64 on chain
 
 
 class Card(BaseModel):
