@@ -1,11 +1,16 @@
-"""The node's FastAPI application: routers, error mapping and the request-size limit."""
+"""The node's FastAPI application: routers, error mapping, the request-size limit and the body deadline."""
 from __future__ import annotations
+
+import asyncio
+import logging
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
+from eth_abi.exceptions import EncodingError
+from web3.exceptions import Web3ValidationError
 
 from node.api import data, governance, grants, health
 from node.api.deps import evidence_caller
@@ -19,7 +24,13 @@ _FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "N
                       "NotRequester", "NotParticipant", "NotClaimInsurer"}
 
 
-_HTTP_REASONS = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+log = logging.getLogger(__name__)
+
+# Raised by parsing and conversion code deep under a route when the input was wrong (a list where a
+# string belongs, an integer too large for a column or a uint): the request's fault, answered 422.
+_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError, Web3ValidationError, EncodingError)
+
+_HTTP_REASONS = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found", 408: "body_timeout",
                  405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_media_type", 422: "invalid_request"}
 
 
@@ -68,6 +79,85 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class BodyDeadline:
+    """Refuse with 408 (and close the connection) a request body that arrives too slowly.
+
+    The body must be complete within ``grace`` seconds plus one second per ``min_rate`` bytes received,
+    so a large upload at a normal speed passes and a client trickling bytes is cut off. Headers are
+    bounded in the server itself (node/http_server.py), before the application sees the request.
+    """
+
+    def __init__(self, app: ASGIApp, grace: float, min_rate: int):
+        self.app = app
+        self.grace = grace
+        self.min_rate = min_rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        received = 0
+        complete = False
+        responded = False
+
+        async def timed_receive():
+            nonlocal received, complete
+            if complete:  # after the body only a disconnect can come: no deadline on waiting for it
+                return await receive()
+            remaining = started + self.grace + received / self.min_rate - loop.time()
+            try:
+                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
+            except asyncio.TimeoutError:
+                raise _SlowBody() from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+            return message
+
+        async def tracking_send(message) -> None:
+            nonlocal responded
+            responded = responded or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, timed_receive, tracking_send)
+        except _SlowBody:
+            if responded:
+                raise
+            response = JSONResponse(_body("body_timeout", f"request body not received in time ({received} bytes "
+                                          f"after {loop.time() - started:.0f} s)"), status_code=408,
+                                    headers={"connection": "close"})
+            await response({"type": "http"}, None, send)  # type: ignore[arg-type]
+
+
+class _SlowBody(Exception):
+    pass
+
+
+_SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer")]
+
+
+class SecurityHeaders:
+    """Every answer (API, pages, static files, errors) tells browsers not to sniff types or send Referers."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [*message.get("headers", []),
+                                      *((k, v) for k, v in _SECURITY_HEADERS if k not in present)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def create_app(ctx: NodeContext) -> FastAPI:
@@ -119,6 +209,15 @@ def create_app(ctx: NodeContext) -> FastAPI:
     async def _consortium(_: Request, exc: ConsortiumError):
         return JSONResponse(_body(exc.reason, exc.one_line()), status_code=400)
 
+    async def _bad_input(request: Request, exc: Exception):
+        # Logged without the input (it may hold personal data): the type says where to add a proper check.
+        log.warning("bad input on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+        return JSONResponse(_body("invalid_request", f"the request could not be used: {type(exc).__name__}: "
+                                  f"{str(exc)[:200]}"), status_code=422)
+
+    for error in _INPUT_ERRORS:
+        app.add_exception_handler(error, _bad_input)
+
     # Outermost, so even routing and validation never read more than the limit.
     app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes,
                        path_limits={"/evidence/documents": ctx.settings.evidence_max_document_bytes,
@@ -129,4 +228,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
                                     # vertical statistics: a million blinded ids, label batches of 5000 ciphertexts
                                     "/stats/vertical/double": max(ctx.settings.max_body_bytes, 256 * 1024 * 1024),
                                     "/stats/vertical/labels": max(ctx.settings.max_body_bytes, 64 * 1024 * 1024)})
+    app.add_middleware(BodyDeadline, grace=ctx.settings.http_body_timeout_seconds,
+                       min_rate=ctx.settings.http_body_min_bytes_per_second)
+    app.add_middleware(SecurityHeaders)
     return app

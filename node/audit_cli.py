@@ -186,10 +186,10 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_web_url(args) -> int:
-    from node.audit.web_auth import ensure_token
+    from node.audit.web_auth import issue_login_token
 
     settings = _settings(args)
-    token = ensure_token(settings.home)
+    token = issue_login_token(settings.home, settings.web_login_seconds)  # a new single-use token each call
     scheme = "https" if settings.tls_certfile else "http"
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     url = f"{scheme}://{host}:{settings.port}/web/login?token={token}"
@@ -254,4 +254,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                 "(exit 3 when they differ)", _cmd_verify)
     p.add_argument("--from-block", type=int, dest="from_block", help="default: the deployment block")
     p.add_argument("--to-block", type=int, dest="to_block", help="default: the indexed height")
-    command("web-url", "print the login URL of this node's regulator/auditor web pages", _cmd_web_url)
+    command("web-url", "print a one-time login URL (expires after web_login_seconds) for this node's "
+            "regulator/auditor web pages", _cmd_web_url)

@@ -1,7 +1,7 @@
 """Request signing between nodes and from clients (EIP-712 typed data).
 
 Every request carries the signer's address, a timestamp, a random nonce and an EIP-712 signature
-over (method, path with query, SHA-256 of the body, timestamp, nonce, audience). The audience is the
+over (method, path with query as sent on the wire, SHA-256 of the body, timestamp, nonce, audience). The audience is the
 receiving node's account, so a request signed for one node cannot be replayed at another.
 The receiver checks the signature, the time window, and that the nonce was never seen.
 """
@@ -86,6 +86,27 @@ def request_digest(chain_id: int, method: str, path: str, body_hash: bytes, time
     return keccak(b"\x19\x01" + _domain_separator(chain_id) + struct)
 
 
+# secp256k1 group order. EIP-2: of the two valid s values (s and n - s) only the low one is accepted,
+# so a captured signature cannot be rewritten into a second valid one for the same request.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def is_low_s(signature: bytes) -> bool:
+    """True when r and s are in range and s is in the lower half of the order (EIP-2)."""
+    r, s = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big")
+    return 0 < r < SECP256K1_N and 0 < s <= SECP256K1_N // 2
+
+
+def canonical_target(raw_path: bytes, query_string: bytes = b"") -> str:
+    """The signed form of a request's target: the path exactly as sent (percent-encoded) plus ``?query``.
+
+    Client and node both use the bytes on the wire, never a decoded form, so a claim id with spaces,
+    ``%`` or non-ASCII characters signs and verifies the same on both sides.
+    """
+    target = raw_path.decode("latin-1")
+    return target + "?" + query_string.decode("latin-1") if query_string else target
+
+
 def recover_signer(digest: bytes, signature: bytes) -> str:
     """The address that signed ``digest`` (65-byte r || s || v signature, v in {27, 28} or {0, 1})."""
     v = signature[64]
@@ -148,6 +169,9 @@ class RequestVerifier:
             raise AuthError("malformed signature headers", reason="malformed_auth", hint="check the client") from None
         if len(nonce) != 32 or len(signature) != 65:
             raise AuthError("nonce must be 32 bytes and signature 65 bytes", reason="malformed_auth", hint="check the client")
+        if not is_low_s(signature):
+            raise AuthError("signature s value is not in the lower half of the curve order (EIP-2)",
+                            reason="high_s_signature", hint="sign with a standard Ethereum signer (it emits low-s)")
         now = int(time.time())
         if abs(now - timestamp) > self.window:
             raise AuthError(f"request timestamp is {now - timestamp} s away from this node's clock",

@@ -152,7 +152,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         def drained() -> dict:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                counts = [client(name, name).http.get("/ready").json()["access_log"] for name in nodes]
+                counts = [client(name, name).request("GET", "/ready").json()["access_log"] for name in nodes]  # operator only
                 if all(c.get("pending", 0) == 0 and c.get("sent", 0) == 0 for c in counts):
                     return {"nodes": len(nodes)}
                 time.sleep(0.2)

@@ -9,9 +9,8 @@ from pathlib import Path
 def _cmd_node_start(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
     from node.app import create_app
+    from node.http_server import serve
     from node.context import NodeContext
     from node.settings import load_settings
 
@@ -20,12 +19,7 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
     ctx = NodeContext.build(settings)
     ctx.start()
     try:
-        ssl = {}
-        if settings.tls_certfile and settings.tls_keyfile:
-            ssl = {"ssl_certfile": str(settings.tls_certfile), "ssl_keyfile": str(settings.tls_keyfile)}
-        # A short graceful shutdown: idle keep-alive connections of peers must not hold a stop for long.
-        uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=3, **ssl)
+        serve(create_app(ctx), settings)  # node/http_server.py: slow clients bounded by the http_* settings
     finally:
         ctx.stop()
     return 0

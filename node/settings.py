@@ -36,6 +36,13 @@ class NodeSettings(BaseSettings):
     evidence_batch_age: float = Field(default=2.0, gt=0, description="... or when its first hash is this old (seconds)")
     evidence_keep_documents: bool = Field(default=False, description="keep uploaded documents (else hashes only)")
     evidence_max_document_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    # Slow clients: each bound closes a connection that would otherwise be held open for ever.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, description="request line and headers complete within")
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0, description="body complete within this ...")
+    http_body_min_bytes_per_second: int = Field(default=64 * 1024, gt=0, description="... plus one second per this many bytes")
+    http_keep_alive_seconds: float = Field(default=5.0, gt=0, description="idle keep-alive connections close after")
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=4096, description="request line and headers at most")
+    web_login_seconds: int = Field(default=300, gt=0, le=3600, description="a web-url login link expires after")
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
 

@@ -99,7 +99,7 @@ def test_web_pages_need_the_operator_session(net):
     url = net.nodes["regulator"].url
     for path in ("/web/logs", "/web/denials", "/web/anomalies", "/web/members", "/web/evidence", "/web/logs.csv"):
         assert httpx.get(url + path).status_code == 403, path
-    assert httpx.get(url + "/web/login", params={"token": "not-the-token"}).status_code == 403
+    assert httpx.post(url + "/web/login", data={"token": "not-the-token"}).status_code == 403
     assert httpx.post(url + "/web/members/" + net.address("platform") + "/suspend", data={"csrf": "x"}).status_code == 403
 
 
@@ -111,12 +111,25 @@ def _web_url(net, node):
     return json.loads(out.stdout)["url"]
 
 
+def _open(browser: httpx.Client, login: str) -> httpx.Response:
+    """What the login page does in a browser: its form POSTs the link's token (a GET alone never logs in)."""
+    page = browser.get(login)
+    assert page.status_code == 200 and "Access log" not in page.text and page.headers["referrer-policy"] == "no-referrer"
+    token = login.split("token=", 1)[1]
+    return browser.post(login.split("?")[0], data={"token": token})
+
+
 def test_web_login_url_opens_the_pages_and_the_token_file_is_private(net):
     login = _web_url(net, "regulator")
-    assert oct((net.nodes["regulator"].home / "audit_web_token").stat().st_mode & 0o777) == "0o600"
+    folder = net.nodes["regulator"].home / "web_logins"
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(f.stat().st_mode & 0o777) == "0o600" and login.split("token=")[1] not in f.read_text()
+               for f in folder.iterdir())
+    assert _web_url(net, "regulator") != login  # a new token every call
     with httpx.Client(follow_redirects=True) as browser:
-        r = browser.get(login)
+        r = _open(browser, login)
         assert r.status_code == 200 and "Access log" in r.text and "token=" not in str(r.url)
+        assert r.headers["x-content-type-options"] == "nosniff"
         assert browser.get(login.split("/web/")[0] + "/web/anomalies").status_code == 200
         r = browser.post(login.split("/web/")[0] + "/web/members/" + net.address("platform") + "/warn",
                          data={"csrf": "forged"})
@@ -126,7 +139,7 @@ def test_web_login_url_opens_the_pages_and_the_token_file_is_private(net):
 def test_a_member_nodes_pages_are_403_even_for_its_operator(net):
     login = _web_url(net, "insurer_a")
     with httpx.Client(follow_redirects=True) as browser:
-        r = browser.get(login)
+        r = _open(browser, login)
         assert r.status_code == 403 and "regulator" in r.text
 
 
@@ -172,3 +185,23 @@ def test_a_restarted_node_resumes_indexing_where_it_stopped(net, anvil):
     assert client.request("GET", "/audit/logs", params={"grant_id": gid}).json()["count"] == 12
     verified = client.request("GET", "/audit/verify", params={"from_block": net.deployment.deployment_block}).json()
     assert verified["matches"], verified
+
+
+def test_web_login_token_is_single_use_short_lived_and_dead_after_logout(net):
+    from node.audit.web_auth import issue_login_token
+
+    url = net.nodes["regulator"].url
+    login = _web_url(net, "regulator")
+    token = login.split("token=", 1)[1]
+    with httpx.Client(follow_redirects=True) as first:
+        assert "Access log" in _open(first, login).text
+        first.post(url + "/web/logout")
+        assert first.get(url + "/web/logs").status_code == 403  # the session ended with the logout
+    for _ in range(2):  # the used token: neither a second session nor one after logout
+        assert httpx.post(url + "/web/login", data={"token": token}).status_code == 403
+    assert httpx.get(login).status_code == 200 and httpx.post(url + "/web/login", data={"token": token}).status_code == 403
+    expired = issue_login_token(net.nodes["regulator"].home, 1)
+    import time
+
+    time.sleep(1.2)
+    assert httpx.post(url + "/web/login", data={"token": expired}).status_code == 403

@@ -92,3 +92,79 @@ def test_malformed_headers_are_refused_with_a_reason(headers, reason):
     with pytest.raises(AuthError) as e:
         verifier().verify("GET", "/x", b"", headers)
     assert e.value.reason == reason
+
+
+def _high_s(signature_hex: str) -> str:
+    """The same signature's twin (r, n - s, flipped v): valid ECDSA, refused under EIP-2."""
+    from node.auth import SECP256K1_N
+
+    sig = bytes.fromhex(signature_hex.removeprefix("0x"))
+    s = int.from_bytes(sig[32:64], "big")
+    v = sig[64]
+    return (sig[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v if v >= 27 else v ^ 1])).hex()
+
+
+def test_high_s_twin_of_a_valid_signature_is_refused():
+    from node.auth import recover_signer
+
+    v = verifier()
+    headers = sign_request(SIGNER, 31337, NODE, "POST", "/data/query", b"{}")
+    twin = {**headers, "x-consortium-signature": _high_s(headers["x-consortium-signature"])}
+    # The twin does recover the signer (that is the malleability), so only the low-s rule stops it.
+    digest = request_digest(31337, "POST", "/data/query", __import__("hashlib").sha256(b"{}").digest(),
+                            int(headers["x-consortium-timestamp"]), bytes.fromhex(headers["x-consortium-nonce"]), NODE)
+    assert recover_signer(digest, bytes.fromhex(twin["x-consortium-signature"])) == SIGNER.address
+    with pytest.raises(AuthError) as e:
+        v.verify("POST", "/data/query", b"{}", twin)
+    assert e.value.reason == "high_s_signature"
+    assert v.verify("POST", "/data/query", b"{}", headers).signer == SIGNER.address
+
+
+@pytest.mark.parametrize("r, s", [(0, 1), (1, 0), (2**256 - 1, 1), (1, 2**255)])
+def test_out_of_range_r_or_s_is_refused(r, s):
+    headers = sign_request(SIGNER, 31337, NODE, "GET", "/x", b"")
+    headers["x-consortium-signature"] = (r.to_bytes(32, "big") + s.to_bytes(32, "big") + b"\x1b").hex()
+    with pytest.raises(AuthError) as e:
+        verifier().verify("GET", "/x", b"", headers)
+    assert e.value.reason == "high_s_signature"
+
+
+def test_time_window_is_the_setting():
+    from node.settings import NodeSettings
+
+    assert NodeSettings.model_fields["auth_window_seconds"].default == 120
+    v = verifier(window=30)
+    late = sign_request(SIGNER, 31337, NODE, "GET", "/x", b"", timestamp=int(time.time()) - 40)
+    with pytest.raises(AuthError) as e:
+        v.verify("GET", "/x", b"", late)
+    assert e.value.reason == "stale_timestamp"
+    wide = verifier(window=60)
+    wide.started_at -= 60  # the late request was signed before this verifier existed; not what is tested here
+    assert wide.verify("GET", "/x", b"", late).signer == SIGNER.address
+
+
+@pytest.mark.parametrize("path, params", [
+    ("/evidence/receipts/CLM 2026 #7", None), ("/evidence/receipts/理赔-0042", None),
+    ("/evidence/receipts/100%25-ok", None), ("/evidence/proofs/a%b", None), ("/audit/logs", {"since": "2026-01-01 00:00", "x": "ä&b=c"}),
+])
+def test_client_signs_the_target_exactly_as_the_node_receives_it(path, params):
+    """The client signs the percent-encoded bytes httpx sends; the node verifies the raw ASGI target."""
+    import httpx
+
+    from node.api.deps import signed_target as node_target
+    from node.client import NodeClient, signed_target
+
+    seen = {}
+
+    def app(request: httpx.Request) -> httpx.Response:
+        raw_path, _, query = request.url.raw_path.partition(b"?")
+        seen["target"] = node_target(type("R", (), {"scope": {"raw_path": raw_path, "query_string": query, "path": ""}})())
+        seen["headers"] = dict(request.headers)
+        return httpx.Response(200)
+
+    client = NodeClient("http://node.test", SIGNER, NODE, 31337)
+    client.http = httpx.Client(base_url="http://node.test", transport=httpx.MockTransport(app))
+    client.request("GET", path, params=params)
+    assert seen["target"].isascii()
+    assert verifier().verify("GET", seen["target"], b"", seen["headers"]).signer == SIGNER.address
+    assert signed_target(httpx.URL("http://h/prefix"), httpx.URL("http://h/prefix/evidence/x?a=1")) == "/evidence/x?a=1"

@@ -67,12 +67,19 @@ def browser():
         b.close()
 
 
+def _login_url(net) -> str:
+    """What `consortium audit web-url` prints: a fresh single-use link (same function as the CLI)."""
+    from node.audit.web_auth import issue_login_token
+
+    return f"{net.nodes['regulator'].url}/web/login?token={issue_login_token(net.nodes['regulator'].home)}"
+
+
 @pytest.fixture
 def page(net, browser):
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
-    token = (net.nodes["regulator"].home / "audit_web_token").read_text().strip()
-    page.goto(f"{net.nodes['regulator'].url}/web/login?token={token}")
+    page.goto(_login_url(net))
+    page.wait_for_url("**/web/logs")  # the page's script POSTs the token, the session cookie is set
     yield page
     context.close()
 
@@ -150,3 +157,36 @@ def test_regulator_warns_a_member_from_the_members_page(net, page):
     page.wait_for_selector("#action-message")
     assert page.text_content(f"{row} .status") == "WARNED"
     assert net.ledgers["regulator"].member(net.address("insurer_b")).status == Status.WARNED
+
+
+def test_login_link_works_once_and_leaves_no_token_in_the_address_bar(net, browser):
+    url = _login_url(net)
+    first = browser.new_context()
+    page = first.new_page()
+    history = []
+    page.on("framenavigated", lambda frame: history.append(frame.url) if frame == page.main_frame else None)
+    page.goto(url)
+    page.wait_for_url("**/web/logs")
+    assert "token=" not in page.url and all("token=" not in u for u in history[1:])
+    page.click("form.logout button")
+    page.wait_for_url("**/web/login")
+    # The same link after use (and after logout): refused, in a fresh browser too.
+    second = browser.new_context()
+    again = second.new_page()
+    again.goto(url)
+    again.wait_for_selector("#login-message")
+    assert "used, expired" in again.text_content("#login-message")
+    assert again.evaluate("document.cookie") == ""
+    first.close()
+    second.close()
+
+
+def test_members_page_renders_only_known_messages(net, page):
+    base = net.nodes["regulator"].url
+    page.goto(base + "/web/members?message=<b>Your+account+is+locked,+call+555</b>&error=Send+your+key+to+evil.example"
+              "&done=owned&member=0x" + "12" * 20)
+    page.wait_for_selector("#member-table")
+    body = page.text_content("main")
+    assert "555" not in body and "evil.example" not in body and "owned" not in body
+    assert page.text_content("#action-error") == "The action was refused."
+    assert page.query_selector("#action-message") is None

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from node.api.deps import Caller, authenticated, problem
+from node.api.deps import MAX_ID, Caller, authenticated, problem
 from node.audit.queries import AuditQueryError, LogFilter
 from node.audit.service import AuditService
 from node.chain.deployment import Role, Status
@@ -109,7 +109,8 @@ def aggregates(f: LogFilter = Depends(log_filter), group_by: str = "day,requeste
 
 @router.get("/events")
 def events(category: str | None = None, event: str | None = None, account: str | None = None,
-           grant_id: int | None = None, job_id: int | None = None, since: str | None = None, until: str | None = None,
+           grant_id: int | None = Query(None, ge=0, le=MAX_ID), job_id: int | None = Query(None, ge=0, le=MAX_ID),
+           since: str | None = None, until: str | None = None,
            limit: int = 100, cursor: str | None = None, as_of: int | None = None,
            _: Caller = Depends(regulator), service: AuditService = Depends(audit_service)) -> dict:
     """Authorization, governance, statistics-job and evidence events (filter by grant or job id)."""
@@ -138,7 +139,7 @@ def anomalies(since: str | None = None, until: str | None = None, kind: str | No
 
 
 @router.get("/verify")
-def verify(from_block: int, to_block: int | None = None, _: Caller = Depends(regulator),
+def verify(from_block: int = Query(ge=0, le=MAX_ID), to_block: int | None = Query(None, ge=0, le=MAX_ID), _: Caller = Depends(regulator),
            service: AuditService = Depends(audit_service)) -> dict:
     """Re-read ``from_block..to_block`` from the chain and report every difference with the index."""
     from node.audit.verify import verify_index

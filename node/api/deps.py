@@ -1,13 +1,28 @@
-"""Request dependencies: the node context and the authenticated caller."""
+"""Request dependencies: the node context, the authenticated caller and who may read what.
+
+Access levels, from least to most trusted (tests/test_route_access.py holds the table per route):
+``authenticated`` (any valid signature; enforcement decides and logs, e.g. /data/query),
+``member`` (an admitted member in good standing, read by the registry), ``operator`` (this node's own
+account). A route with none of these is public on purpose (/health, /ready without counts, OpenAPI).
+"""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
-from node.auth import AuthError
+from node.auth import HEADER_SIGNATURE, AuthError, canonical_target
+from node.chain.deployment import Status
 from node.context import NodeContext
+
+# Ids are uint256 on chain but pass through SQLite and PostgreSQL BIGINT columns: one bound for all.
+MAX_ID = 2**63 - 1
+ChainIdPath = Annotated[int, Path(ge=0, le=MAX_ID, description="a non-negative on-chain id")]
+ChainIdQuery = Annotated[int, Query(ge=0, le=MAX_ID, description="a non-negative on-chain id")]
+GOOD_STANDING = (Status.ACTIVE, Status.WARNED)
 
 
 def problem(status: int, reason: str, message: str) -> HTTPException:
@@ -25,14 +40,20 @@ class Caller:
     address: str
 
 
+def signed_target(request: Request) -> str:
+    """The request target as it came on the wire (percent-encoded path and query): what the client signed."""
+    scope = request.scope
+    raw_path = scope.get("raw_path") or scope["path"].encode()
+    return canonical_target(raw_path, scope.get("query_string") or b"")
+
+
 async def authenticated(request: Request) -> Caller:
     """The verified signer of this request (401 when unsigned, forged, stale or replayed)."""
     ctx: NodeContext = request.app.state.ctx
     request.state.arrived = time.monotonic()  # before any waiting: decisions honour what was mined by now
     body = await request.body()
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
-        verified = ctx.verifier.verify(request.method, path, body, dict(request.headers))
+        verified = ctx.verifier.verify(request.method, signed_target(request), body, dict(request.headers))
     except AuthError as exc:
         raise problem(401, exc.reason, exc.one_line()) from None
     return Caller(verified.signer)
@@ -47,8 +68,34 @@ async def operator(request: Request) -> Caller:
     return caller
 
 
+async def member(request: Request) -> Caller:
+    """A member of the consortium in good standing (or this node's operator), as the registry says now."""
+    caller = await authenticated(request)
+    ctx: NodeContext = request.app.state.ctx
+    if caller.address == ctx.address:
+        return caller
+    cache = ctx.enforcer.cache
+    if cache is not None:  # invalidated by admissions and status changes, like the grant checks
+        await run_in_threadpool(cache.sync, request.state.arrived)
+        status = await run_in_threadpool(cache.member_status, caller.address)
+    else:
+        status = (await run_in_threadpool(ctx.ledger.member, caller.address)).status
+    if status == Status.NONE:
+        raise problem(403, "not_member", "only consortium members may read this")
+    if status not in GOOD_STANDING:
+        raise problem(403, "not_in_good_standing", f"the caller's membership is {status.name.lower()}")
+    return caller
+
+
+async def optional_operator(request: Request) -> Caller | None:
+    """The operator when the request is signed (403/401 when signed by anyone else or badly), else None."""
+    if HEADER_SIGNATURE not in request.headers:
+        return None
+    return await operator(request)
+
+
 async def evidence_caller(request: Request) -> Caller:
-    """Evidence verification: any member; intake, receipts, proofs and status: this member only."""
+    """Evidence verification: any member in good standing; intake, receipts, proofs and status: this member only."""
     if request.url.path == "/evidence/verify":
-        return await authenticated(request)
+        return await member(request)
     return await operator(request)

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api.deps import Caller, authenticated, get_context, operator, problem
+from web3 import Web3
+
+from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
 from node.chain.deployment import Role
 from node.context import NodeContext
 
@@ -26,7 +28,7 @@ class Proposal(BaseModel):
     endpoint: str = Field(default="", max_length=300)
     x25519_key: str = Field(default="0x" + "00" * 32, pattern=_HEX32)
     paillier_fingerprint: str = Field(default="0x" + "00" * 32, pattern=_HEX32)
-    lifetime_seconds: int = Field(default=0, ge=0)
+    lifetime_seconds: int = Field(default=0, ge=0, le=2**64 - 1)  # uint64 on chain
 
 
 class Card(BaseModel):
@@ -50,7 +52,7 @@ def _b32(hex_value: str) -> bytes:
 
 
 @router.get("/members")
-async def members(_: Caller = Depends(authenticated), ctx: NodeContext = Depends(get_context)) -> list[dict]:
+async def members(_: Caller = Depends(member), ctx: NodeContext = Depends(get_context)) -> list[dict]:
     found = await run_in_threadpool(ctx.ledger.members)
     return [{"address": m.address, "name": m.name, "role": m.role.name if m.role else None, "status": m.status.name,
              "endpoint": m.endpoint, "x25519_key": "0x" + m.x25519_key.hex()} for m in found]
@@ -64,7 +66,7 @@ async def propose(body: Proposal, _: Caller = Depends(operator), ctx: NodeContex
 
 
 @router.post("/proposals/{proposal_id}/votes")
-async def vote(proposal_id: int, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)) -> dict:
+async def vote(proposal_id: ChainIdPath, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)) -> dict:
     admitted = await run_in_threadpool(ctx.ledger.vote, proposal_id)
     return {"proposal_id": proposal_id, "admitted": admitted}
 
@@ -72,8 +74,9 @@ async def vote(proposal_id: int, _: Caller = Depends(operator), ctx: NodeContext
 @router.post("/members/{address}/{action}")
 async def card(address: str, action: Literal["warn", "suspend", "reinstate", "expel"], body: Card,
                _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)) -> dict:
-    if not (address.startswith("0x") and len(address) == 42):
+    if not (address.startswith("0x") and len(address) == 42 and Web3.is_address(address)):
         raise problem(422, "bad_address", "address must be 0x followed by 40 hex digits")
+    address = Web3.to_checksum_address(address)
     await run_in_threadpool(getattr(ctx.ledger, action), address, hashlib.sha256(body.reason.encode()).digest())
     return {"member": address, "action": action}
 

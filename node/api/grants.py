@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.api.deps import Caller, authenticated, get_context, operator, problem
+from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.context import NodeContext
@@ -46,13 +46,13 @@ async def grant(body: GrantRequest, _: Caller = Depends(operator), ctx: NodeCont
 
 
 @router.delete("/{grant_id}")
-async def revoke(grant_id: int, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)) -> dict:
+async def revoke(grant_id: ChainIdPath, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)) -> dict:
     await run_in_threadpool(ctx.ledger.revoke, grant_id)
     return {"grant_id": grant_id, "revoked": True}
 
 
 @router.get("")
-async def list_grants(direction: str = "given", caller: Caller = Depends(authenticated),
+async def list_grants(direction: str = "given", caller: Caller = Depends(member),
                       ctx: NodeContext = Depends(get_context)) -> list[dict]:
     """Grants the caller gave (``direction=given``) or received (``direction=received``)."""
     def load() -> list[dict]:

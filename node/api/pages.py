@@ -44,10 +44,23 @@ def _service(request: Request) -> AuditService:
     return request.app.state.audit
 
 
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Content-Security-Policy": "default-src 'self'; style-src 'self'; frame-ancestors 'none'"}
+
+# The members page says what happened through a code in its address, never through text taken from it.
+ACTION_MESSAGES = {"warned": "{member} warned", "suspended": "{member} suspended"}
+ACTION_ERRORS = {
+    "CannotSanctionSelf": "A member cannot warn or suspend itself.",
+    "NotRegulator": "Only the consortium's regulator may warn or suspend members.",
+    "UnknownMember": "That address is not a member of the consortium.",
+    "MemberNotInGoodStanding": "That member is not in good standing.",
+    "chain_unavailable": "The chain is not reachable; try again.",
+}
+
+
 def _render(name: str, status: int = 200, **context) -> HTMLResponse:
-    return HTMLResponse(templates.get_template(name).render(**context), status_code=status,
-                        headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY",
-                                 "Content-Security-Policy": "default-src 'self'; style-src 'self'; frame-ancestors 'none'"})
+    return HTMLResponse(templates.get_template(name).render(**context), status_code=status, headers=PAGE_HEADERS)
 
 
 class PageSession:
@@ -67,7 +80,8 @@ def _guard(roles: tuple[Role, ...]):
         sid = request.cookies.get(COOKIE)
         if not service.web.valid(sid):
             raise _PageRefusal(_render("login.html", 403, message="Log in with the link from "
-                                       "`consortium audit web-url --config <node.toml>`.", next=request.url.path))
+                                       "`consortium audit web-url --config <node.toml>`.", next=request.url.path,
+                                       token=""))
         try:
             member = await run_in_threadpool(service.own_member)
         except ChainError as exc:
@@ -102,9 +116,8 @@ auditor_page = _guard(AUDITOR_OR_REGULATOR)
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, token: str | None = None) -> Response:
-    if token:
-        return _login(request, token)
-    return _render("login.html", message=None, next="/web/")
+    """The link from `audit web-url` lands here: a form that POSTs its token (a GET never logs in)."""
+    return _render("login.html", message=None, next="/web/", token=token or "")
 
 
 @router.post("/login")
@@ -115,7 +128,8 @@ def login_post(request: Request, token: str = Form("")) -> Response:
 def _login(request: Request, token: str) -> Response:
     sid = _service(request).web.login(token)
     if sid is None:
-        return _render("login.html", 403, message="That token is not this node's web token.", next="/web/")
+        return _render("login.html", 403, message="That login link is used, expired or not this node's; run "
+                       "`consortium audit web-url --config <node.toml>` for a new one.", next="/web/", token="")
     response = RedirectResponse("/web/", status_code=303)  # the token leaves the address bar
     response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/web",
                         secure=request.url.scheme == "https")
@@ -215,9 +229,14 @@ def members(request: Request, session: PageSession = Depends(regulator_page)) ->
     service.forget_members()
     members, names = _members_view(service)
     cards = service.queries.search_events(category="governance", event="MemberStatusChanged", limit=50).items
+    q = request.query_params
+    member = q.get("member", "")
+    message = (ACTION_MESSAGES[q["done"]].format(member=Web3.to_checksum_address(member))
+               if q.get("done") in ACTION_MESSAGES and Web3.is_address(member) else None)
+    error = q.get("error")
+    error = ACTION_ERRORS.get(error, "The action was refused.") if error else None
     return _render("members.html", title="Members", session=session, members=members, names=names, cards=cards,
-                   own=service.ctx.address, message=request.query_params.get("message"),
-                   error=request.query_params.get("error"))
+                   own=service.ctx.address, message=message, error=error)
 
 
 @router.post("/members/{address}/{action}")
@@ -233,10 +252,11 @@ def card(address: str, action: str, csrf: str = Form(""), reason: str = Form("")
     try:
         getattr(service.ctx.ledger, action)(Web3.to_checksum_address(address), reason_hash)
     except ConsortiumError as exc:
-        return RedirectResponse("/web/members?" + urlencode({"error": exc.one_line()}), status_code=303)
+        name = getattr(exc, "name", None) or exc.reason  # a contract revert's error name, else the reason code
+        return RedirectResponse("/web/members?" + urlencode({"error": name}), status_code=303)
     service.forget_members()
     done = "warned" if action == "warn" else "suspended"
-    return RedirectResponse("/web/members?" + urlencode({"message": f"{address} {done}"}), status_code=303)
+    return RedirectResponse("/web/members?" + urlencode({"done": done, "member": address}), status_code=303)
 
 
 # ---------------------------------------------------------------------- auditor

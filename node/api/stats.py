@@ -42,11 +42,14 @@ def _raw_json(value: Any) -> Response:
     return Response(json.dumps(value), media_type="application/json")
 
 
-async def _json(request: Request) -> Any:
+async def _json(request: Request) -> dict:
     try:
-        return await request.json()
+        body = await request.json()
     except ValueError:
         raise problem(422, "invalid_request", "the body must be JSON") from None
+    if not isinstance(body, dict):
+        raise problem(422, "invalid_request", "the body must be a JSON object")
+    return body
 
 
 # ---------------------------------------------------------------------------------------- operator
@@ -103,17 +106,17 @@ async def vertical_start(request: Request, caller: Caller = Depends(authenticate
 
 
 @router.post("/vertical/double")
-async def vertical_double(request: Request, job: int = Query(ge=1), caller: Caller = Depends(authenticated),
+async def vertical_double(request: Request, job: int = Query(ge=1, le=2**63 - 1), caller: Caller = Depends(authenticated),
                           ctx: NodeContext = Depends(get_context)):
     return _raw_json(await _call(ctx.stats.participant.vertical_double_blinded, caller.address, job, await _json(request)))
 
 
 @router.post("/vertical/labels")
-async def vertical_labels(request: Request, job: int = Query(ge=1), caller: Caller = Depends(authenticated),
+async def vertical_labels(request: Request, job: int = Query(ge=1, le=2**63 - 1), caller: Caller = Depends(authenticated),
                           ctx: NodeContext = Depends(get_context)):
     return _raw_json(await _call(ctx.stats.participant.vertical_labels, caller.address, job, await request.body()))
 
 
 @router.post("/vertical/finish")
-async def vertical_finish(job: int = Query(ge=1), caller: Caller = Depends(authenticated), ctx: NodeContext = Depends(get_context)):
+async def vertical_finish(job: int = Query(ge=1, le=2**63 - 1), caller: Caller = Depends(authenticated), ctx: NodeContext = Depends(get_context)):
     return _raw_json(await _call(ctx.stats.participant.vertical_finish, caller.address, job))

@@ -25,6 +25,9 @@ from node.chain.reasons import DenialReason
 from node.errors import ConsortiumError
 
 MAX_PAGE = 1000
+# Every integer a filter takes ends up bound to a 64-bit signed column: larger ones are refused up front
+# (they would otherwise fail inside the database, after a CSV export has started streaming).
+INT64_MAX = 2**63 - 1
 CSV_COLUMNS = ["block", "log_index", "tx_hash", "time", "outcome", "requester", "owner", "purpose", "dataset", "grant_id",
                "reason", "rows", "query_hash", "flag"]
 
@@ -76,13 +79,24 @@ def parse_address(value: str, what: str) -> str:
     return Web3.to_checksum_address(value)
 
 
+def bounded_int(value: Any, what: str, *, low: int = 0, high: int = INT64_MAX) -> int:
+    """An integer from user input within ``low..high`` (default: what a BIGINT column holds, non-negative)."""
+    try:
+        number = value if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
+    except (TypeError, ValueError):
+        raise AuditQueryError(f"{what} {value!r} is not a number", hint=f"give an integer in {low}..{high}") from None
+    if not low <= number <= high:
+        raise AuditQueryError(f"{what} {number} is out of range", hint=f"give an integer in {low}..{high}")
+    return number
+
+
 def parse_time(value: Any, what: str) -> int:
     """Unix seconds, or an ISO 8601 date/time (UTC when no zone is given)."""
     if isinstance(value, int):
-        return value
+        return bounded_int(value, what, low=-INT64_MAX)
     text = str(value).strip()
     if text.lstrip("-").isdigit():
-        return int(text)
+        return bounded_int(text, what, low=-INT64_MAX)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -90,6 +104,14 @@ def parse_time(value: Any, what: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp())
+
+
+def _parse_cursor(cursor: str) -> int:
+    try:
+        return bounded_int(cursor, "cursor")
+    except AuditQueryError:
+        raise AuditQueryError(f"cursor {cursor[:80]!r} is not one this node returned",
+                              hint="pass back a next_cursor from a previous page") from None
 
 
 @lru_cache(maxsize=8192)
@@ -116,12 +138,7 @@ class LogFilter:
         """From user input (query string, CLI): every value checked, every refusal names what was expected."""
         if outcome not in (None, "", "access", "denial", "any"):
             raise AuditQueryError(f"outcome {outcome!r} is not access or denial", hint="use outcome=access or outcome=denial")
-        gid = None
-        if grant_id not in (None, ""):
-            try:
-                gid = int(grant_id)
-            except (TypeError, ValueError):
-                raise AuditQueryError(f"grant id {grant_id!r} is not a number", hint="give the numeric grant id") from None
+        gid = bounded_int(grant_id, "grant id") if grant_id not in (None, "") else None
         return cls(requester=parse_address(requester, "requester") if requester else None,
                    owner=parse_address(owner, "owner") if owner else None,
                    purpose=parse_purpose(purpose) if purpose not in (None, "") else None,
@@ -197,6 +214,8 @@ class AuditQueries:
 
     def _as_of(self, conn: Connection, as_of: int | None) -> int:
         indexed = self.indexed_block(conn)
+        if as_of is not None:
+            as_of = bounded_int(as_of, "as_of block")
         if as_of is None:
             return indexed
         if as_of > indexed:
@@ -293,10 +312,7 @@ class AuditQueries:
             raise AuditQueryError(f"limit {limit} is out of range", hint=f"use 1..{MAX_PAGE}")
         before = None
         if cursor:
-            try:
-                before = int(cursor)
-            except ValueError:
-                raise AuditQueryError(f"cursor {cursor!r} is not one this node returned") from None
+            before = _parse_cursor(cursor)
         with self.engine.connect() as conn:
             block = self._as_of(conn, as_of)
             conds = self._log_conditions(conn, f, block)
@@ -426,10 +442,7 @@ class AuditQueries:
                 return Page(block, [], None, filters)
             conds = [e.c.pos >= span[0], e.c.pos <= span[1]]
             if cursor:
-                try:
-                    conds.append(e.c.pos < int(cursor))
-                except ValueError:
-                    raise AuditQueryError(f"cursor {cursor!r} is not one this node returned") from None
+                conds.append(e.c.pos < _parse_cursor(cursor))
             if category is not None:
                 conds.append(e.c.category == category)
             if event is not None:

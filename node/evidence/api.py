@@ -68,11 +68,37 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise _bad("malformed_json", f"request body is not JSON: {exc}", 400) from None
 
 
+def servable_claim_id(claim_id: Any) -> str:
+    """A claim id whose receipts and proofs can be fetched back by URL (``/evidence/proofs/{claim_id}``).
+
+    A ``/`` (even as %2F) splits the path and ``.`` or ``..`` are removed by URL normalisation, so such an
+    id would be accepted and then never served: refused at intake instead.
+    """
+    from node.evidence.leaf import check_claim_id
+
+    check_claim_id(claim_id)
+    if "/" in claim_id or "\\" in claim_id or claim_id in (".", ".."):
+        raise InvalidEvidenceInput(f"claim id {claim_id[:80]!r} cannot be used in a URL path",
+                                   hint="use a claim id without '/' or '\\' that is not '.' or '..'",
+                                   reason="invalid_claim_id")
+    return claim_id
+
+
 def _item(obj: Any, n: int) -> tuple:
     if isinstance(obj, list) and len(obj) == 3:
-        return tuple(obj)
-    if isinstance(obj, dict) and {"sha256", "claim_id", "doc_type"} <= set(obj):
-        return obj["sha256"], obj["claim_id"], obj["doc_type"]
+        item = tuple(obj)
+    elif isinstance(obj, dict) and {"sha256", "claim_id", "doc_type"} <= set(obj):
+        item = obj["sha256"], obj["claim_id"], obj["doc_type"]
+    else:
+        item = None
+    if item is not None:
+        if not isinstance(item[1], str):
+            return item  # the service refuses it as invalid_input, with the item's other fields
+        try:
+            servable_claim_id(item[1])
+        except ConsortiumError as exc:
+            raise _bad(exc.reason, f"item {n}: {exc.one_line()}") from None
+        return item
     raise _bad("invalid_input", f"item {n} must be {{sha256, claim_id, doc_type}} or [sha256, claim_id, doc_type]")
 
 
@@ -106,6 +132,10 @@ async def submit_document(request: Request, claim_id: str, doc_type: str) -> dic
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _http_error(DocumentTooLarge(f"document of {declared} bytes exceeds {limit} bytes",
                                            hint="send its SHA-256 to /evidence/hashes instead"))
+    try:
+        servable_claim_id(claim_id)
+    except ConsortiumError as exc:
+        raise _http_error(exc) from None
     sink = service.document_sink()
     try:
         async for chunk in request.stream():
@@ -188,11 +218,9 @@ class ClaimStepRequest(BaseModel):
 async def record_step(claim_id: str, body: ClaimStepRequest, request: Request) -> dict:
     """Record the claim's next lifecycle step on chain, acting as this member (express flag with the assessment)."""
     from node.evidence.claims import parse_step, record_claim_step
-    from node.evidence.leaf import check_claim_id
-
     service = _service(request)
     try:
-        check_claim_id(claim_id)
+        servable_claim_id(claim_id)
         step = parse_step(body.step)
         return await run_in_threadpool(record_claim_step, service.ledger, claim_id, step, detail=body.detail,
                                        amount=body.amount, express_threshold=body.express_threshold,

@@ -1,0 +1,150 @@
+"""Soak: mixed signed traffic against a real node for N seconds, then every answer checked against the chain.
+
+Traffic (4 client threads): served queries (a grantee with a STATISTICS grant), refused queries (a
+member without a grant, and a non-member), evidence hashes (the operator), statistics job listings
+(the operator). Afterwards the node's access log is drained and the chain is read: every served
+query must be one AccessRecorded and every refused one a DenialRecorded, exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+describe = "soak: mixed signed traffic for --seconds; rps, p95, errors, RSS drift, served = logged, refused = denials"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--threads", type=int, default=4)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def run(args, progress) -> dict:
+    from benches.fuzz import Network
+    from node.chain.events import EventReader
+
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
+        net = Network.start(Path(tmp), node_names=("insurer-east",))
+        try:
+            return _soak(net, args, progress, EventReader)
+        finally:
+            net.stop()
+
+
+def _soak(net, args, progress, EventReader) -> dict:
+    node = "insurer-east"
+    owner = net.dev.keys[node].address
+    net.import_claims(node, rows=500)
+    operator = net.client("operator", node)
+    grantee = net.dev.keys["insurer-west"].address
+    r = operator.request("POST", "/grants", {"grantee": grantee, "dataset": "claims", "purpose": "STATISTICS",
+                                             "expires_at": int(time.time()) + 7 * 86400})
+    assert r.status_code == 201, r.text
+    start_block = net.dev.gateway.block_number()
+    pid = net.nodes[node].process.pid
+
+    from node.client import NodeClient
+
+    def client(name: str) -> NodeClient:
+        account = net.outsider if name == "outsider" else net.dev.keys[name].account
+        return NodeClient(net.nodes[node].url, account, owner, net.dev.gateway.chain_id)
+
+    counts: Counter = Counter()
+    # warm up (imports, connections, caches) before the RSS baseline; these are served and logged too
+    warm = client("insurer-west")
+    counts["served"] += sum(warm.query("claims", "STATISTICS", metric="count", group_by="region").status_code == 200
+                            for _ in range(20))
+    warm.close()
+    rss_start = _rss_mb(pid)
+    unanswered = 0
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + args.seconds
+    task = progress.add_task("soak", total=args.seconds)
+
+    def worker(index: int) -> None:
+        clients = {n: client(n) for n in ("insurer-west", "shop-platform", "outsider", node)}
+        n = index
+        try:
+            while time.monotonic() < stop_at:
+                n += 1
+                kind = ("served", "served", "served", "refused_member", "refused_outsider", "evidence", "stats")[n % 7]
+                t0 = time.perf_counter()
+                try:
+                    if kind == "served":
+                        r = clients["insurer-west"].query("claims", "STATISTICS", metric="sum", column="amount",
+                                                          group_by="age_band")
+                        ok = r.status_code == 200
+                    elif kind.startswith("refused"):
+                        who = "shop-platform" if kind == "refused_member" else "outsider"
+                        r = clients[who].query("claims", "CLAIMS")
+                        ok = r.status_code == 403
+                    elif kind == "evidence":
+                        digest = hashlib.sha256(os.urandom(16)).hexdigest()
+                        r = clients[node].request("POST", "/evidence/hashes", {"sha256": digest, "claim_id": f"SOAK-{n % 50}",
+                                                                              "doc_type": "invoice"})
+                        ok = r.status_code == 200
+                    else:
+                        r = clients[node].request("GET", "/stats/jobs")
+                        ok = r.status_code == 200
+                except Exception as exc:  # a dropped connection or a timeout is an error of the run, not a crash
+                    nonlocal unanswered
+                    with lock:
+                        unanswered += 1
+                        errors.append(f"{kind}: {type(exc).__name__}")
+                    continue
+                elapsed = time.perf_counter() - t0
+                with lock:
+                    latencies.append(elapsed)
+                    if ok:
+                        counts["refused" if kind.startswith("refused") else kind] += 1
+                    else:
+                        errors.append(f"{kind}: {r.status_code} {r.text[:120]}")
+        finally:
+            for c in clients.values():
+                c.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.threads)]
+    t_start = time.monotonic()
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        time.sleep(1)
+        progress.update(task, completed=min(args.seconds, time.monotonic() - t_start))
+    duration = time.monotonic() - t_start
+    rss_end = _rss_mb(pid)
+
+    # Drain: the node's queue of access and denial records must reach the chain.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        queue = operator.request("GET", "/ready").json()["access_log"]
+        if queue.get("pending", 0) == 0 and queue.get("sent", 0) == 0:
+            break
+        time.sleep(0.5)
+    events = EventReader(net.dev.gateway).read(start_block + 1)
+    on_chain = Counter(e.event for e in events if e.args.get("owner") == owner)
+    return {
+        "seconds": round(duration, 1), "threads": args.threads, "requests": len(latencies) + unanswered,
+        "rps": round(len(latencies) / duration, 1),
+        "p95_ms": round(statistics.quantiles(latencies, n=20)[18] * 1000, 1) if len(latencies) >= 20 else None,
+        "errors": len(errors), "first_errors": errors[:5],
+        "rss_start_mb": rss_start, "rss_end_mb": rss_end,
+        "rss_drift_pct": round(100 * (rss_end - rss_start) / rss_start, 1) if rss_start else None,
+        "served": counts["served"], "logged_on_chain": on_chain["AccessRecorded"],
+        "refused": counts["refused"], "denials_on_chain": on_chain["DenialRecorded"],
+        "evidence_accepted": counts["evidence"], "stats_calls": counts["stats"],
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }

@@ -1,0 +1,133 @@
+"""Slow clients are cut off: a real node process, real sockets, bounds taken from the node's settings.
+
+Slowloris (headers trickled a byte at a time) and slow bodies (bytes trickled after the headers) each
+held a connection for ever before; now the header deadline closes the first and the body deadline
+answers 408 and closes the second, while a normal client on the same node is served meanwhile.
+"""
+from __future__ import annotations
+
+import socket
+import sys
+import time
+
+import httpx
+import pytest
+
+from nodes import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from benches.fuzz import Network  # noqa: E402
+
+HEADER_TIMEOUT = 2.0
+BODY_GRACE = 2.0
+MIN_RATE = 1000  # bytes per second after the grace
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory):
+    network = Network.start(tmp_path_factory.mktemp("limits"), node_names=("insurer-east",),
+                            http_header_timeout_seconds=HEADER_TIMEOUT, http_body_timeout_seconds=BODY_GRACE,
+                            http_body_min_bytes_per_second=MIN_RATE, http_keep_alive_seconds=2)
+    yield network
+    network.stop()
+
+
+def _connect(net) -> socket.socket:
+    host, port = net.nodes["insurer-east"].url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=30)
+
+
+def _trickle_until_closed(sock: socket.socket, payload: bytes, pause: float, limit: float) -> tuple[float, bytes]:
+    """Send ``payload`` a byte per ``pause`` until the server closes; returns (seconds, what it answered)."""
+    t0 = time.monotonic()
+    answer = b""
+    sock.settimeout(pause)
+    for i in range(len(payload)):
+        if time.monotonic() - t0 > limit:
+            break
+        try:
+            sock.sendall(payload[i:i + 1])
+            chunk = sock.recv(4096)
+            if not chunk:
+                return time.monotonic() - t0, answer
+            answer += chunk
+        except socket.timeout:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - t0, answer
+    return time.monotonic() - t0, answer
+
+
+def test_slowloris_headers_are_cut_off_at_the_header_deadline(net):
+    sock = _connect(net)
+    request = b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Slow: " + b"a" * 400 + b"\r\n\r\n"
+    took, _ = _trickle_until_closed(sock, request, 0.2, limit=40)
+    sock.close()
+    assert took < HEADER_TIMEOUT + 8, f"connection still open after {took:.1f} s"
+
+
+def test_an_idle_connection_that_never_sends_is_closed(net):
+    sock = _connect(net)
+    sock.settimeout(HEADER_TIMEOUT + 10)
+    t0 = time.monotonic()
+    assert sock.recv(1) == b""  # the server closed it
+    assert time.monotonic() - t0 < HEADER_TIMEOUT + 8
+    sock.close()
+
+
+def test_slow_body_gets_408_and_the_connection_is_closed(net):
+    sock = _connect(net)
+    body = b'{"items": [' + b" " * 5000 + b"]}"
+    head = (b"POST /evidence/hashes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    sock.sendall(head)
+    took, answer = _trickle_until_closed(sock, body, 0.2, limit=40)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"body_timeout" in answer
+    assert took < BODY_GRACE + 8
+
+
+def test_many_slow_clients_do_not_stop_normal_ones_and_all_are_closed(net):
+    url = net.nodes["insurer-east"].url
+    socks = [_connect(net) for _ in range(60)]
+    for s in socks:
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finished
+    assert httpx.get(url + "/health", timeout=10).status_code == 200  # served meanwhile
+    deadline = time.monotonic() + HEADER_TIMEOUT + 15
+    open_left = list(socks)
+    while open_left and time.monotonic() < deadline:
+        for s in list(open_left):
+            s.settimeout(0.05)
+            try:
+                if s.recv(1) == b"":
+                    open_left.remove(s)
+            except socket.timeout:
+                pass
+            except OSError:
+                open_left.remove(s)
+    for s in socks:
+        s.close()
+    assert not open_left, f"{len(open_left)} of 60 slow connections still open"
+
+
+def test_a_large_body_at_a_normal_speed_is_served(net):
+    """The body deadline grows with what arrived: a steady upload slower than the grace period passes."""
+    client = net.client("operator", "insurer-east")
+    body = b"%PDF " + b"x" * 12000
+
+    def chunks():
+        for i in range(0, len(body), 3000):
+            time.sleep(0.6)  # about 5 KB/s: above MIN_RATE, and the whole upload takes longer than the grace
+            yield body[i:i + 3000]
+
+    # the signature covers the body's hash, so sign the whole body and stream it in pieces
+    http = httpx.Client(base_url=net.nodes["insurer-east"].url, timeout=30)
+    from node.auth import sign_request
+
+    headers = sign_request(client.account, client.chain_id, client.audience, "POST",
+                           "/evidence/documents?claim_id=CLM-slow&doc_type=invoice", body)
+    r = http.post("/evidence/documents?claim_id=CLM-slow&doc_type=invoice", content=chunks(),
+                  headers={**headers, "content-length": str(len(body))})
+    assert r.status_code == 200, r.text
+    http.close()
