@@ -16,7 +16,9 @@ from node.datasets import DatasetError
 from node.errors import ConsortiumError
 
 _FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "NotGrantOwner", "CannotSanctionSelf",
-                      "NotRequester", "NotParticipant", "NotClaimInsurer"}
+                      "NotRequester", "NotParticipant", "NotClaimInsurer",
+                      # a consent that does not authorize the grant it is offered for (node/consent.py)
+                      "ConsentMismatch", "ConsentExpired", "ConsentAlreadyUsed", "BadConsentSignature", "ConsentSignerNotMember"}
 
 
 _HTTP_REASONS = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
