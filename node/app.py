@@ -81,6 +81,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     from node.api import stats as stats_api
 
     app.include_router(stats_api.router)  # joint statistics: operator jobs and the node-to-node protocol
+    from node.api import denials as denials_api
+
+    app.include_router(denials_api.router)  # the signed request behind each denial, for the regulator
     # Evidence intake, receipts and proofs belong to the member's own systems (operator); verification
     # is open to any authenticated member, typically an auditor.
     app.state.evidence = ctx.evidence

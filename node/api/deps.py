@@ -8,6 +8,7 @@ from fastapi import HTTPException, Request
 
 from node.auth import AuthError
 from node.context import NodeContext
+from node.signed_request import SignedRequest, serving
 
 
 def problem(status: int, reason: str, message: str) -> HTTPException:
@@ -23,6 +24,7 @@ class Caller:
     """The verified signer. Membership is checked where it matters (enforcement, the chain's own guards)."""
 
     address: str
+    request: SignedRequest | None = None  # what the caller signed: kept with a denial as its proof
 
 
 async def authenticated(request: Request) -> Caller:
@@ -35,7 +37,10 @@ async def authenticated(request: Request) -> Caller:
         verified = ctx.verifier.verify(request.method, path, body, dict(request.headers))
     except AuthError as exc:
         raise problem(401, exc.reason, exc.one_line()) from None
-    return Caller(verified.signer)
+    signed = SignedRequest(verified.signer, request.method, path, body, verified.timestamp, verified.nonce,
+                           verified.signature, verified.digest)
+    serving(signed)
+    return Caller(verified.signer, signed)
 
 
 async def operator(request: Request) -> Caller:
