@@ -6,8 +6,8 @@ import os
 
 from node.audit.anomalies import AnomalyDetector, AnomalyRules
 from node.audit.denial_proofs import DenialProofs, OwnerUnreachable
-from node.auth import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, request_digest, sign_request
 from node.audit.indexer import AuditIndexer
+from node.auth import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, request_digest, sign_request
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
@@ -96,7 +96,7 @@ def test_a_burst_of_denials_is_flagged_and_spread_denials_are_not(consortium, tm
 def test_each_denial_is_proven_by_the_requesters_signed_request_or_flagged(consortium, tmp_path):
     """Issue 11 item 4: an owner fabricated 30 denials naming an innocent member, who became a denial_burst."""
     c = consortium
-    owner, innocent = c.accounts["insurer_a"].address, c.accounts["platform"].address
+    owner = c.accounts["insurer_a"].address
     store: dict = {}
 
     def record(requester, digests):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, and_, select
 from sqlalchemy.engine import Engine
