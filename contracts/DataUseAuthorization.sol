@@ -4,9 +4,10 @@ pragma solidity ^0.8.24;
 import "./MemberGated.sol";
 
 /// @title Data-use authorizations between members, and the log of every access and refusal.
-/// @notice An owner grants a grantee the use of one dataset for one purpose within a time window.
-///         The owner's node checks `isAuthorized` before serving, then logs each use with
-///         `recordAccess` and each refusal with `recordDenial` (or their batch forms).
+/// @notice An owner grants a grantee the use of one dataset for one purpose within a time window,
+///         and only with a signed consent to exactly that use (EIP-712 `DataUseConsent`, checked here,
+///         usable for one grant). The owner's node checks `isAuthorized` before serving, then logs each
+///         use with `recordAccess` and each refusal with `recordDenial` (or their batch forms).
 contract DataUseAuthorization is MemberGated {
     enum Purpose { NONE, UNDERWRITING, CLAIMS, FRAUD, STATISTICS, PRICING }
 
@@ -26,6 +27,26 @@ contract DataUseAuthorization is MemberGated {
         uint64 revokedAt;
     }
 
+    /// @notice What a consent consents to, signed by `signer` as EIP-712 typed data
+    ///         (domain "ConsortiumConsent", version "2", this chain's id, this contract).
+    /// @dev `subjectsRoot` is 0 for one data subject's own consent (the subject signs); otherwise it is the
+    ///      RFC 6962 root of a batch of subjects' consent records, attested by the member that collected
+    ///      them (the signer must then be a member in good standing, so the attestation is accountable).
+    struct Consent {
+        address signer;
+        address owner;
+        address grantee;
+        bytes32 datasetId;
+        Purpose purpose;
+        bytes32 scopeHash;
+        uint64 expiresAt;
+        bytes32 subjectsRoot;
+        bytes32 nonce;
+    }
+
+    /// @notice Which field of a consent differs from the grant it is offered for.
+    enum ConsentField { OWNER, GRANTEE, DATASET, PURPOSE, SCOPE, EXPIRY }
+
     error InvalidPurpose();
     error InvalidWindow(uint64 notBefore, uint64 expiresAt);
     error GranteeNotMember(address grantee);
@@ -35,11 +56,18 @@ contract DataUseAuthorization is MemberGated {
     error AlreadyRevoked(uint256 grantId);
     error LengthMismatch();
     error EmptyBatch();
+    error ConsentMismatch(ConsentField field);
+    error ConsentExpired(uint64 expiresAt);
+    error ConsentAlreadyUsed(bytes32 digest, uint256 grantId);
+    error BadConsentSignature(address signer);
+    error ConsentSignerNotMember(address signer);
 
     event AuthorizationGranted(
         uint256 indexed grantId, address indexed owner, address indexed grantee,
         bytes32 datasetId, Purpose purpose, bytes32 scopeHash, uint64 notBefore, uint64 expiresAt, bytes32 consentRef
     );
+    /// @notice The consent a grant rests on: `consentDigest` is also the grant's `consentRef`.
+    event ConsentAccepted(uint256 indexed grantId, bytes32 indexed consentDigest, address indexed signer, bytes32 subjectsRoot);
     event AuthorizationRevoked(uint256 indexed grantId, address indexed owner, address indexed grantee);
     event AccessRecorded(
         address indexed requester, address indexed owner, Purpose indexed purpose,
@@ -56,16 +84,32 @@ contract DataUseAuthorization is MemberGated {
     mapping(address => uint256[]) private _grantsByOwner;
     mapping(address => uint256[]) private _grantsByGrantee;
 
+    // EIP-712 type hashes (EIP-712 §hashStruct; the domain binds chain id and this contract).
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    bytes32 private constant _CONSENT_TYPEHASH = keccak256(
+        "DataUseConsent(address signer,address owner,address grantee,bytes32 datasetId,uint8 purpose,"
+        "bytes32 scopeHash,uint64 expiresAt,bytes32 subjectsRoot,bytes32 nonce)"
+    );
+    // secp256k1n / 2: a signature with a larger s is the malleated twin of a valid one (EIP-2).
+    uint256 private constant _HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    /// @notice The grant each consent digest was used for (0 = unused): a consent authorizes one grant.
+    mapping(bytes32 => uint256) public consentUsedBy;
+
     constructor(IConsortiumRegistry registry_) MemberGated(registry_) {}
 
     // ---------------------------------------------------------------- grants
 
-    /// @notice Grant `grantee` the use of `datasetId` for `purpose` from `notBefore` until `expiresAt`.
+    /// @notice Grant `grantee` the use of `datasetId` for `purpose` from `notBefore` until `expiresAt`,
+    ///         with a consent to exactly this use.
     /// @param scopeHash hash of the scope document (columns, filters, row limits)
     /// @param notBefore first second of validity (0 for now)
-    /// @param expiresAt first second at which the grant is no longer valid
-    /// @param consentRef hash of the data subjects' consent record
-    /// @return grantId the new grant's id (ids start at 1)
+    /// @param expiresAt first second at which the grant is no longer valid; not after the consent's expiry
+    /// @param consent the consent: owner (the caller), grantee, dataset, purpose and scope equal the grant's,
+    ///        unexpired, never used for another grant
+    /// @param signature the consent signer's 65-byte (r, s, v) signature of the consent's EIP-712 digest
+    /// @return grantId the new grant's id (ids start at 1); its consentRef is the consent's digest
     function grant(
         address grantee,
         bytes32 datasetId,
@@ -73,19 +117,35 @@ contract DataUseAuthorization is MemberGated {
         bytes32 scopeHash,
         uint64 notBefore,
         uint64 expiresAt,
-        bytes32 consentRef
+        Consent calldata consent,
+        bytes calldata signature
     ) external onlyGoodStanding returns (uint256 grantId) {
         if (purpose == Purpose.NONE) revert InvalidPurpose();
         if (grantee == msg.sender) revert SelfGrant();
         if (!registry.isMember(grantee)) revert GranteeNotMember(grantee);
         if (notBefore == 0) notBefore = uint64(block.timestamp);
         if (expiresAt <= notBefore || expiresAt <= block.timestamp) revert InvalidWindow(notBefore, expiresAt);
+        _checkConsentFields(consent, grantee, datasetId, purpose, scopeHash, expiresAt);
+        bytes32 consentRef = consentDigest(consent);
+        _checkConsentSignature(consent, consentRef, signature);
         _grants.push(Grant(msg.sender, grantee, datasetId, purpose, scopeHash, notBefore, expiresAt, consentRef, uint64(block.timestamp), 0));
         grantId = _grants.length;
+        consentUsedBy[consentRef] = grantId;
         _grantsByKey[_key(msg.sender, grantee, datasetId, purpose)].push(grantId);
         _grantsByOwner[msg.sender].push(grantId);
         _grantsByGrantee[grantee].push(grantId);
+        emit ConsentAccepted(grantId, consentRef, consent.signer, consent.subjectsRoot);
         emit AuthorizationGranted(grantId, msg.sender, grantee, datasetId, purpose, scopeHash, notBefore, expiresAt, consentRef);
+    }
+
+    /// @notice The EIP-712 digest a consent's signer signs (and the consentRef of the grant it authorizes).
+    function consentDigest(Consent calldata c) public view returns (bytes32) {
+        bytes32 domain = keccak256(abi.encode(
+            _DOMAIN_TYPEHASH, keccak256("ConsortiumConsent"), keccak256("2"), block.chainid, address(this)));
+        bytes32 structHash = keccak256(abi.encode(
+            _CONSENT_TYPEHASH, c.signer, c.owner, c.grantee, c.datasetId, c.purpose, c.scopeHash, c.expiresAt,
+            c.subjectsRoot, c.nonce));
+        return keccak256(abi.encodePacked("\x19\x01", domain, structHash));
     }
 
     /// @notice Revoke a grant; effective from the block that includes this transaction.
@@ -200,6 +260,33 @@ contract DataUseAuthorization is MemberGated {
         Grant storage g = _grant(grantId);
         if (g.owner != msg.sender) revert NotGrantOwner(grantId, msg.sender);
         emit AccessRecorded(g.grantee, g.owner, g.purpose, grantId, g.datasetId, queryHash, rows);
+    }
+
+    function _checkConsentFields(
+        Consent calldata c, address grantee, bytes32 datasetId, Purpose purpose, bytes32 scopeHash, uint64 expiresAt
+    ) internal view {
+        if (c.owner != msg.sender) revert ConsentMismatch(ConsentField.OWNER);
+        if (c.grantee != grantee) revert ConsentMismatch(ConsentField.GRANTEE);
+        if (c.datasetId != datasetId) revert ConsentMismatch(ConsentField.DATASET);
+        if (c.purpose != purpose) revert ConsentMismatch(ConsentField.PURPOSE);
+        if (c.scopeHash != scopeHash) revert ConsentMismatch(ConsentField.SCOPE);
+        if (c.expiresAt <= block.timestamp) revert ConsentExpired(c.expiresAt);
+        if (expiresAt > c.expiresAt) revert ConsentMismatch(ConsentField.EXPIRY);  // a grant never outlives its consent
+    }
+
+    function _checkConsentSignature(Consent calldata c, bytes32 digest, bytes calldata signature) internal view {
+        uint256 used = consentUsedBy[digest];
+        if (used != 0) revert ConsentAlreadyUsed(digest, used);
+        if (signature.length != 65 || c.signer == address(0)) revert BadConsentSignature(c.signer);
+        bytes32 r = bytes32(signature[0:32]);
+        bytes32 s = bytes32(signature[32:64]);
+        uint8 v = uint8(signature[64]);
+        if (v < 27) v += 27;
+        if (uint256(s) > _HALF_N || (v != 27 && v != 28) || ecrecover(digest, v, r, s) != c.signer) {
+            revert BadConsentSignature(c.signer);
+        }
+        // A batch speaks for many subjects: only an accountable member may attest one.
+        if (c.subjectsRoot != bytes32(0) && !registry.isInGoodStanding(c.signer)) revert ConsentSignerNotMember(c.signer);
     }
 
     function _grant(uint256 grantId) internal view returns (Grant storage) {

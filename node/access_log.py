@@ -19,13 +19,14 @@ from sqlalchemy.engine import Engine
 
 from node.chain.errors import ChainError
 from node.auth import checksum
+from node.signed_request import ZERO32, SignedRequest, request_of
 from node.chain.ledger import Ledger
 from node.store.db import migrate
 from node.worker import BackgroundLoop
 
 log = logging.getLogger("consortium.access_log")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: denial_requests
 metadata = MetaData()
 outbox = Table(
     "chain_log_outbox", metadata,
@@ -44,6 +45,21 @@ outbox = Table(
     Column("sent_at", Float),
     Column("mined_at", Float),
     Column("block_number", BigInteger),
+)
+
+# The signed request behind each denial, kept so the regulator can ask for it (node/signed_request.py).
+# Written in the same transaction as the denial: a denial is never logged without its proof.
+denial_requests = Table(
+    "denial_requests", metadata,
+    Column("digest", LargeBinary(32), primary_key=True),  # the denial's queryHash on chain
+    Column("requester", String(42), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("path", String(8192), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("nonce", LargeBinary(32), nullable=False),
+    Column("signature", LargeBinary(65), nullable=False),
+    Column("created_at", Float, nullable=False),
 )
 
 _BATCH_BASE_GAS = 60_000
@@ -93,13 +109,40 @@ class AccessLog(BackgroundLoop):
         """
         self.submit(record).result()
 
-    def submit(self, record: LogRecord) -> Future:
+    def deny(self, caller, dataset_id: bytes, purpose: int, reason_code: int) -> None:
+        """Durably queue the denial of ``caller``'s request, with that signed request as its proof.
+
+        ``caller`` is the authenticated Caller (or the address of the request being served). The
+        denial's queryHash is the EIP-712 digest of the request the caller signed; the request is
+        kept here for the regulator. A denial without a signed request behind it (none in this
+        node's code) is logged with a zero hash, which the regulator flags as unproven.
+        """
+        signed = request_of(caller)
+        address = getattr(caller, "address", caller)
+        if signed is None:
+            log.warning("denial of %s logged without its signed request: the regulator will flag it", address)
+        self.submit(LogRecord("denial", address, dataset_id, int(purpose), signed.digest if signed else ZERO32,
+                              reason_code=int(reason_code)), request=signed).result()
+
+    def signed_request(self, digest: bytes) -> SignedRequest | None:
+        """The signed request kept for the denial whose queryHash is ``digest``."""
+        with self.engine.connect() as conn:
+            r = conn.execute(select(denial_requests).where(denial_requests.c.digest == digest)).first()
+        if r is None:
+            return None
+        return SignedRequest(r.requester, r.method, r.path, bytes(r.body), r.timestamp, bytes(r.nonce), bytes(r.signature),
+                             bytes(r.digest))
+
+    def submit(self, record: LogRecord, request: SignedRequest | None = None) -> Future:
         """Queue a record for the next group commit; the future completes once it is on disk."""
         values = dict(kind=record.kind, grant_id=record.grant_id, requester=checksum(record.requester),
                       dataset_id=record.dataset_id, purpose=int(record.purpose), reason_code=record.reason_code,
                       query_hash=record.query_hash, rows=record.rows, created_at=time.time(), state="pending")
+        proof = None if request is None else dict(
+            digest=request.digest, requester=request.signer, method=request.method, path=request.path, body=request.body,
+            timestamp=request.timestamp, nonce=request.nonce, signature=request.signature, created_at=values["created_at"])
         done: Future = Future()
-        self._intake.put((values, done))
+        self._intake.put((values, done, proof))
         self._ensure_writer()
         return done
 
@@ -119,14 +162,21 @@ class AccessLog(BackgroundLoop):
                     group.append(self._intake.get_nowait())
                 except queue.Empty:
                     break
+            proofs = {p["digest"]: p for _, _, p in group if p is not None}
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(outbox.insert(), [values for values, _ in group])
+                    conn.execute(outbox.insert(), [values for values, _, _ in group])
+                    if proofs:
+                        kept = set(conn.execute(select(denial_requests.c.digest)
+                                                .where(denial_requests.c.digest.in_(list(proofs)))).scalars())
+                        fresh = [p for d, p in proofs.items() if d not in kept]
+                        if fresh:
+                            conn.execute(denial_requests.insert(), fresh)
             except Exception as exc:  # the callers see the failure; nothing of the group was stored
-                for _, done in group:
+                for _, done, _ in group:
                     done.set_exception(exc)
                 continue
-            for _, done in group:
+            for _, done, _ in group:
                 done.set_result(None)
 
     def counts(self) -> dict[str, int]:

@@ -21,7 +21,9 @@ from node.datasets import DatasetError
 from node.errors import ConsortiumError
 
 _FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "NotGrantOwner", "CannotSanctionSelf",
-                      "NotRequester", "NotParticipant", "NotClaimInsurer"}
+                      "NotRequester", "NotParticipant", "NotClaimInsurer",
+                      # a consent that does not authorize the grant it is offered for (node/consent.py)
+                      "ConsentMismatch", "ConsentExpired", "ConsentAlreadyUsed", "BadConsentSignature", "ConsentSignerNotMember"}
 
 
 log = logging.getLogger(__name__)
@@ -169,6 +171,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     from node.api import stats as stats_api
 
     app.include_router(stats_api.router)  # joint statistics: operator jobs and the node-to-node protocol
+    from node.api import denials as denials_api
+
+    app.include_router(denials_api.router)  # the signed request behind each denial, for the regulator
     # Evidence intake, receipts and proofs belong to the member's own systems (operator); verification
     # is open to any authenticated member, typically an auditor.
     app.state.evidence = ctx.evidence

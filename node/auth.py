@@ -135,6 +135,8 @@ class VerifiedRequest:
     signer: str
     timestamp: int
     nonce: bytes
+    digest: bytes = b""  # the EIP-712 digest the signer signed (kept as the proof behind a denial)
+    signature: bytes = b""
 
 
 class RequestVerifier:
@@ -188,7 +190,7 @@ class RequestVerifier:
             raise AuthError("signature does not match the claimed signer (forged, or signed for another node or body)",
                             reason="bad_signature", hint="sign the exact request for this node with the member's key")
         self._remember(claimed, nonce, now)
-        return VerifiedRequest(claimed, timestamp, nonce)
+        return VerifiedRequest(claimed, timestamp, nonce, digest, signature)
 
     def _remember(self, signer: str, nonce: bytes, now: int) -> None:
         key = (signer, nonce)

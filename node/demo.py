@@ -18,9 +18,11 @@ from rich.console import Console
 from rich.table import Table
 
 from node.chain.anvil import free_port
+from node.chain.deployment import Purpose
 from node.chain.events import EventReader
+from node.chain.ledger import dataset_id
 from node.client import NodeClient
-from node.consent import batch_consent_ref
+from node.consent import attest_batch, scope_hash
 from node.datasets import import_csv, init_datasets
 from node.devnet import NodeProcess, dev_passphrase, spawn_node, start_dev_consortium
 from node.keys import create_member_keys
@@ -106,13 +108,22 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         now = dev.gateway.block_time()
         consent_records = [{"subject": p["person_id"], "app": "shop-platform", "scope": "claims statistics", "at": "2026-11"}
                            for p in world.insurers["insurer_a"].policies[:500]]
-        consent_ref = "0x" + batch_consent_ref(consent_records).hex()
+        scope = "claims: count, sum(amount) by age_band"
+        # shop-platform collected the consents in its app: it attests their Merkle root for exactly this grant.
+        consent = attest_batch(keys["shop-platform"].account, consent_records, owner=keys["insurer-east"].address,
+                               grantee=keys["shop-platform"].address, dataset_id=dataset_id("claims"),
+                               purpose=int(Purpose.STATISTICS), scope_hash_hex=scope_hash(scope), expires_at=now + 30 * 86400,
+                               chain_id=chain_id, contract=dev.deployment.contracts["DataUseAuthorization"]).document()
         east = client("insurer-east", "insurer-east")
-        grant = step("insurer-east grants shop-platform STATISTICS use of its claims (consent batch of 500 policyholders)",
+        grant = step("insurer-east grants shop-platform STATISTICS use of its claims (consent batch of 500 policyholders, "
+                     "attested by shop-platform for exactly this grant)",
                      lambda: east.request("POST", "/grants", {"grantee": keys["shop-platform"].address, "dataset": "claims",
                                                               "purpose": "STATISTICS", "expires_at": now + 30 * 86400,
-                                                              "scope": "claims: count, sum(amount) by age_band",
-                                                              "consent_ref": consent_ref}).json())
+                                                              "scope": scope, "consent": consent}).json())
+        step("insurer-east offers the same consent again, for another grant: refused (one consent, one grant)",
+             lambda: east.request("POST", "/grants", {"grantee": keys["shop-platform"].address, "dataset": "claims",
+                                                      "purpose": "STATISTICS", "expires_at": now + 30 * 86400,
+                                                      "scope": scope, "consent": consent}).json()["detail"]["reason"])
         served = step("shop-platform asks insurer-east's node: claims and total amount per age band",
                       lambda: ask("shop-platform", "insurer-east", "claims", "STATISTICS", metric="sum", column="amount", group_by="age_band"))
         result_by_age = {row["group"]: (row["records"], round(row["value"], 2)) for row in served.json()["rows"]}
@@ -248,7 +259,8 @@ def _joint_statistics(step: Callable, client: Callable, keys: dict, world: Any, 
 
     def grant(owner: str, grantee: str, dataset: str, purpose: str) -> None:
         client(owner, owner).request("POST", "/grants", {"grantee": keys[grantee].address, "dataset": dataset,
-                                                         "purpose": purpose, "expires_at": now + 86400})
+                                                         "purpose": purpose, "expires_at": now + 86400,
+                                                         "consent_ref": "0x" + hashlib.sha256(b"legal basis: statistics").hexdigest()})
 
     jobs: dict[str, tuple[dict, dict, bool]] = {}
     insurers = {"insurer-east": "insurer_a", "insurer-west": "insurer_b"}

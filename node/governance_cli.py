@@ -31,20 +31,33 @@ def _hex32(value: str, what: str) -> bytes:
     return raw
 
 
-def _consent_ref(args) -> bytes:
-    from node.consent import batch_consent_ref, verify_consent
+def _read_json(path: str, what: str):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConsortiumError(f"cannot read {what} {path}: {exc}", reason="bad_argument",
+                              hint="pass the JSON written by `consent sign` / `consent batch`, or a JSON list of records") from None
 
+
+def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: int | None):
+    """(signed consent or None, consent_ref, expires_at) for ``grant create``; the chain checks the binding."""
+    from node.chain.deployment import Purpose
+    from node.consent import attest_batch, parse_consent
+
+    if bool(args.consent_file) == bool(args.consent_ref):
+        raise ConsortiumError("a grant needs exactly one consent", reason="bad_argument",
+                              hint="pass --consent-file (a signed consent, or a JSON list of your own consent records) "
+                                   "or --consent-ref (the hash of your consent record or legal basis)")
     if args.consent_ref:
-        return _hex32(args.consent_ref, "--consent-ref")
-    if args.consent_file:
-        try:
-            doc = json.loads(Path(args.consent_file).read_text())
-        except (OSError, ValueError) as exc:
-            raise ConsortiumError(f"cannot read consent file {args.consent_file}: {exc}", reason="bad_argument",
-                                  hint="pass a signed consent JSON or a JSON list of consent records") from None
-        return batch_consent_ref(doc) if isinstance(doc, list) else verify_consent(doc)
-    raise ConsortiumError("a grant needs a consent reference", reason="bad_argument",
-                          hint="pass --consent-file (signed consent or consent batch) or --consent-ref")
+        return None, _hex32(args.consent_ref, "--consent-ref"), expires_at
+    doc = _read_json(args.consent_file, "consent file")
+    if isinstance(doc, list):  # this member's own batch of subjects' records: it attests their root for this grant
+        expires_at = expires_at or ledger.gateway.block_time() + 30 * 86400
+        return attest_batch(ledger.account, doc, owner=ledger.address, grantee=args.grantee, dataset_id=dataset,
+                            purpose=int(Purpose[args.purpose]), scope_hash_hex="0x" + scope_hash.hex(), expires_at=expires_at,
+                            chain_id=ledger.gateway.chain_id, contract=ledger.authorizations.address), bytes(32), expires_at
+    signed = parse_consent(doc)
+    return signed, bytes(32), expires_at or signed.consent.expires_at  # by default the grant lasts as long as its consent
 
 
 def _print(args, data: dict, text: str) -> None:
@@ -58,10 +71,13 @@ def _grant_create(args) -> int:
 
     dataset_schema(args.dataset)
     ledger = _ledger(args)
-    now = ledger.gateway.block_time()
-    gid = ledger.grant(args.grantee, dataset_id(args.dataset), Purpose[args.purpose], expires_at=now + int(args.days * 86400),
-                       scope_hash=hashlib.sha256((args.scope or "").encode()).digest(), consent_ref=_consent_ref(args))
-    _print(args, {"grant_id": gid}, f"granted: grant {gid}")
+    dataset, scope_hash = dataset_id(args.dataset), hashlib.sha256((args.scope or "").encode()).digest()
+    expires_at = ledger.gateway.block_time() + int(args.days * 86400) if args.days is not None else None
+    consent, consent_ref, expires_at = _grant_consent(args, ledger, dataset, scope_hash, expires_at)
+    gid = ledger.grant(args.grantee, dataset, Purpose[args.purpose], expires_at=expires_at or ledger.gateway.block_time() + 30 * 86400,
+                       scope_hash=scope_hash, consent=consent, consent_ref=consent_ref)
+    ref = "0x" + ledger.get_grant(gid).consent_ref.hex()
+    _print(args, {"grant_id": gid, "consent_ref": ref}, f"granted: grant {gid} (consent {ref})")
     return 0
 
 
@@ -92,20 +108,59 @@ def _grant_list(args) -> int:
     return 0
 
 
-def _consent_sign(args) -> int:
-    from eth_account import Account
+def _consent_target(args) -> tuple[int, str]:
+    """(chain id, DataUseAuthorization address) a consent is signed for: from --deployment or the two flags."""
+    if args.deployment:
+        from node.chain.deployment import Deployment
+
+        dep = Deployment.load(args.deployment)
+        return dep.chain_id, dep.contracts["DataUseAuthorization"]
+    if args.chain_id is None or not args.contract:
+        raise ConsortiumError("a consent is signed for one chain and one contract", reason="bad_argument",
+                              hint="pass --deployment deployment.json, or --chain-id and --contract (DataUseAuthorization)")
+    return args.chain_id, args.contract
+
+
+def _consent_terms(args, signer: str, subjects_root: str):
+    from web3 import Web3
 
     from node.chain.deployment import Purpose
     from node.chain.ledger import dataset_id
-    from node.consent import Consent, sign_consent
+    from node.consent import Consent, scope_hash
+
+    try:
+        owner, grantee = Web3.to_checksum_address(args.owner), Web3.to_checksum_address(args.grantee)
+    except ValueError:
+        raise ConsortiumError("--owner and --grantee must be member addresses (0x + 40 hex digits)",
+                              reason="bad_argument", hint="copy them from `grant list` or the member registry") from None
+    return Consent(signer, owner, grantee, "0x" + dataset_id(args.dataset).hex(), int(Purpose[args.purpose]),
+                   scope_hash(args.scope or ""), int(time.time() + args.days * 86400), subjects_root)
+
+
+def _consent_sign(args) -> int:
+    from eth_account import Account
+
+    from node.consent import sign_consent
     from node.keys import load_member_keys, resolve_passphrase
 
+    chain_id, contract = _consent_target(args)
     subject = load_member_keys(args.subject_keys, resolve_passphrase()).account if args.subject_keys else Account.create()
-    consent = Consent(subject.address, args.owner, args.grantee, "0x" + dataset_id(args.dataset).hex(), int(Purpose[args.purpose]),
-                      int(time.time() + args.days * 86400), "0x" + os.urandom(32).hex())
-    doc = sign_consent(subject, consent, args.chain_id)
-    Path(args.out).write_text(json.dumps(doc, indent=2))
+    signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32), chain_id, contract)
+    Path(args.out).write_text(json.dumps(signed.document(), indent=2))
     _print(args, {"out": args.out, "subject": subject.address}, f"wrote signed consent of {subject.address} to {args.out}")
+    return 0
+
+
+def _consent_batch(args) -> int:
+    from node.consent import batch_consent_root, sign_consent
+
+    ledger = _ledger(args)  # the collecting member attests with its own key, for its own chain and contract
+    root = "0x" + batch_consent_root(_read_json(args.records, "consent records")).hex()
+    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root), ledger.gateway.chain_id,
+                          ledger.authorizations.address)
+    Path(args.out).write_text(json.dumps(signed.document(), indent=2))
+    _print(args, {"out": args.out, "signer": ledger.address, "subjects_root": root},
+           f"wrote {ledger.address}'s attested consent batch (root {root}) to {args.out}")
     return 0
 
 
@@ -140,10 +195,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--grantee", required=True)
     create.add_argument("--dataset", required=True)
     create.add_argument("--purpose", required=True, choices=PURPOSES)
-    create.add_argument("--days", type=float, default=30)
-    create.add_argument("--scope", help="scope document (its SHA-256 goes on chain)")
-    create.add_argument("--consent-file", help="a subject's signed consent (JSON) or a JSON list of consent records")
-    create.add_argument("--consent-ref", help="a consent reference (32 bytes hex) computed elsewhere")
+    create.add_argument("--days", type=float, help="validity in days (default: as long as the consent, or 30)")
+    create.add_argument("--scope", help="scope document (its SHA-256 goes on chain; must equal the consent's)")
+    create.add_argument("--consent-file", help="a signed consent (`consent sign` / `consent batch`) naming exactly this "
+                                               "grant, or a JSON list of your own consent records (this member attests them)")
+    create.add_argument("--consent-ref", help="hash (32 bytes hex) of your own consent record or legal basis: "
+                                              "this member attests it for exactly this grant")
     create.set_defaults(func=_grant_create)
     revoke = common(grant.add_parser("revoke", help="revoke a grant"))
     revoke.add_argument("grant_id", type=int)
@@ -152,16 +209,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--received", action="store_true")
     listing.set_defaults(func=_grant_list)
 
-    consent = sub.add_parser("consent", help="data-subject consents").add_subparsers(dest="consent_command", required=True)
-    sign = consent.add_parser("sign", help="sign a data subject's EIP-712 consent")
-    for name in ("--owner", "--grantee", "--dataset", "--out"):
-        sign.add_argument(name, required=True)
-    sign.add_argument("--purpose", required=True, choices=PURPOSES)
-    sign.add_argument("--days", type=float, default=365)
-    sign.add_argument("--chain-id", type=int, required=True)
+    def terms(p):
+        for name in ("--owner", "--grantee", "--dataset", "--out"):
+            p.add_argument(name, required=True)
+        p.add_argument("--purpose", required=True, choices=PURPOSES)
+        p.add_argument("--scope", help="the scope document consented to (the grant must carry the same)")
+        p.add_argument("--days", type=float, default=365, help="the consent's validity; no grant outlives it")
+        return p
+
+    consent = sub.add_parser("consent", help="consents bound to one grant").add_subparsers(dest="consent_command", required=True)
+    sign = terms(consent.add_parser("sign", help="sign a data subject's EIP-712 consent to one grant"))
+    sign.add_argument("--deployment", type=Path, help="the consortium's deployment.json (chain id and contract)")
+    sign.add_argument("--chain-id", type=int)
+    sign.add_argument("--contract", help="the DataUseAuthorization address (with --chain-id, instead of --deployment)")
     sign.add_argument("--subject-keys", help="the subject's key folder (default: a fresh throwaway subject key)")
     sign.add_argument("--json", action="store_true")
     sign.set_defaults(func=_consent_sign)
+    batch = common(terms(consent.add_parser("batch", help="attest, as the collecting member, a batch of subjects' consent "
+                                                          "records for one grant")))
+    batch.add_argument("--records", required=True, help="JSON list of the subjects' consent records")
+    batch.set_defaults(func=_consent_batch)
 
     gov = sub.add_parser("gov", help="consortium governance").add_subparsers(dest="gov_command", required=True)
     p = common(gov.add_parser("propose", help="propose a new member"))

@@ -1,22 +1,55 @@
 """Anomalies are raised on crafted histories, and only there."""
 from __future__ import annotations
 
+import hashlib
 import os
 
 from node.audit.anomalies import AnomalyDetector, AnomalyRules
+from node.audit.denial_proofs import DenialProofs, OwnerUnreachable
 from node.audit.indexer import AuditIndexer
+from node.auth import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, request_digest, sign_request
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
+from node.signed_request import SignedRequest
 from node.store.db import create_store_engine
 
 CLAIMS = dataset_id("claims")
 
 
-def _detect(consortium, tmp_path, rules=None, **kw):
+def _detect(consortium, tmp_path, rules=None, owners_store=None, **kw):
+    """Index the chain, prove its denials against ``owners_store`` (what each owner kept), find anomalies."""
     engine = create_store_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     AuditIndexer(engine, consortium.gateway, consortium.deployment, grace_seconds=30).sync()
+    store = owners_store if owners_store is not None else {}
+    DenialProofs(engine, consortium.gateway.chain_id, lambda owner, digest: _produce(store, owner, digest)).check(100_000)
     return AnomalyDetector(engine, rules).find(**kw)["anomalies"]
+
+
+def _produce(store, owner, digest):
+    kept = store.get((owner, digest))
+    if kept == "down":
+        raise OwnerUnreachable(f"{owner} is down")
+    return kept
+
+
+def signed_request(c, requester, owner, *, signer=None, audience=None, body=b'{"dataset": "claims"}') -> SignedRequest:
+    """A request signed by ``signer`` (default: the requester) for ``audience`` (default: the owner's node)."""
+    account = c.accounts[signer or requester]
+    audience = c.accounts[audience or owner].address
+    h = sign_request(account, c.gateway.chain_id, audience, "POST", "/data/query", body)
+    ts, nonce, sig = int(h[HEADER_TIMESTAMP]), bytes.fromhex(h[HEADER_NONCE]), bytes.fromhex(h[HEADER_SIGNATURE])
+    digest = request_digest(c.gateway.chain_id, "POST", "/data/query", hashlib.sha256(body).digest(), ts, nonce, audience)
+    return SignedRequest(c.accounts[requester].address, "POST", "/data/query", body, ts, nonce, sig, digest)
+
+
+def deny_with_proof(c, store, owner, requester, n=1):
+    """``n`` genuine denials: each with the digest of a request the requester signed, kept by the owner."""
+    requests = [signed_request(c, requester, owner) for _ in range(n)]
+    for r in requests:
+        store[(c.accounts[owner].address, r.digest)] = r.document()
+    c[owner].record_denial_batch([c.accounts[requester].address] * n, [CLAIMS] * n, [Purpose.CLAIMS] * n,
+                                 [int(DenialReason.NO_GRANT)] * n, [r.digest for r in requests]).wait()
 
 
 def _access(c, owner, grant_id, n=1):
@@ -49,20 +82,72 @@ def test_use_outside_a_grants_window_is_flagged_and_use_inside_is_not(consortium
 
 def test_a_burst_of_denials_is_flagged_and_spread_denials_are_not(consortium, tmp_path):
     c = consortium
-    burst, slow = c.accounts["outsider"].address, c.accounts["platform"].address
-
-    def deny(requester, n):
-        c["insurer_a"].record_denial_batch([requester] * n, [CLAIMS] * n, [Purpose.CLAIMS] * n,
-                                           [int(DenialReason.NO_GRANT)] * n, [os.urandom(32) for _ in range(n)]).wait()
-
+    store: dict = {}
     for _ in range(6):
-        deny(slow, 1)
+        deny_with_proof(c, store, "insurer_a", "platform", 1)
         c.advance(30)  # 6 denials, but never 5 within 60 s
-    deny(burst, 4)
+    deny_with_proof(c, store, "insurer_a", "insurer_b", 4)
     c.advance(20)
-    deny(burst, 3)
-    found = _detect(c, tmp_path, kinds=["denial_burst"])
-    assert [(a["subject"], a["count"]) for a in found] == [(burst, 7)]
+    deny_with_proof(c, store, "insurer_a", "insurer_b", 3)
+    found = _detect(c, tmp_path, owners_store=store, kinds=["denial_burst", "unproven_denial"])
+    assert [(a["kind"], a["subject"], a["count"]) for a in found] == [("denial_burst", c.accounts["insurer_b"].address, 7)]
+
+
+def test_each_denial_is_proven_by_the_requesters_signed_request_or_flagged(consortium, tmp_path):
+    """Issue 11 item 4: an owner fabricated 30 denials naming an innocent member, who became a denial_burst."""
+    c = consortium
+    owner = c.accounts["insurer_a"].address
+    store: dict = {}
+
+    def record(requester, digests):
+        n = len(digests)
+        c["insurer_a"].record_denial_batch([c.accounts[requester].address] * n, [CLAIMS] * n, [Purpose.CLAIMS] * n,
+                                           [int(DenialReason.NO_GRANT)] * n, digests).wait()
+
+    def kept(request, as_document=None):
+        store[(owner, request.digest)] = as_document or request.document()
+        return request.digest
+
+    genuine = signed_request(c, "insurer_b", "insurer_a")
+    # (case, requester named on chain, digests recorded, expected status of each)
+    rows = [
+        ("genuine denial", "insurer_b", [kept(genuine)], "proven"),
+        ("fabricated: no request behind 30 denials", "platform", [os.urandom(32) for _ in range(30)], "no_request"),
+        ("fabricated: zero hash", "platform", [bytes(32)], "no_request"),
+        ("request produced but signed by someone else", "platform",
+         [kept(signed_request(c, "platform", "insurer_a", signer="insurer_a"))], "not_signed_by_requester"),
+        ("requester's genuine request to another node", "platform",
+         [kept(signed_request(c, "platform", "insurer_a", audience="insurer_b"))], "digest_mismatch"),
+        ("one genuine request recorded as a second denial", "insurer_b", [genuine.digest], "replayed"),
+        ("answer that is not a signed request", "platform", [kept(signed_request(c, "platform", "insurer_a"), {"x": 1})],
+         "malformed_request"),
+    ]
+    for _, requester, digests, _ in rows:
+        record(requester, digests)
+    found = _detect(c, tmp_path, owners_store=store, kinds=["denial_burst", "unproven_denial"])
+    by_reason = {a["reason"]: a for a in found if a["kind"] == "unproven_denial"}
+    for case, requester, digests, status in rows:
+        if status == "proven":
+            assert status not in by_reason, case
+            continue
+        flagged = by_reason[status]
+        assert flagged["subject"] == owner and flagged["requester"] == c.accounts[requester].address, case
+    assert by_reason["no_request"]["count"] == 31
+    # 30 + fabricated denials in one block name the innocent member: no denial_burst against it.
+    assert not [a for a in found if a["kind"] == "denial_burst"]
+
+
+def test_an_unreachable_owner_is_flagged_then_proven_once_it_answers(consortium, tmp_path):
+    c = consortium
+    owner = c.accounts["insurer_a"].address
+    store: dict = {}
+    request = signed_request(c, "platform", "insurer_a")
+    c["insurer_a"].record_denial_batch([c.accounts["platform"].address], [CLAIMS], [Purpose.CLAIMS],
+                                       [int(DenialReason.NO_GRANT)], [request.digest]).wait()
+    store[(owner, request.digest)] = "down"
+    assert [a["reason"] for a in _detect(c, tmp_path, owners_store=store, kinds=["unproven_denial"])] == ["unreachable"]
+    store[(owner, request.digest)] = request.document()
+    assert _detect(c, tmp_path, owners_store=store, kinds=["unproven_denial"]) == []
 
 
 def test_an_access_volume_spike_against_the_members_own_baseline(consortium, tmp_path):

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
 
 from node.chain.deployment import Purpose
 from node.chain.errors import ContractRevert
 from node.chain.ledger import dataset_id
+from node.consent import CONSENT_FIELDS, Consent, SignedConsent, sign_consent
 
 CLAIMS = dataset_id("claims-2026")
 HOUR = 3600
@@ -35,7 +37,8 @@ def test_grant_authorizes_exactly_its_grantee_dataset_and_purpose(consortium):
     assert not authorized(c, grantee="insurer_b")
     record = c["insurer_a"].get_grant(gid)
     assert record.owner == c.accounts["insurer_a"].address and record.grantee == c.accounts["platform"].address
-    assert record.scope_hash == b"\x05" * 32 and record.consent_ref == b"\x06" * 32
+    assert record.scope_hash == b"\x05" * 32
+    assert c["insurer_a"].consent_used_by(record.consent_ref) == gid  # consentRef is the consent's EIP-712 digest
     assert c["insurer_a"].grants_given(c.accounts["insurer_a"].address) == [gid]
     assert c["platform"].grants_received(c.accounts["platform"].address) == [gid]
 
@@ -207,3 +210,97 @@ def test_batch_logging_refuses_mismatched_lengths_and_foreign_grants_atomically(
     assert e.value.name == "EmptyBatch"
     # Nothing of the refused batches reached this deployment's log.
     assert c.gateway.events("DataUseAuthorization", "AccessRecorded") == []
+
+
+# ---------------------------------------------------------------- consent bound to its grant (issue 10 item 4)
+
+SCOPE = b"\x05" * 32
+
+
+def consent(c, *, owner="insurer_a", grantee="platform", dataset=CLAIMS, purpose=Purpose.STATISTICS, scope=SCOPE,
+            lifetime=HOUR, signer=None, subjects_root=b"\x00" * 32, chain_id=None, contract=None) -> SignedConsent:
+    """A consent signed by a data subject (or by ``signer``, a member attesting a batch when subjects_root is set)."""
+    key = c.accounts[signer] if signer else Account.create()
+    terms = Consent(key.address, c.accounts[owner].address, c.accounts[grantee].address, "0x" + dataset.hex(), int(purpose),
+                    "0x" + scope.hex(), c.now() + lifetime, "0x" + subjects_root.hex())
+    return sign_consent(key, terms, chain_id or c.gateway.chain_id, contract or c["insurer_a"].authorizations.address)
+
+
+def grant_with(c, signed: SignedConsent, *, owner="insurer_a", grantee="platform", dataset=CLAIMS, purpose=Purpose.STATISTICS,
+               scope=SCOPE, lifetime=HOUR):
+    return c[owner].grant(c.accounts[grantee].address, dataset, purpose, expires_at=c.now() + lifetime, scope_hash=scope,
+                          consent=signed)
+
+
+def _malleated(signed: SignedConsent) -> SignedConsent:
+    """The same signature with s -> n - s and v flipped: ecrecover accepts it, EIP-2 does not."""
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    r, s, v = signed.signature[:32], int.from_bytes(signed.signature[32:64], "big"), signed.signature[64]
+    return SignedConsent(signed.consent, r + (n - s).to_bytes(32, "big") + bytes([55 - v]), signed.chain_id, signed.contract)
+
+
+def _forged(signed: SignedConsent) -> SignedConsent:
+    other = Account.create()  # signs the subject's consent in the subject's name
+    sig = other.sign_message(signed.consent.typed(signed.chain_id, signed.contract)).signature
+    return SignedConsent(signed.consent, bytes(sig), signed.chain_id, signed.contract)
+
+
+# Every row: one abuse seen (or a variant), the grant it is offered for, and the contract's refusal.
+# The four rows marked "seen" are issue 10 item 4: the contract accepted each of them before this change.
+CONSENT_ABUSES = [
+    ("seen: consent for owner A used by owner B", lambda c: consent(c), dict(owner="insurer_b"), ("ConsentMismatch", "owner")),
+    ("seen: consent for grantee P used for grantee B", lambda c: consent(c), dict(grantee="insurer_b"), ("ConsentMismatch", "grantee")),
+    ("seen: FRAUD consent for a PRICING grant", lambda c: consent(c, purpose=Purpose.FRAUD), dict(purpose=Purpose.PRICING),
+     ("ConsentMismatch", "purpose")),
+    ("consent for another dataset", lambda c: consent(c, dataset=dataset_id("policies")), {}, ("ConsentMismatch", "dataset")),
+    ("consent for another scope", lambda c: consent(c, scope=b"\x07" * 32), {}, ("ConsentMismatch", "scope")),
+    ("grant outliving its consent", lambda c: consent(c, lifetime=HOUR), dict(lifetime=2 * HOUR), ("ConsentMismatch", "expiry")),
+    ("expired consent", lambda c: consent(c, lifetime=-1), {}, ("ConsentExpired", None)),
+    ("consent signed for another chain", lambda c: consent(c, chain_id=4242), {}, ("BadConsentSignature", None)),
+    ("consent signed for another contract", lambda c: consent(c, contract=c.accounts["outsider"].address), {},
+     ("BadConsentSignature", None)),
+    ("consent signed by someone else in the subject's name", lambda c: _forged(consent(c)), {}, ("BadConsentSignature", None)),
+    ("malleated (high-s) signature", lambda c: _malleated(consent(c)), {}, ("BadConsentSignature", None)),
+    ("batch attested by a non-member", lambda c: consent(c, signer="outsider", subjects_root=b"\x09" * 32), {},
+     ("ConsentSignerNotMember", None)),
+]
+
+
+@pytest.mark.parametrize("name,make,grant_terms,expected", CONSENT_ABUSES, ids=[row[0] for row in CONSENT_ABUSES])
+def test_consent_that_does_not_match_its_grant_is_refused(consortium, name, make, grant_terms, expected):
+    c = consortium
+    with pytest.raises(ContractRevert) as e:
+        grant_with(c, make(c), **grant_terms)
+    error, field = expected
+    assert e.value.name == error
+    if field:
+        assert CONSENT_FIELDS[e.value.args_by_name["field"]] == field
+    assert c["insurer_a"].gateway.call(c["insurer_a"].authorizations.functions.grantCount()) == 0
+
+
+def test_seen_replay_a_consent_authorizes_one_grant_only(consortium):
+    c = consortium
+    signed = consent(c)
+    gid = grant_with(c, signed)
+    digest = signed.consent.digest(signed.chain_id, signed.contract)
+    assert c["insurer_a"].get_grant(gid).consent_ref == digest
+    assert c["insurer_a"].consent_used_by(digest) == gid
+    for again in (signed, _malleated(signed)):  # replayed as is, and with its malleated twin signature
+        with pytest.raises(ContractRevert) as e:
+            grant_with(c, again)
+        assert e.value.name == "ConsentAlreadyUsed" and e.value.args_by_name["grantId"] == gid
+    assert c["insurer_a"].grants_given(c.accounts["insurer_a"].address) == [gid]
+
+
+def test_matching_subject_consent_and_member_attested_batch_are_accepted_with_an_event(consortium):
+    c = consortium
+    subject = consent(c)
+    batch = consent(c, signer="platform", subjects_root=b"\x09" * 32, purpose=Purpose.CLAIMS)
+    g1 = grant_with(c, subject)
+    g2 = grant_with(c, batch, purpose=Purpose.CLAIMS)
+    logs = c.gateway.w3.eth.get_logs({"address": c["insurer_a"].authorizations.address, "fromBlock": 0})
+    accepted = [c["insurer_a"].authorizations.events.ConsentAccepted().process_log(lg)["args"] for lg in logs
+                if lg["topics"][0] == c.gateway.w3.keccak(text="ConsentAccepted(uint256,bytes32,address,bytes32)")]
+    assert [(a["grantId"], a["signer"], a["subjectsRoot"]) for a in accepted] == [
+        (g1, subject.consent.signer, b"\x00" * 32), (g2, c.accounts["platform"].address, b"\x09" * 32)]
+    assert authorized(c) and authorized(c, purpose=Purpose.CLAIMS)

@@ -12,7 +12,7 @@ from eth_account import Account
 from node.chain.deployment import GenesisMember, Purpose, Role, Status, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
-from node.consent import Consent, batch_consent_ref, sign_consent, verify_consent, ConsentError
+from node.consent import Consent, ConsentError, batch_consent_root, scope_hash, sign_consent, verify_consent
 from node.keys import create_member_keys
 
 from nodes import ROOT, TEST_PASSPHRASE, write_config
@@ -42,13 +42,17 @@ def test_grant_with_a_subjects_signed_consent_then_list_and_revoke(members):
     m = members
     out = m["base"] / "consent.json"
     signed = cli("consent", "sign", "--owner", m["keys"]["insurer"].address, "--grantee", m["keys"]["platform"].address,
-                 "--dataset", "claims", "--purpose", "STATISTICS", "--chain-id", str(m["gateway"].chain_id), "--out", str(out), "--json")
+                 "--dataset", "claims", "--purpose", "STATISTICS", "--deployment", str(m["base"] / "deployment.json"),
+                 "--out", str(out), "--json")
     assert signed.returncode == 0, signed.stderr
     expected_ref = verify_consent(json.loads(out.read_text()))
     created = cli("grant", "create", "--config", str(m["configs"]["insurer"]), "--grantee", m["keys"]["platform"].address,
                   "--dataset", "claims", "--purpose", "STATISTICS", "--consent-file", str(out), "--json")
     assert created.returncode == 0, created.stderr
     gid = json.loads(created.stdout)["grant_id"]
+    replayed = cli("grant", "create", "--config", str(m["configs"]["insurer"]), "--grantee", m["keys"]["platform"].address,
+                   "--dataset", "claims", "--purpose", "STATISTICS", "--consent-file", str(out))
+    assert replayed.returncode == 1 and "ConsentAlreadyUsed" in replayed.stderr and len(replayed.stderr.strip().splitlines()) == 1
     ledger = Ledger(m["gateway"], m["keys"]["insurer"].account)
     from node.chain.deployment import Deployment, attach
     attach(m["gateway"], Deployment.load(m["base"] / "deployment.json"))
@@ -66,17 +70,35 @@ def test_grant_needs_a_consent_and_refuses_a_forged_one(members, tmp_path):
                      "--dataset", "claims", "--purpose", "FRAUD")
     assert no_consent.returncode == 1 and "consent" in no_consent.stderr
     subject, other = Account.create(), Account.create()
+    dua = json.loads((m["base"] / "deployment.json").read_text())["contracts"]["DataUseAuthorization"]
     consent = Consent(subject.address, m["keys"]["insurer"].address, m["keys"]["platform"].address, "0x" + dataset_id("claims").hex(),
-                      int(Purpose.FRAUD), 2**40, "0x" + "11" * 32)
-    doc = sign_consent(subject, consent, m["gateway"].chain_id)
-    doc["consent"]["subject"] = other.address  # claims another subject consented
+                      int(Purpose.FRAUD), scope_hash(""), 2**40)
+    doc = sign_consent(subject, consent, m["gateway"].chain_id, dua).document()
+    doc["consent"]["signer"] = other.address  # claims another subject consented
     (tmp_path / "forged.json").write_text(json.dumps(doc))
     forged = cli("grant", "create", "--config", str(m["configs"]["insurer"]), "--grantee", m["keys"]["platform"].address,
                  "--dataset", "claims", "--purpose", "FRAUD", "--consent-file", str(tmp_path / "forged.json"))
-    assert forged.returncode == 1 and "not the subject's" in forged.stderr
+    assert forged.returncode == 1 and "not the named signer's" in forged.stderr
     with pytest.raises(ConsentError):
-        batch_consent_ref([])
-    assert batch_consent_ref([{"user": "u1"}, {"user": "u2"}]) != batch_consent_ref([{"user": "u1"}])
+        batch_consent_root([])
+    assert batch_consent_root([{"user": "u1"}, {"user": "u2"}]) != batch_consent_root([{"user": "u1"}])
+
+
+def test_a_platform_attests_a_consent_batch_for_one_grant(members, tmp_path):
+    m = members
+    (tmp_path / "records.json").write_text(json.dumps([{"subject": f"u{i}", "app": "platform"} for i in range(5)]))
+    batch = cli("consent", "batch", "--config", str(m["configs"]["platform"]), "--records", str(tmp_path / "records.json"),
+                "--owner", m["keys"]["insurer"].address, "--grantee", m["keys"]["platform"].address, "--dataset", "claims",
+                "--purpose", "CLAIMS", "--scope", "claims: count by age_band", "--days", "10", "--out", str(tmp_path / "b.json"),
+                "--json")
+    assert batch.returncode == 0, batch.stderr
+    args = ("grant", "create", "--config", str(m["configs"]["insurer"]), "--grantee", m["keys"]["platform"].address,
+            "--dataset", "claims", "--purpose", "CLAIMS", "--consent-file", str(tmp_path / "b.json"))
+    wrong_scope = cli(*args, "--scope", "claims: everything")
+    assert wrong_scope.returncode == 1 and "ConsentMismatch" in wrong_scope.stderr
+    created = cli(*args, "--scope", "claims: count by age_band", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["consent_ref"] == "0x" + verify_consent(json.loads((tmp_path / "b.json").read_text())).hex()
 
 
 def test_governance_from_the_cli(members):

@@ -58,7 +58,8 @@ class OwnerNode:
     def grant(self, grantee: str, dataset: bytes, purpose: Purpose, *, expires_at: int) -> int:
         name = {dataset_id(n): n for n in ("claims", "policies", "user_features", "fraud_list")}[dataset]
         r = client(self.net, "insurer_a").request("POST", "/grants", {"grantee": grantee, "dataset": name,
-                                                                      "purpose": Purpose(purpose).name, "expires_at": expires_at})
+                                                                      "purpose": Purpose(purpose).name, "expires_at": expires_at,
+                                                                      "consent_ref": "0x" + "ab" * 32})
         assert r.status_code == 201, r.text
         return r.json()["grant_id"]
 
@@ -210,7 +211,8 @@ def test_oversize_body_is_refused_with_413(network):
 
 def test_only_the_operator_grants_through_the_api(network):
     net = network
-    body = {"grantee": net["keys"]["platform"].address, "dataset": "claims", "purpose": "FRAUD", "expires_at": now(net) + 600}
+    body = {"grantee": net["keys"]["platform"].address, "dataset": "claims", "purpose": "FRAUD", "expires_at": now(net) + 600,
+            "consent_ref": "0x" + "ab" * 32}
     r = client(net, "platform").request("POST", "/grants", body)
     assert r.status_code == 403 and r.json()["detail"]["reason"] == "not_operator"
     r = client(net, "insurer_a").request("POST", "/grants", body)

@@ -41,8 +41,7 @@ def _serve(ctx: NodeContext, caller: Caller, body: QueryRequest, arrived: float)
     qhash = query.query_hash(caller.address, int(purpose))
     decision = ctx.enforcer.decide(caller.address, schema.name, purpose, arrived)
     if not decision.allowed:
-        ctx.access_log.append(LogRecord("denial", caller.address, dataset_id(schema.name), int(purpose), qhash,
-                                        reason_code=int(decision.reason)))
+        ctx.access_log.deny(caller, dataset_id(schema.name), purpose, decision.reason)
         raise problem(403, decision.reason.name.lower(), decision.message)
     rows, touched = run_query(ctx.engine, query)
     ctx.access_log.append(LogRecord("access", caller.address, dataset_id(schema.name), int(purpose), qhash,

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from node.auth import HEADER_SIGNATURE, AuthError, canonical_target
 from node.chain.deployment import Status
 from node.context import NodeContext
+from node.signed_request import SignedRequest, serving
 
 # Ids are uint256 on chain but pass through SQLite and PostgreSQL BIGINT columns: one bound for all.
 MAX_ID = 2**63 - 1
@@ -38,6 +39,7 @@ class Caller:
     """The verified signer. Membership is checked where it matters (enforcement, the chain's own guards)."""
 
     address: str
+    request: SignedRequest | None = None  # what the caller signed: kept with a denial as its proof
 
 
 def signed_target(request: Request) -> str:
@@ -56,7 +58,10 @@ async def authenticated(request: Request) -> Caller:
         verified = ctx.verifier.verify(request.method, signed_target(request), body, dict(request.headers))
     except AuthError as exc:
         raise problem(401, exc.reason, exc.one_line()) from None
-    return Caller(verified.signer)
+    signed = SignedRequest(verified.signer, request.method, path, body, verified.timestamp, verified.nonce,
+                           verified.signature, verified.digest)
+    serving(signed)
+    return Caller(verified.signer, signed)
 
 
 async def operator(request: Request) -> Caller:

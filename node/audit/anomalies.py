@@ -3,7 +3,10 @@
 ==========================  =======================================================================
 outside_grant_window        an access logged before its grant's notBefore, or (after a grace for the
                             node's log batching) after its expiry or revocation; flagged at index time
-denial_burst                a requester refused ``denial_burst_count`` times within ``denial_burst_seconds``
+denial_burst                a requester refused ``denial_burst_count`` times within ``denial_burst_seconds``,
+                            counting only denials proven by the requester's signed request
+unproven_denial             denials whose signed request the owner cannot produce, or that does not
+                            verify (node/audit/denial_proofs.py); the subject is the owner that logged them
 volume_spike                a requester's accesses on one UTC day over ``spike_factor`` x its own mean
                             of the previous ``baseline_days`` days (needs ``baseline_min_days`` of history)
 small_cohort_job            a statistics job with minCohort below ``min_cohort`` or fewer than
@@ -24,10 +27,11 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.engine import Engine
 
 from node.audit import schema as s
+from node.audit.denial_proofs import PROVEN, UNREACHABLE, ensure_schema, proofs
 from node.audit.queries import AuditQueries, AuditQueryError, iso
 
 DAY = 86_400
-KINDS = ("outside_grant_window", "denial_burst", "volume_spike", "small_cohort_job", "repeated_job")
+KINDS = ("outside_grant_window", "denial_burst", "unproven_denial", "volume_spike", "small_cohort_job", "repeated_job")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class AnomalyDetector:
     def __init__(self, engine: Engine, rules: AnomalyRules | None = None):
         self.engine = engine
         self.rules = rules or AnomalyRules()
+        ensure_schema(engine)
 
     def find(self, *, since: int | None = None, until: int | None = None, kinds: list[str] | None = None,
              subject: str | None = None) -> dict:
@@ -70,6 +75,8 @@ class AnomalyDetector:
                 found += self._window(conn, names, lo_ts, hi_ts)
             if "denial_burst" in kinds:
                 found += self._denial_bursts(conn, names, lo_ts, hi_ts)
+            if "unproven_denial" in kinds:
+                found += self._unproven_denials(conn, names, lo_ts, hi_ts)
             if "volume_spike" in kinds:
                 found += self._spikes(conn, names, lo_ts, hi_ts)
             if "small_cohort_job" in kinds or "repeated_job" in kinds:
@@ -98,8 +105,10 @@ class AnomalyDetector:
     def _denial_bursts(self, conn, names, lo_ts, hi_ts) -> list[dict]:
         rules = self.rules
         by_requester: dict[int, list[int]] = defaultdict(list)
-        query = (select(s.log.c.requester, s.log.c.ts)
-                 .where(and_(s.log.c.kind == s.KIND_DENIAL, s.log.c.ts >= lo_ts, s.log.c.ts < hi_ts))
+        # Only proven denials count: an owner cannot make a member look like a prober by logging
+        # denials that name it (issue 11 item 4); unproven ones are reported as unproven_denial.
+        query = (select(s.log.c.requester, s.log.c.ts).join(proofs, proofs.c.pos == s.log.c.pos)
+                 .where(and_(s.log.c.kind == s.KIND_DENIAL, proofs.c.status == PROVEN, s.log.c.ts >= lo_ts, s.log.c.ts < hi_ts))
                  .order_by(s.log.c.requester, s.log.c.pos))
         for requester, ts in conn.execute(query):
             by_requester[requester].append(ts)
@@ -126,6 +135,23 @@ class AnomalyDetector:
                                         f"{len(run)} denials in {last - first} s (threshold {rules.denial_burst_count} "
                                         f"within {rules.denial_burst_seconds} s)"))
                 run = [i] if flagged else []
+        return out
+
+    def _unproven_denials(self, conn, names, lo_ts, hi_ts) -> list[dict]:
+        lg = s.log
+        query = (select(lg.c.owner, lg.c.requester, proofs.c.status, func.count().label("n"),
+                        func.min(lg.c.ts).label("first"), func.max(lg.c.ts).label("last"), func.min(lg.c.pos).label("pos"))
+                 .join(proofs, proofs.c.pos == lg.c.pos)
+                 .where(and_(lg.c.kind == s.KIND_DENIAL, proofs.c.status != PROVEN, lg.c.ts >= lo_ts, lg.c.ts < hi_ts))
+                 .group_by(lg.c.owner, lg.c.requester, proofs.c.status))
+        out = []
+        for r in conn.execute(query):
+            why = ("the owner did not answer (retried)" if r.status == UNREACHABLE
+                   else r.status.replace("_", " "))
+            out.append(_anomaly("unproven_denial", names[r.owner], r.first, r.last, r.n,
+                                f"{r.n} denial(s) naming {names[r.requester]} without a valid signed request: {why}; "
+                                f"not counted toward denial_burst", requester=names[r.requester], reason=r.status,
+                                block=s.block_of(r.pos)))
         return out
 
     def _spikes(self, conn, names, lo_ts, hi_ts) -> list[dict]:

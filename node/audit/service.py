@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from node.audit.anomalies import AnomalyDetector
+from node.audit.denial_proofs import DenialProofs, DenialProver, http_fetch
 from node.audit.indexer import AuditIndexer
 from node.audit.queries import AuditQueries
 from node.audit.web_auth import WebSessions
@@ -34,6 +35,10 @@ class AuditService:
                                     poll_seconds=float(os.environ.get("CONSORTIUM_AUDIT_POLL_SECONDS", "1.0")))
         self.queries = AuditQueries(ctx.engine)
         self.anomalies = AnomalyDetector(ctx.engine)
+        # Each indexed denial is proven with the owner's copy of the signed request, or flagged.
+        self.denial_proofs = DenialProofs(ctx.engine, ctx.gateway.chain_id,
+                                          http_fetch(self.members, ctx.ledger.account, ctx.gateway.chain_id))
+        self.denial_prover = DenialProver(self.denial_proofs, float(os.environ.get("CONSORTIUM_AUDIT_POLL_SECONDS", "1.0")) * 2)
         self.web = WebSessions(ctx.settings.home)
         self._members: tuple[float, list[MemberRecord]] = (0.0, [])
         self._members_lock = threading.Lock()
@@ -55,9 +60,11 @@ class AuditService:
         self.web.ensure_token()
         if self.should_index():
             self.indexer.start()
+            self.denial_prover.start()
             log.info("audit indexer started from block %s", self.indexer.indexed_block() + 1)
 
     def stop(self) -> None:
+        self.denial_prover.stop()
         self.indexer.stop()
 
     # ------------------------------------------------------------------ members (for roles and names)

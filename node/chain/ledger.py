@@ -6,7 +6,7 @@ the events of the mined transaction, so a returned id is one the chain really as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
@@ -15,6 +15,9 @@ from web3.logs import DISCARD
 from node.chain.deployment import ClaimStep, Purpose, Role, Status
 from node.chain.errors import ContractRevert
 from node.chain.gateway import ChainGateway, SentTransaction
+
+if TYPE_CHECKING:
+    from node.consent import SignedConsent
 
 ZERO32 = b"\x00" * 32
 
@@ -140,10 +143,26 @@ class Ledger:
     # ------------------------------------------------------------------ authorizations
 
     def grant(self, grantee: str, dataset: bytes, purpose: Purpose, *, expires_at: int, not_before: int = 0,
-              scope_hash: bytes = ZERO32, consent_ref: bytes = ZERO32) -> int:
-        receipt = self._send(self.authorizations.functions.grant(Web3.to_checksum_address(grantee), dataset, int(purpose),
-                                                                 scope_hash, not_before, expires_at, consent_ref))
+              scope_hash: bytes = ZERO32, consent: SignedConsent | None = None, consent_ref: bytes = ZERO32) -> int:
+        """Grant with ``consent`` (a subject's, or a member-attested batch) bound to exactly this grant.
+
+        Without ``consent``, this member attests ``consent_ref`` (the hash of its own consent record or
+        legal basis) for exactly this grant, until ``expires_at``: the chain records it as the signer.
+        """
+        from node.consent import Consent, sign_consent
+
+        if consent is None:
+            consent = sign_consent(self.account, Consent(
+                self.account.address, self.account.address, grantee, "0x" + dataset.hex(), int(purpose), "0x" + scope_hash.hex(),
+                expires_at, "0x" + consent_ref.hex()), self.gateway.chain_id, self.authorizations.address)
+        receipt = self._send(self.authorizations.functions.grant(
+            Web3.to_checksum_address(grantee), dataset, int(purpose), scope_hash, not_before, expires_at,
+            consent.consent.as_tuple(), consent.signature))
         return self._event_arg(receipt, self.authorizations, "AuthorizationGranted", "grantId")
+
+    def consent_used_by(self, digest: bytes) -> int:
+        """The grant a consent digest was used for, 0 when unused."""
+        return self.gateway.call(self.authorizations.functions.consentUsedBy(digest))
 
     def revoke(self, grant_id: int) -> Any:
         return self._send(self.authorizations.functions.revoke(grant_id))

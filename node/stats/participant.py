@@ -118,8 +118,7 @@ class Participant:
         purpose = Purpose[public["purpose"]]
         decision = self.ctx.enforcer.decide(caller, public["dataset"], purpose)
         if not decision.allowed:
-            self.ctx.access_log.append(LogRecord("denial", caller, dataset_id(public["dataset"]), int(purpose), bytes.fromhex(h),
-                                                 reason_code=int(decision.reason)))
+            self.ctx.access_log.deny(caller, dataset_id(public["dataset"]), purpose, decision.reason)
             raise StatsRefusal(403, decision.reason.name.lower(), decision.message)
         return decision.grant_id
 

@@ -21,6 +21,7 @@ def run(args, progress) -> dict:
     from node.chain.deployment import ClaimStep, GenesisMember, Purpose, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger, dataset_id
+    from node.consent import Consent, sign_consent
 
     gas: dict[str, int] = {}
     with AnvilNode() as anvil:
@@ -63,8 +64,18 @@ def run(args, progress) -> dict:
         dua = L["insurer_a"].authorizations
         now = gw.w3.eth.get_block("latest")["timestamp"]
         ds = dataset_id("claims")
-        measure("DataUseAuthorization.grant", L["insurer_a"], dua.functions.grant(acct["platform"].address, ds, int(Purpose.STATISTICS), _h("s"), 0, now + 86400, _h("c")))
-        measure("DataUseAuthorization.grant (second)", L["insurer_a"], dua.functions.grant(acct["platform"].address, ds, int(Purpose.FRAUD), _h("s"), 0, now + 86400, _h("c")))
+
+        def granted(purpose: Purpose, subjects_root: str):
+            # Every grant carries a consent bound to its fields; the chain checks it (EIP-712 + ecrecover).
+            signed = sign_consent(acct["insurer_a"], Consent(acct["insurer_a"].address, acct["insurer_a"].address,
+                                                             acct["platform"].address, "0x" + ds.hex(), int(purpose),
+                                                             "0x" + _h("s").hex(), now + 86400, subjects_root),
+                                  gw.chain_id, dua.address)
+            return dua.functions.grant(acct["platform"].address, ds, int(purpose), _h("s"), 0, now + 86400,
+                                       signed.consent.as_tuple(), signed.signature)
+
+        measure("DataUseAuthorization.grant", L["insurer_a"], granted(Purpose.STATISTICS, "0x" + "00" * 32))
+        measure("DataUseAuthorization.grant (second, consent batch)", L["insurer_a"], granted(Purpose.FRAUD, "0x" + _h("c").hex()))
         measure("DataUseAuthorization.recordAccess", L["insurer_a"], dua.functions.recordAccess(1, _h("q"), 10))
         n = args.batch
         measure(f"DataUseAuthorization.recordAccessBatch ({n})", L["insurer_a"], dua.functions.recordAccessBatch([1] * n, [_h(str(i)) for i in range(n)], [10] * n))

@@ -87,7 +87,8 @@ class BenchNetwork:
     def grant(self, owner: str, grantee: str, dataset: str, purpose: str) -> None:
         now = self.dev.gateway.w3.eth.get_block("latest")["timestamp"]
         r = self.client(owner).request("POST", "/grants", {"grantee": self.dev.keys[grantee].address, "dataset": dataset,
-                                                           "purpose": purpose, "expires_at": now + 86400})
+                                                           "purpose": purpose, "expires_at": now + 86400,
+                                                           "consent_ref": "0x" + "00" * 32})  # the member's own basis
         assert r.status_code == 201, r.text
 
     def run_job(self, requester: str, spec: dict, progress=None, label: str = "job", timeout: float = 7200) -> tuple[dict, float]:
