@@ -54,11 +54,12 @@ async def authenticated(request: Request) -> Caller:
     ctx: NodeContext = request.app.state.ctx
     request.state.arrived = time.monotonic()  # before any waiting: decisions honour what was mined by now
     body = await request.body()
+    target = signed_target(request)
     try:
-        verified = ctx.verifier.verify(request.method, signed_target(request), body, dict(request.headers))
+        verified = ctx.verifier.verify(request.method, target, body, dict(request.headers))
     except AuthError as exc:
         raise problem(401, exc.reason, exc.one_line()) from None
-    signed = SignedRequest(verified.signer, request.method, path, body, verified.timestamp, verified.nonce,
+    signed = SignedRequest(verified.signer, request.method, target, body, verified.timestamp, verified.nonce,
                            verified.signature, verified.digest)
     serving(signed)
     return Caller(verified.signer, signed)
