@@ -48,6 +48,9 @@ TABLE = [
     ("GET", "/audit/logs", None, (UNSIGNED, "not_regulator", "not_regulator", "not_regulator", OK)),
     ("GET", "/audit/status", None, (UNSIGNED, "not_regulator", "not_regulator", "not_regulator", OK)),
     ("GET", "/audit/logs/export", None, (UNSIGNED, "not_regulator", "not_regulator", "not_regulator", OK)),
+    # the owner's proof of a denial: the regulator only (404 here: no denial with this digest)
+    ("GET", "/denials/0x" + "00" * 32 + "/request", None,
+     (UNSIGNED, "not_regulator", "not_regulator", "not_regulator", OK)),
     ("GET", "/audit/anomalies", None, (UNSIGNED, "not_regulator", "not_regulator", "not_regulator", OK)),
     # enforcement decides (and logs on chain): a non-member is refused as one, by the data owner's rules
     ("POST", "/data/query", {"dataset": "claims", "purpose": "CLAIMS"},
