@@ -4,13 +4,14 @@ Reviewed findings live in contracts/slither-reviewed.json with the reason for ea
 web3 < 8 (the node needs 8), so it runs from its own virtualenv in build/slither-venv, installed here
 from scripts/slither-requirements.txt on first use (PyPI only), and compiles through the project's
 solc wrapper (`--solc scripts/solc --solc-standard-json`: crytic-compile's --combined-json path does
-not work with the wrapper). `python tests/test_slither.py` prints the findings table.
+not work with the wrapper), on a copy of contracts/*.sol away from foundry.toml. `python tests/test_slither.py` prints the findings table.
 """
 from __future__ import annotations
 
 import collections
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -39,10 +40,16 @@ def ensure_slither() -> Path:
 
 
 def run_slither(out: Path) -> list[dict]:
+    # The deployed contracts only (contracts/*.sol, not the forge suite in contracts/test/), from a folder
+    # without foundry.toml: crytic-compile would otherwise take the checkout for a forge project.
+    work = out.parent / "src"
+    (work / "contracts").mkdir(parents=True, exist_ok=True)
+    for source in sorted((ROOT / "contracts").glob("*.sol")):
+        shutil.copy(source, work / "contracts" / source.name)
     # slither exits non-zero whenever it finds anything; success is read from its JSON instead
     proc = subprocess.run([str(ensure_slither()), "contracts/", "--solc", str(ROOT / "scripts" / "solc"),
                            "--solc-standard-json", "--json", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=work, capture_output=True, text=True, timeout=300)
     assert out.exists(), f"slither wrote no report: {proc.stderr[-2000:]}"
     report = json.loads(out.read_text())
     assert report["success"], f"slither failed: {report.get('error')}"
