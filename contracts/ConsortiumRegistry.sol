@@ -4,12 +4,17 @@ pragma solidity ^0.8.24;
 import "./IConsortiumRegistry.sol";
 
 /// @title Consortium membership, roles, status cards, admission votes and registered keys.
-/// @notice Genesis members are set at deployment; later members are admitted when more than two
-///         thirds of the members in good standing vote for them before the proposal expires.
-///         The regulator warns (yellow card), suspends (red card), expels and reinstates members.
+/// @notice Genesis members are set at deployment. Later members are admitted, and members expelled,
+///         when more than two thirds of the electorate vote for the proposal before it expires. The
+///         electorate is every admitted member that is not expelled: a suspended member still counts
+///         (it cannot vote while suspended), so suspending members never lowers the bar. Every role,
+///         REGULATOR and AUDITOR included, is admitted by the same supermajority. The regulator warns
+///         (yellow card), suspends (red card) and reinstates warned or suspended members on its own;
+///         expulsion is final and only by vote.
 contract ConsortiumRegistry is IConsortiumRegistry {
     enum Role { NONE, INSURER, PLATFORM, TECH, AUDITOR, REGULATOR }
     enum Status { NONE, ACTIVE, WARNED, SUSPENDED, EXPELLED }
+    enum Action { ADMIT, EXPEL }
 
     struct Member {
         string name;
@@ -32,6 +37,8 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         uint64 expiresAt;
         uint32 votes;
         bool executed;
+        Action action;
+        bytes32 reasonHash;
     }
 
     error NotMember(address account);
@@ -49,9 +56,11 @@ contract ConsortiumRegistry is IConsortiumRegistry {
     error InvalidLifetime(uint64 lifetime);
     error InvalidStatusChange(address account, Status from, Status to);
     error CannotSanctionSelf();
+    error AlreadyExpelled(address account);
 
     event MemberAdmitted(address indexed account, Role indexed role, string name, uint256 proposalId);
     event MemberProposed(uint256 indexed proposalId, address indexed candidate, address indexed proposer, Role role, uint64 expiresAt);
+    event ExpulsionProposed(uint256 indexed proposalId, address indexed account, address indexed proposer, bytes32 reasonHash, uint64 expiresAt);
     event VoteCast(uint256 indexed proposalId, address indexed voter, uint32 votes, uint32 electorate);
     event MemberStatusChanged(address indexed account, Status indexed status, address indexed by, bytes32 reasonHash);
     event MemberKeysRotated(address indexed account, bytes32 x25519Key, bytes32 paillierFingerprint);
@@ -64,6 +73,8 @@ contract ConsortiumRegistry is IConsortiumRegistry {
     mapping(address => Member) private _members;
     address[] private _accounts;
     uint256 public goodStandingCount;
+    /// @notice Members that are not expelled (ACTIVE, WARNED or SUSPENDED): the denominator of every vote.
+    uint256 public electorate;
 
     Proposal[] private _proposals;
     mapping(uint256 => mapping(address => bool)) public hasVoted;
@@ -140,7 +151,12 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         return _proposals[_proposalIndex(proposalId)];
     }
 
-    // ---------------------------------------------------------------- admission
+    /// @notice Votes a proposal needs now: more than two thirds of the electorate.
+    function votesNeeded() public view returns (uint256) {
+        return electorate * 2 / 3 + 1;
+    }
+
+    // ---------------------------------------------------------------- admission and expulsion
 
     /// @notice Propose admitting `candidate`; members in good standing then vote with `vote`.
     /// @param lifetime seconds the proposal stays open (0 for the default of 7 days)
@@ -157,29 +173,50 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         if (candidate == address(0)) revert InvalidAccount();
         if (isMember(candidate)) revert AlreadyMember(candidate);
         if (role == Role.NONE) revert InvalidRole();
-        if (lifetime == 0) lifetime = DEFAULT_PROPOSAL_LIFETIME;
-        if (lifetime > MAX_PROPOSAL_LIFETIME) revert InvalidLifetime(lifetime);
-        uint64 expiresAt = uint64(block.timestamp) + lifetime;
-        _proposals.push(Proposal(candidate, msg.sender, name, role, endpoint, x25519Key, paillierFingerprint, expiresAt, 0, false));
+        uint64 expiresAt = _expiry(lifetime);
+        _proposals.push(Proposal(candidate, msg.sender, name, role, endpoint, x25519Key, paillierFingerprint, expiresAt, 0, false,
+                                 Action.ADMIT, bytes32(0)));
         proposalId = _proposals.length;
         emit MemberProposed(proposalId, candidate, msg.sender, role, expiresAt);
     }
 
-    /// @notice Vote for a proposal; the candidate is admitted by the vote that takes the tally above
-    ///         two thirds of the members currently in good standing.
+    /// @notice Propose expelling `account` (final); passes by the same supermajority as an admission.
+    /// @param lifetime seconds the proposal stays open (0 for the default of 7 days)
+    /// @return proposalId the new proposal's id
+    function proposeExpulsion(address account, bytes32 reasonHash, uint64 lifetime)
+        external onlyGoodStanding returns (uint256 proposalId)
+    {
+        if (!isMember(account)) revert NotMember(account);
+        if (_members[account].status == Status.EXPELLED) revert AlreadyExpelled(account);
+        uint64 expiresAt = _expiry(lifetime);
+        _proposals.push(Proposal(account, msg.sender, "", _members[account].role, "", bytes32(0), bytes32(0), expiresAt, 0, false,
+                                 Action.EXPEL, reasonHash));
+        proposalId = _proposals.length;
+        emit ExpulsionProposed(proposalId, account, msg.sender, reasonHash, expiresAt);
+    }
+
+    /// @notice Vote for a proposal; it is carried out by the vote that takes the tally above two thirds
+    ///         of the electorate (all members not expelled, suspended ones included).
     function vote(uint256 proposalId) external onlyGoodStanding {
         Proposal storage p = _proposals[_proposalIndex(proposalId)];
         if (p.executed) revert ProposalAlreadyExecuted(proposalId);
         if (block.timestamp >= p.expiresAt) revert ProposalExpired(proposalId, p.expiresAt);
         if (hasVoted[proposalId][msg.sender]) revert AlreadyVoted(proposalId, msg.sender);
-        if (isMember(p.candidate)) revert AlreadyMember(p.candidate);
+        if (p.action == Action.ADMIT) {
+            if (isMember(p.candidate)) revert AlreadyMember(p.candidate);
+        } else if (_members[p.candidate].status == Status.EXPELLED) {
+            revert AlreadyExpelled(p.candidate);
+        }
         hasVoted[proposalId][msg.sender] = true;
         p.votes += 1;
-        uint32 electorate = uint32(goodStandingCount);
-        emit VoteCast(proposalId, msg.sender, p.votes, electorate);
-        if (uint256(p.votes) * 3 > uint256(electorate) * 2) {
+        emit VoteCast(proposalId, msg.sender, p.votes, uint32(electorate));
+        if (uint256(p.votes) * 3 > electorate * 2) {
             p.executed = true;
-            _admit(p.candidate, p.name, p.role, p.endpoint, p.x25519Key, p.paillierFingerprint, proposalId);
+            if (p.action == Action.ADMIT) {
+                _admit(p.candidate, p.name, p.role, p.endpoint, p.x25519Key, p.paillierFingerprint, proposalId);
+            } else {
+                _expel(p.candidate, p.reasonHash);
+            }
         }
     }
 
@@ -211,12 +248,7 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         _setStatus(account, Status.SUSPENDED, reasonHash);
     }
 
-    /// @notice Expel a member; like suspension, but meant to be final (reinstatement still possible).
-    function expel(address account, bytes32 reasonHash) external onlyRegulator {
-        _setStatus(account, Status.EXPELLED, reasonHash);
-    }
-
-    /// @notice Return a warned, suspended or expelled member to ACTIVE.
+    /// @notice Return a warned or suspended member to ACTIVE (an expelled member stays expelled).
     function reinstate(address account, bytes32 reasonHash) external onlyRegulator {
         _setStatus(account, Status.ACTIVE, reasonHash);
     }
@@ -228,6 +260,12 @@ contract ConsortiumRegistry is IConsortiumRegistry {
             if (!isMember(account)) revert NotMember(account);
             revert MemberNotInGoodStanding(account);
         }
+    }
+
+    function _expiry(uint64 lifetime) internal view returns (uint64) {
+        if (lifetime == 0) lifetime = DEFAULT_PROPOSAL_LIFETIME;
+        if (lifetime > MAX_PROPOSAL_LIFETIME) revert InvalidLifetime(lifetime);
+        return uint64(block.timestamp) + lifetime;
     }
 
     function _proposalIndex(uint256 proposalId) internal view returns (uint256) {
@@ -250,6 +288,7 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         _members[account] = Member(name, role, Status.ACTIVE, endpoint, x25519Key, paillierFingerprint, uint64(block.timestamp));
         _accounts.push(account);
         goodStandingCount += 1;
+        electorate += 1;
         emit MemberAdmitted(account, role, name, proposalId);
     }
 
@@ -257,7 +296,17 @@ contract ConsortiumRegistry is IConsortiumRegistry {
         if (!isMember(account)) revert NotMember(account);
         if (account == msg.sender) revert CannotSanctionSelf();
         Status from = _members[account].status;
-        if (from == to) revert InvalidStatusChange(account, from, to);
+        if (from == to || from == Status.EXPELLED) revert InvalidStatusChange(account, from, to);
+        _changeStatus(account, to, reasonHash);
+    }
+
+    /// @dev Carried out by the vote that passes an expulsion proposal.
+    function _expel(address account, bytes32 reasonHash) internal {
+        _changeStatus(account, Status.EXPELLED, reasonHash);
+        electorate -= 1;
+    }
+
+    function _changeStatus(address account, Status to, bytes32 reasonHash) internal {
         bool wasGood = isInGoodStanding(account);
         _members[account].status = to;
         bool isGood = isInGoodStanding(account);

@@ -81,12 +81,14 @@ def _cmd_members(args: argparse.Namespace) -> int:
     gateway, _ = _connect(args)
     from eth_account import Account
 
-    members = Ledger(gateway, Account.create()).members()  # reads only: any account will do
+    reader = Ledger(gateway, Account.create())  # reads only: any account will do
+    members, threshold = reader.members(), reader.threshold()
     if args.json:
         print(json.dumps([{"address": m.address, "name": m.name, "role": m.role.name, "status": m.status.name,
                            "endpoint": m.endpoint} for m in members]))
         return 0
-    table = Table(title="Consortium members")
+    table = Table(title="Consortium members", caption=f"an admission or expulsion needs {threshold['votes_needed']} of "
+                  f"{threshold['electorate']} votes (more than two thirds of the members not expelled)")
     for col in ("name", "address", "role", "status", "endpoint"):
         table.add_column(col)
     for m in members:

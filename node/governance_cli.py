@@ -169,13 +169,22 @@ def _gov(args) -> int:
 
     ledger = _ledger(args)
     action = args.gov_command
-    if action == "propose":
-        pid = ledger.propose_member(args.candidate, args.name, Role[args.role], args.endpoint or "")
-        _print(args, {"proposal_id": pid}, f"proposal {pid} opened")
+    if action in ("propose", "expel"):
+        if action == "propose":
+            pid = ledger.propose_member(args.candidate, args.name, Role[args.role], args.endpoint or "")
+        else:  # expulsion is final and decided by the same supermajority as an admission
+            pid = ledger.propose_expulsion(args.member, hashlib.sha256((args.reason or "").encode()).digest())
+        t = ledger.threshold()
+        _print(args, {"proposal_id": pid, **t}, f"proposal {pid} opened; it needs {t['votes_needed']} of "
+               f"{t['electorate']} votes (more than two thirds of the members not expelled)")
     elif action == "vote":
-        admitted = ledger.vote(args.proposal_id)
-        _print(args, {"admitted": admitted}, "vote cast; candidate admitted" if admitted else "vote cast")
-    elif action in ("warn", "suspend", "reinstate", "expel"):
+        carried = ledger.vote(args.proposal_id)
+        p, t = ledger.proposal(args.proposal_id), ledger.threshold()
+        data = {"admitted": carried and p["action"] == "ADMIT", "expelled": carried and p["action"] == "EXPEL",
+                "votes": p["votes"], **t}
+        done = {"ADMIT": "; candidate admitted", "EXPEL": "; member expelled"}[p["action"]] if carried else ""
+        _print(args, data, f"vote cast ({p['votes']} of {t['votes_needed']} needed){done}")
+    elif action in ("warn", "suspend", "reinstate"):
         getattr(ledger, action)(args.member, hashlib.sha256((args.reason or "").encode()).digest())
         _print(args, {"member": args.member, "action": action}, f"{action}: {args.member}")
     elif action == "endpoint":
@@ -241,7 +250,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("proposal_id", type=int)
     v.set_defaults(func=_gov)
     for action in ("warn", "suspend", "reinstate", "expel"):
-        c = common(gov.add_parser(action, help=f"{action} a member (regulator only)"))
+        c = common(gov.add_parser(action, help="propose expelling a member (decided by vote)" if action == "expel"
+                                  else f"{action} a member (regulator only)"))
         c.add_argument("member")
         c.add_argument("--reason", default="")
         c.set_defaults(func=_gov)

@@ -19,7 +19,7 @@ def test_genesis_members_are_active_with_their_roles(consortium):
     assert members["platform"].endpoint == "http://127.0.0.1/platform"
 
 
-def test_admission_needs_more_than_two_thirds_of_members_in_good_standing(consortium):
+def test_admission_needs_more_than_two_thirds_of_the_electorate(consortium):
     c = consortium
     candidate = c.accounts["candidate"].address
     pid = c["insurer_a"].propose_member(candidate, "newco", Role.TECH, "http://127.0.0.1/newco")
@@ -91,10 +91,8 @@ def test_regulator_cards_and_reinstatement(consortium):
     assert c["regulator"].member(target).status == Status.SUSPENDED
     c["regulator"].reinstate(target)
     assert c["regulator"].member(target).status == Status.ACTIVE
-    c["regulator"].expel(target)
-    assert c["regulator"].member(target).status == Status.EXPELLED
     events = c.gateway.events("ConsortiumRegistry", "MemberStatusChanged", filters={"account": target})
-    assert [e["args"]["status"] for e in events] == [Status.WARNED, Status.SUSPENDED, Status.ACTIVE, Status.EXPELLED]
+    assert [e["args"]["status"] for e in events] == [Status.WARNED, Status.SUSPENDED, Status.ACTIVE]
 
 
 def test_only_the_regulator_gives_cards(consortium):
@@ -129,15 +127,69 @@ def test_suspended_member_can_change_no_state_until_reinstated(consortium):
     assert c["insurer_b"].member(c.accounts["insurer_b"].address).endpoint == "http://elsewhere"
 
 
-def test_suspension_shrinks_the_electorate(consortium):
+def test_suspension_does_not_shrink_the_electorate(consortium):
     c = consortium
     c["regulator"].suspend(c.accounts["insurer_b"].address)
     c["regulator"].suspend(c.accounts["auditor"].address)
+    assert c["insurer_a"].threshold() == {"electorate": 5, "votes_needed": 4}
     pid = c["insurer_a"].propose_member(c.accounts["candidate"].address, "newco", Role.TECH)
-    # 3 in good standing now: 2 votes are not enough (6 <= 6), 3 are.
+    # 3 in good standing can vote, but the electorate is still 5: 3 votes are not more than two thirds.
     assert c["insurer_a"].vote(pid) is False
     assert c["platform"].vote(pid) is False
-    assert c["regulator"].vote(pid) is True
+    assert c["regulator"].vote(pid) is False
+    assert c["insurer_a"].member(c.accounts["candidate"].address).status == Status.NONE
+    c["regulator"].reinstate(c.accounts["auditor"].address)
+    assert c["auditor"].vote(pid) is True  # the 4th vote of 5
+
+
+def test_the_regulator_cannot_capture_governance_by_suspending_everyone(consortium):
+    """The review's attack: suspend all others, propose a second REGULATOR, vote alone, reinstate."""
+    c = consortium
+    reg = c["regulator"]
+    others = [c.accounts[n].address for n in ("insurer_a", "insurer_b", "platform", "auditor")]
+    for member in others:
+        reg.suspend(member)
+    pid = reg.propose_member(c.accounts["candidate"].address, "second regulator", Role.REGULATOR)
+    assert reg.vote(pid) is False  # 1 of 5, not 1 of 1
+    for member in others:
+        reg.reinstate(member)
+    with pytest.raises(ContractRevert) as e:
+        reg.vote(pid)
+    assert revert_name(e) == "AlreadyVoted"
+    assert reg.member(c.accounts["candidate"].address).status == Status.NONE
+    # nor can it expel the others on its own to shrink the electorate: expulsion is a vote
+    assert not hasattr(reg, "expel")
+    with pytest.raises(AttributeError):
+        reg.registry.functions.expel
+
+
+@pytest.mark.parametrize("role", [Role.REGULATOR, Role.AUDITOR, Role.INSURER])
+def test_every_role_needs_the_same_supermajority(consortium, role):
+    c = consortium
+    pid = c["insurer_a"].propose_member(c.accounts["candidate"].address, "newco", role)
+    assert [c[n].vote(pid) for n in ("regulator", "auditor", "insurer_a", "insurer_b")] == [False, False, False, True]
+    assert c["insurer_a"].member(c.accounts["candidate"].address).role == role
+
+
+def test_expulsion_is_a_vote_final_and_the_only_way_the_electorate_shrinks(consortium):
+    c = consortium
+    target = c.accounts["insurer_b"].address
+    c["regulator"].suspend(target)
+    pid = c["regulator"].propose_expulsion(target, b"\x05" * 32)
+    assert [c[n].vote(pid) for n in ("regulator", "insurer_a", "platform")] == [False, False, False]  # 3 of 5
+    assert c["auditor"].vote(pid) is True
+    assert c["auditor"].member(target).status == Status.EXPELLED
+    assert c["auditor"].threshold() == {"electorate": 4, "votes_needed": 3}
+    for action in (c["regulator"].reinstate, c["regulator"].warn, c["regulator"].suspend):
+        with pytest.raises(ContractRevert) as e:
+            action(target)
+        assert revert_name(e) == "InvalidStatusChange"  # expelled is final
+    with pytest.raises(ContractRevert) as e:
+        c["insurer_a"].propose_expulsion(target)
+    assert revert_name(e) == "AlreadyExpelled"
+    with pytest.raises(ContractRevert) as e:
+        c["insurer_b"].vote(pid)
+    assert revert_name(e) == "MemberNotInGoodStanding"
 
 
 def test_members_rotate_their_own_keys_and_endpoint(consortium):

@@ -97,6 +97,47 @@ def test_resend_racing_an_earlier_send_is_settled_from_the_chain(tmp_path, conso
     audit_exactly_once(tmp_path / "evidence.db", consortium.gateway, ledger.address)
 
 
+def test_the_same_leaves_resubmitted_in_a_new_batch_are_settled_against_their_first_anchoring(tmp_path, consortium):
+    """The same document, claim and type after its first batch closed gives a batch with the same root."""
+    service = make_service(tmp_path, consortium["insurer_a"])
+    first = service.accept(doc(7), "CLM-again", "invoice")
+    service.close_open_batch()
+    assert service.run_once().anchored == [1]
+    again = service.accept(doc(7), "CLM-again", "invoice")
+    assert again.batch_id != first.batch_id and again.leaf_hash == first.leaf_hash
+    service.close_open_batch()
+    block = consortium.gateway.block_number()
+    result = service.run_once()
+    assert result.anchored == [2] and result.failed == []
+    assert consortium.gateway.block_number() == block, "settled from the chain: no transaction sent"
+    batches = service.store.batches()
+    assert [b["state"] for b in batches] == [ANCHORED, ANCHORED]
+    assert bytes(batches[1]["anchored_batch_id"]) == bytes(batches[0]["batch_id"])
+    chain = RegistryEvidenceChain(consortium.gateway)
+    proofs = service.proofs("CLM-again")
+    assert len(proofs) == 2 and all(p["state"] == ANCHORED for p in proofs)
+    for p in proofs:
+        assert verify_evidence(doc(7), p, chain).batch_id == first.batch_id
+    audit_exactly_once(tmp_path / "evidence.db", consortium.gateway, consortium["insurer_a"].address)
+
+
+def test_root_and_batch_id_pre_anchored_by_another_member_do_not_block_this_member(tmp_path, consortium):
+    service = make_service(tmp_path, consortium["insurer_a"])
+    service.accept_many([(doc(n), "CLM-front", "invoice") for n in range(4)])
+    service.close_open_batch()
+    batch = service.store.batches()[0]
+    root, batch_id = service._root_of(batch), bytes(batch["batch_id"])
+    rival = consortium["insurer_b"]  # e.g. copied from insurer_a's pending transaction
+    rival.anchor_batch(root, 4, hashlib.sha256(b"rival batch").digest())
+    rival.anchor_batch(hashlib.sha256(b"junk root").digest(), 1, batch_id)
+    result = service.run_once()
+    assert result.anchored == [1] and result.failed == []
+    assert service.store.batches()[0]["state"] == ANCHORED
+    verdict = verify_evidence(doc(2), service.proofs("CLM-front")[2], RegistryEvidenceChain(consortium.gateway))
+    assert verdict.submitter == consortium["insurer_a"].address
+    audit_exactly_once(tmp_path / "evidence.db", consortium.gateway, consortium["insurer_a"].address)
+
+
 def test_chain_outage_backs_off_keeps_accepting_and_anchors_everything_once_back(tmp_path, consortium, anvil, artifacts):
     proxy = TcpProxy("127.0.0.1", anvil.port)
     try:

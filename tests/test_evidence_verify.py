@@ -93,6 +93,9 @@ def test_flipped_bit_in_any_proof_node_is_a_wrong_proof(anchored, node, bit):
     (lambda p: p.update(doc_type="medical-record"), "tampered_document"),
     (lambda p: p.update(doc_sha256=flip(p["doc_sha256"], 9)), "tampered_document"),
     (lambda p: p.update(format="something/else"), "malformed_proof"),
+    (lambda p: p["anchor"].update(submitter="0x" + "11" * 20), "unknown_root"),  # roots are per submitter
+    (lambda p: p["anchor"].update(submitter="0x1234"), "malformed_proof"),
+    (lambda p: p.pop("anchor"), "malformed_proof"),
     (lambda p: p.pop("proof"), "malformed_proof"),
     (lambda p: p["proof"].update(root="xyz"), "malformed_proof"),
     (lambda p: p["proof"].update(leaf_index=-1), "malformed_proof"),
@@ -139,11 +142,11 @@ class FakeChain:
     def __init__(self, real: RegistryEvidenceChain, status: Status):
         self.real, self.status = real, status
 
-    def batch_by_root(self, root):
-        return self.real.batch_by_root(root)
+    def batch_by_root(self, submitter, root):
+        return self.real.batch_by_root(submitter, root)
 
-    def batch_by_id(self, batch_id):
-        return self.real.batch_by_id(batch_id)
+    def batch_by_id(self, submitter, batch_id):
+        return self.real.batch_by_id(submitter, batch_id)
 
     def member(self, address):
         return ("", self.status) if self.status == Status.NONE else ("insurer_a", self.status)
@@ -197,3 +200,12 @@ def test_cli_proof_exports_files_that_verify(anchored, capsys, tmp_path):
     assert _cli(anchored, proof_path=path) == 0
     assert cli_main(["evidence", "proof", "CLM-none", "--db", str(db)]) == 1
     assert "no evidence for claim" in capsys.readouterr().err
+
+
+def test_the_same_root_anchored_by_another_member_does_not_change_the_verdict(anchored):
+    """Roots are write-once per submitter: a copy anchored by another member is a separate anchoring."""
+    c = anchored["consortium"]
+    root = bytes.fromhex(anchored["proof"]["proof"]["root"])
+    c["insurer_b"].anchor_batch(root, 11, hashlib.sha256(b"copied").digest())
+    verdict = check(anchored, anchored["proof"])
+    assert verdict.submitter == c.accounts["insurer_a"].address and verdict.batch_id == anchored["proof"]["batch_id"]

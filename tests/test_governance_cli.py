@@ -107,10 +107,13 @@ def test_governance_from_the_cli(members):
     proposed = cli("gov", "propose", "--config", str(m["configs"]["insurer"]), "--candidate", candidate, "--name", "newco",
                    "--role", "TECH", "--json")
     assert proposed.returncode == 0, proposed.stderr
-    pid = json.loads(proposed.stdout)["proposal_id"]
-    results = [json.loads(cli("gov", "vote", "--config", str(m["configs"][n]), str(pid), "--json").stdout)["admitted"]
-               for n in ("insurer", "platform", "regulator")]
-    assert results == [False, False, True]  # 3 of 3 in good standing: only the third vote is above two thirds
+    opened = json.loads(proposed.stdout)
+    pid = opened["proposal_id"]
+    assert (opened["electorate"], opened["votes_needed"]) == (3, 3)
+    votes = [json.loads(cli("gov", "vote", "--config", str(m["configs"][n]), str(pid), "--json").stdout)
+             for n in ("insurer", "platform", "regulator")]
+    assert [v["admitted"] for v in votes] == [False, False, True]  # 3 of 3: only the third vote is above two thirds
+    assert [v["votes"] for v in votes] == [1, 2, 3]
     refused = cli("gov", "suspend", "--config", str(m["configs"]["insurer"]), candidate)
     assert refused.returncode == 1 and "NotRegulator" in refused.stderr
     assert cli("gov", "warn", "--config", str(m["configs"]["regulator"]), candidate, "--reason", "late report").returncode == 0

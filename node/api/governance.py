@@ -67,8 +67,9 @@ async def propose(body: Proposal, _: Caller = Depends(operator), ctx: NodeContex
 
 @router.post("/proposals/{proposal_id}/votes")
 async def vote(proposal_id: ChainIdPath, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)) -> dict:
-    admitted = await run_in_threadpool(ctx.ledger.vote, proposal_id)
-    return {"proposal_id": proposal_id, "admitted": admitted}
+    carried = await run_in_threadpool(ctx.ledger.vote, proposal_id)
+    action = (await run_in_threadpool(ctx.ledger.proposal, proposal_id))["action"]
+    return {"proposal_id": proposal_id, "admitted": carried and action == "ADMIT", "expelled": carried and action == "EXPEL"}
 
 
 @router.post("/members/{address}/{action}")
@@ -77,7 +78,11 @@ async def card(address: str, action: Literal["warn", "suspend", "reinstate", "ex
     if not (address.startswith("0x") and len(address) == 42 and Web3.is_address(address)):
         raise problem(422, "bad_address", "address must be 0x followed by 40 hex digits")
     address = Web3.to_checksum_address(address)
-    await run_in_threadpool(getattr(ctx.ledger, action), address, hashlib.sha256(body.reason.encode()).digest())
+    reason = hashlib.sha256(body.reason.encode()).digest()
+    if action == "expel":  # expulsion is a proposal decided by the supermajority, not a card
+        pid = await run_in_threadpool(ctx.ledger.propose_expulsion, address, reason)
+        return {"member": address, "action": action, "proposal_id": pid}
+    await run_in_threadpool(getattr(ctx.ledger, action), address, reason)
     return {"member": address, "action": action}
 
 

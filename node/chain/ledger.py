@@ -58,11 +58,16 @@ def _batch_record(b: Any) -> dict:
             "timestamp": b[5], "metadata_hash": bytes(b[6])}
 
 
-def find_batch(gateway: ChainGateway, *, root: bytes | None = None, batch_id: bytes | None = None) -> dict | None:
-    """The anchored evidence batch with this root (or batch id), or None when none is anchored. Needs no account."""
+def find_batch(gateway: ChainGateway, submitter: str, *, root: bytes | None = None,
+               batch_id: bytes | None = None) -> dict | None:
+    """The evidence batch ``submitter`` anchored with this root (or batch id), or None. Needs no account.
+
+    Roots and batch ids are write-once per submitter (each member anchors in its own namespace).
+    """
     evidence = gateway.contract("EvidenceRegistry")
-    fn, unknown = ((evidence.functions.getBatchByRoot(root), "UnknownRoot") if root is not None
-                   else (evidence.functions.getBatch(batch_id), "UnknownBatch"))
+    submitter = Web3.to_checksum_address(submitter)
+    fn, unknown = ((evidence.functions.getBatchByRoot(submitter, root), "UnknownRoot") if root is not None
+                   else (evidence.functions.getBatch(submitter, batch_id), "UnknownBatch"))
     try:
         return _batch_record(gateway.call(fn))
     except ContractRevert as exc:
@@ -117,19 +122,32 @@ class Ledger:
                                                              x25519_key, paillier_fingerprint, lifetime))
         return self._event_arg(receipt, self.registry, "MemberProposed", "proposalId")
 
+    def propose_expulsion(self, member: str, reason_hash: bytes = ZERO32, lifetime: int = 0) -> int:
+        """Open a proposal to expel ``member``; it passes by the same supermajority as an admission."""
+        receipt = self._send(self.registry.functions.proposeExpulsion(Web3.to_checksum_address(member), reason_hash, lifetime))
+        return self._event_arg(receipt, self.registry, "ExpulsionProposed", "proposalId")
+
     def vote(self, proposal_id: int) -> bool:
-        """Vote for a proposal; True when this vote admitted the candidate."""
+        """Vote for a proposal; True when this vote carried it out (candidate admitted or member expelled)."""
         receipt = self._send(self.registry.functions.vote(proposal_id))
-        return bool(self.registry.events.MemberAdmitted().process_receipt(receipt, errors=DISCARD))
+        return bool(self.registry.events.MemberAdmitted().process_receipt(receipt, errors=DISCARD)
+                    or self.registry.events.MemberStatusChanged().process_receipt(receipt, errors=DISCARD))
+
+    def threshold(self) -> dict:
+        """The vote threshold now: the electorate (members not expelled) and the votes a proposal needs."""
+        return {"electorate": self.gateway.call(self.registry.functions.electorate()),
+                "votes_needed": self.gateway.call(self.registry.functions.votesNeeded())}
+
+    def proposal(self, proposal_id: int) -> dict:
+        p = self.gateway.call(self.registry.functions.getProposal(proposal_id))
+        return {"proposal_id": proposal_id, "candidate": p[0], "proposer": p[1], "name": p[2], "role": Role(p[3]).name,
+                "expires_at": p[7], "votes": p[8], "executed": p[9], "action": ("ADMIT", "EXPEL")[p[10]]}
 
     def warn(self, member: str, reason_hash: bytes = ZERO32) -> Any:
         return self._send(self.registry.functions.warn(Web3.to_checksum_address(member), reason_hash))
 
     def suspend(self, member: str, reason_hash: bytes = ZERO32) -> Any:
         return self._send(self.registry.functions.suspend(Web3.to_checksum_address(member), reason_hash))
-
-    def expel(self, member: str, reason_hash: bytes = ZERO32) -> Any:
-        return self._send(self.registry.functions.expel(Web3.to_checksum_address(member), reason_hash))
 
     def reinstate(self, member: str, reason_hash: bytes = ZERO32) -> Any:
         return self._send(self.registry.functions.reinstate(Web3.to_checksum_address(member), reason_hash))
@@ -209,12 +227,18 @@ class Ledger:
     def anchor_batch(self, root: bytes, size: int, batch_id: bytes, metadata_hash: bytes = ZERO32) -> Any:
         return self._send(self.evidence.functions.anchorBatch(root, size, batch_id, metadata_hash))
 
-    def batch_by_root(self, root: bytes) -> dict:
-        """The anchored batch with this root (ContractRevert UnknownRoot when none)."""
-        return _batch_record(self.gateway.call(self.evidence.functions.getBatchByRoot(root)))
+    def batch_by_root(self, root: bytes, submitter: str | None = None) -> dict:
+        """The batch ``submitter`` (default: this member) anchored with this root (ContractRevert UnknownRoot when none)."""
+        submitter = Web3.to_checksum_address(submitter or self.address)
+        return _batch_record(self.gateway.call(self.evidence.functions.getBatchByRoot(submitter, root)))
 
     def record_claim_step(self, claim_id_hash: bytes, step: ClaimStep, detail_hash: bytes = ZERO32, flags: int = 0) -> Any:
+        """Move this member's claim ``claim_id_hash`` on; on chain it is keyed by (this member, claim id hash)."""
         return self._send(self.evidence.functions.recordClaimStep(claim_id_hash, int(step), detail_hash, flags))
+
+    def get_claim(self, insurer: str, claim_id_hash: bytes) -> dict:
+        c = self.gateway.call(self.evidence.functions.getClaim(Web3.to_checksum_address(insurer), claim_id_hash))
+        return {"insurer": c[0], "step": ClaimStep(c[1]), "updated_at": c[2]}
 
     # ------------------------------------------------------------------ statistics jobs
 

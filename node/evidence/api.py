@@ -239,5 +239,6 @@ async def history(claim_id: str, request: Request) -> dict:
     from node.evidence.claims import claim_history
 
     service = _service(request)
-    records = await run_in_threadpool(claim_history, service.ledger.gateway, claim_id)
-    return {"claim_id": claim_id, "steps": [asdict(r) for r in records]}
+    # this member's own claim: on chain a claim is (insurer, claim id)
+    records = await run_in_threadpool(claim_history, service.ledger.gateway, claim_id, service.ledger.address)
+    return {"claim_id": claim_id, "insurer": service.ledger.address, "steps": [asdict(r) for r in records]}

@@ -1,6 +1,7 @@
 """Claim lifecycle on chain: record a step (with the express flag on assessment) and read a claim's history.
 
-Claims are named on chain by SHA-256 of the UTF-8 claim id (node/evidence/leaf.py, ``claim_id_hash``).
+A claim on chain is (insurer, SHA-256 of the UTF-8 claim id): EvidenceRegistry keys it by the insurer's
+address too (node/evidence/leaf.py, ``claim_key``), so the same claim id used by two insurers is two claims.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from node.chain.deployment import ClaimStep
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.evidence.errors import InvalidEvidenceInput
-from node.evidence.leaf import claim_id_hash, is_express_claim
+from node.evidence.leaf import claim_id_hash, claim_key, is_express_claim
 
 FLAG_EXPRESS = 1
 
@@ -59,15 +60,42 @@ def record_claim_step(ledger: Ledger, claim_id: str, step: ClaimStep, *, detail:
                       liability_clear=liability_clear, express=express)
     detail_hash = hashlib.sha256(json.dumps(detail, sort_keys=True).encode()).digest() if detail else b"\x00" * 32
     receipt = ledger.record_claim_step(claim_id_hash(claim_id), step, detail_hash, flags)
-    return {"claim_id": claim_id, "step": step.name, "express": bool(flags & FLAG_EXPRESS),
+    return {"claim_id": claim_id, "insurer": ledger.address, "claim_key": claim_key(ledger.address, claim_id).hex(),
+            "step": step.name, "express": bool(flags & FLAG_EXPRESS),
             "block_number": receipt["blockNumber"], "tx_hash": receipt["transactionHash"].hex(),
             "detail_hash": detail_hash.hex()}
 
 
-def claim_history(gateway: ChainGateway, claim_id: str, from_block: int = 0) -> list[ClaimStepRecord]:
-    """The claim's ClaimStepRecorded events, oldest first, with block times and actor names."""
-    events = gateway.events("EvidenceRegistry", "ClaimStepRecorded", from_block=from_block,
-                            filters={"claimIdHash": claim_id_hash(claim_id)})
+def resolve_insurer(gateway: ChainGateway, insurer: str) -> str:
+    """A member's address from its address or its registered name."""
+    if Web3.is_address(insurer):
+        return Web3.to_checksum_address(insurer)
+    registry = gateway.contract("ConsortiumRegistry")
+    for i in range(gateway.call(registry.functions.memberCount())):
+        address = gateway.call(registry.functions.memberAt(i))
+        if gateway.call(registry.functions.getMember(address))[0] == insurer:
+            return Web3.to_checksum_address(address)
+    raise InvalidEvidenceInput(f"no member named {insurer!r}", hint="pass the insurer's address or its name as "
+                               "`consortium members` lists it", reason="unknown_insurer")
+
+
+def claim_history(gateway: ChainGateway, claim_id: str, insurer: str | None = None,
+                  from_block: int = 0) -> list[ClaimStepRecord]:
+    """Insurer ``insurer``'s claim ``claim_id``: its ClaimStepRecorded events, oldest first, with block times and names.
+
+    Without ``insurer`` the claim id must have been used by one insurer only; when several insurers
+    recorded steps under the same id, the caller must say whose claim it means.
+    """
+    if insurer is not None:
+        events = gateway.events("EvidenceRegistry", "ClaimStepRecorded", from_block=from_block,
+                                filters={"claimKey": claim_key(resolve_insurer(gateway, insurer), claim_id)})
+    else:
+        events = gateway.events("EvidenceRegistry", "ClaimStepRecorded", from_block=from_block,
+                                filters={"claimIdHash": claim_id_hash(claim_id)})
+        insurers = sorted({Web3.to_checksum_address(e["args"]["actor"]) for e in events})
+        if len(insurers) > 1:
+            raise InvalidEvidenceInput(f"claim id {claim_id!r} is used by {len(insurers)} insurers: {', '.join(insurers)}",
+                                       hint="pass --insurer NAME_OR_ADDRESS to say whose claim", reason="ambiguous_claim")
     registry = gateway.contract("ConsortiumRegistry")
     names: dict[str, str] = {}
     times: dict[int, int] = {}

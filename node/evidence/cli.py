@@ -106,7 +106,7 @@ def _cmd_claim_history(args: argparse.Namespace) -> int:
     from node.evidence.claims import claim_history
     from node.evidence.errors import UnknownClaim
 
-    history = claim_history(_gateway(args), args.claim)
+    history = claim_history(_gateway(args), args.claim, args.insurer)
     if not history:
         raise UnknownClaim(f"no steps recorded on chain for claim {args.claim!r}", hint="check the claim id and --deployment")
     if args.json:
@@ -159,5 +159,6 @@ def register(sub) -> None:
     step.set_defaults(func=_cmd_claim_step)
     history = claim.add_parser("history", help="a claim's steps with block times and actors")
     history.add_argument("claim")
+    history.add_argument("--insurer", help="whose claim (name or address); needed when two insurers use the same claim id")
     _chain_args(history)
     history.set_defaults(func=_cmd_claim_history)

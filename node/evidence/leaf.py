@@ -6,12 +6,17 @@ submitted but for which claim and as what:
     leaf data  = SHA-256(document) || SHA-256(UTF-8 claim id) || one byte document type code
     leaf hash  = SHA-256(0x00 || leaf data)                        (RFC 6962 leaf, privacy/merkle.py)
 
-On chain, claims are named by ``claim_id_hash = SHA-256(UTF-8 claim id)`` (the id stays off chain).
+On chain a claim belongs to its insurer: EvidenceRegistry keys it by
+``claim_key = keccak256(abi.encode(insurer address, SHA-256(UTF-8 claim id)))`` (the id stays off chain),
+so another member reporting the same claim id first only opens its own, separate claim.
 """
 from __future__ import annotations
 
 import hashlib
 from enum import IntEnum
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
 
 from privacy.merkle import leaf_hash as _rfc6962_leaf_hash
 
@@ -77,6 +82,11 @@ def parse_sha256(value: object, what: str = "document SHA-256") -> bytes:
 def claim_id_hash(claim_id: str) -> bytes:
     """The claim's name on chain: SHA-256 of the UTF-8 claim id."""
     return hashlib.sha256(check_claim_id(claim_id).encode()).digest()
+
+
+def claim_key(insurer: str, claim_id: str) -> bytes:
+    """The claim's key on chain: keccak256(abi.encode(insurer, claim_id_hash)), as EvidenceRegistry.claimKey."""
+    return keccak(abi_encode(["address", "bytes32"], [to_checksum_address(insurer), claim_id_hash(claim_id)]))
 
 
 def evidence_leaf_hash(doc_sha256: bytes, claim_id: str, doc_type: DocType) -> bytes:

@@ -6,6 +6,9 @@ Exactly once, across kill -9 and chain outages, rests on three facts:
    root follows from its committed leaves, so a restarted node resends the very same anchor;
 3. before (re)sending, the service asks EvidenceRegistry whether the batch id is already anchored,
    and the contract refuses a second anchor of a root or batch id, so a resend can never anchor twice.
+4. roots and batch ids are write-once per submitter (the contract keys them by the member's address), so
+   no other member can pre-anchor them; a batch whose root this member already anchored (the same
+   leaves resubmitted after their first batch closed) is settled against that earlier anchoring.
 Chain failures back off exponentially (capped) while intake keeps accepting.
 """
 from __future__ import annotations
@@ -282,13 +285,17 @@ class EvidenceService(BackgroundLoop):
                 "last_seq": batch["last_seq"], "opened_at": batch["opened_at"], "closed_at": batch["closed_at"]}
         return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).digest()
 
-    def _chain_batch(self, batch_id: bytes) -> dict | None:
-        return find_batch(self.ledger.gateway, batch_id=batch_id)
+    def _chain_batch(self, batch_id: bytes, root: bytes) -> dict | None:
+        """This member's anchoring of the batch: under its own id, else under an earlier batch with the same root."""
+        found = find_batch(self.ledger.gateway, self.ledger.address, batch_id=batch_id)
+        if found is None:
+            found = find_batch(self.ledger.gateway, self.ledger.address, root=root)
+        return found
 
     def _anchor(self, batch: dict) -> None:
         seq, batch_id = batch["batch_seq"], bytes(batch["batch_id"])
         root = self._root_of(batch)
-        onchain = self._chain_batch(batch_id)
+        onchain = self._chain_batch(batch_id, root)
         if onchain is None:
             fn = self.ledger.evidence.functions.anchorBatch(root, batch["size"], batch_id, self._metadata_hash(batch))
             try:
@@ -305,7 +312,7 @@ class EvidenceService(BackgroundLoop):
                     sent.wait(self.settings.tx_timeout)
                 except ContractRevert:
                     pass  # e.g. an earlier send of the same batch was mined first: the chain decides below
-            onchain = self._chain_batch(batch_id)
+            onchain = self._chain_batch(batch_id, root)
             if onchain is None:
                 raise ChainError(f"batch {seq} is not anchored after its transaction was mined",
                                  hint="the anchorer retries it")
@@ -314,13 +321,18 @@ class EvidenceService(BackgroundLoop):
     def _settle(self, batch: dict, root: bytes, onchain: dict) -> None:
         ours = Web3.to_checksum_address(onchain["submitter"]) == self.ledger.address
         if onchain["root"] != root or onchain["size"] != batch["size"] or not ours:
-            error = (f"batch id {batch['batch_id'].hex()} is anchored on chain with root {onchain['root'].hex()}, "
+            # only a corrupt store gets here: ids and roots live in this member's own namespace on chain
+            error = (f"batch id {onchain['batch_id'].hex()} is anchored on chain with root {onchain['root'].hex()}, "
                      f"size {onchain['size']} by {onchain['submitter']}, not ours (root {root.hex()}, size {batch['size']})")
             log.error(error)
             self.store.update_batch(batch["batch_seq"], state=CONFLICT, last_error=error)
             return
+        if onchain["batch_id"] != bytes(batch["batch_id"]):
+            log.info("batch %s has the root of batch %s anchored earlier: settled against that anchoring",
+                     batch["batch_seq"], onchain["batch_id"].hex())
         self.store.update_batch(batch["batch_seq"], state=ANCHORED, block_number=onchain["block_number"],
-                                block_time=onchain["timestamp"], submitter=self.ledger.address, last_error=None)
+                                block_time=onchain["timestamp"], submitter=self.ledger.address,
+                                anchored_batch_id=onchain["batch_id"], last_error=None)
 
     def wait_until_anchored(self, timeout: float = 30.0) -> bool:
         """Block until no batch is open with leaves, closed or sent (tests and benchmarks)."""
@@ -342,7 +354,9 @@ class EvidenceService(BackgroundLoop):
         return [{"claim_id": r["claim_id"], "doc_type": DocType(r["doc_type"]).label, "doc_sha256": r["doc_sha256"].hex(),
                  "leaf_hash": r["leaf_hash"].hex(), "leaf_index": r["leaf_index"], "batch_id": r["batch_id"].hex(),
                  "state": r["state"], "accepted_at": r["accepted_at"], "expected_anchor_by": r["opened_at"] + extra,
-                 "block_number": r["block_number"], "block_time": r["block_time"]} for r in rows]
+                 "block_number": r["block_number"], "block_time": r["block_time"],
+                 "anchored_batch_id": bytes(r["anchored_batch_id"]).hex() if r["anchored_batch_id"] else None}
+                for r in rows]
 
     def _tree(self, batch_seq: int) -> MerkleTree:
         with self._trees_lock:
@@ -367,6 +381,8 @@ class EvidenceService(BackgroundLoop):
             entry = {"format": PROOF_FORMAT, "claim_id": r["claim_id"], "doc_type": DocType(r["doc_type"]).label,
                      "doc_sha256": r["doc_sha256"].hex(), "batch_id": r["batch_id"].hex(), "state": r["state"]}
             if r["state"] == ANCHORED:
+                if r["anchored_batch_id"]:  # the id the chain holds the root under (see _settle)
+                    entry["batch_id"] = bytes(r["anchored_batch_id"]).hex()
                 tree = self._tree(r["batch_seq"])
                 root = bytes(r["root"])
                 if tree.root() != root:

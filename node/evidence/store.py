@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from sqlalchemy import (Column, Engine, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-                        create_engine, event, select)
+                        create_engine, event, inspect, select)
 
 
 def _driver_sql(conn, sql: str, params=None):
@@ -54,6 +54,9 @@ evidence_batches = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_at", Float, nullable=False, default=0.0),
     Column("last_error", Text),
+    # the batch id under which the chain holds this batch's root: batch_id itself, or the id of an
+    # earlier batch of this member with the very same root (the same leaves resubmitted)
+    Column("anchored_batch_id", LargeBinary(32)),
 )
 Index("ix_evidence_batches_state", evidence_batches.c.state)
 
@@ -122,8 +125,17 @@ class EvidenceStore:
         self.engine = engine
         self.write_lock = threading.RLock()
         EVIDENCE_METADATA.create_all(engine)
+        self._add_missing_columns()
         self.store_id = self._store_id()
         self.batch_id_for = lambda seq: batch_id_for(self.store_id, seq)
+
+    def _add_missing_columns(self) -> None:
+        """Stores created before a column existed get it added (nullable: old rows read as NULL)."""
+        with self.write_lock, self.engine.begin() as conn:
+            have = {c["name"] for c in inspect(conn).get_columns("evidence_batches")}
+            if "anchored_batch_id" not in have:
+                binary = "BYTEA" if conn.dialect.name == "postgresql" else "BLOB"
+                conn.exec_driver_sql(f"ALTER TABLE evidence_batches ADD COLUMN anchored_batch_id {binary}")
 
     def _store_id(self) -> bytes:
         """16 random bytes fixed when the store is created: batch ids of two stores never collide."""
@@ -239,7 +251,8 @@ class EvidenceStore:
     def leaves_for_claim(self, claim_id: str) -> list[dict]:
         q = (select(evidence_leaves, evidence_batches.c.batch_id, evidence_batches.c.state, evidence_batches.c.root,
                     evidence_batches.c.size, evidence_batches.c.block_number, evidence_batches.c.block_time,
-                    evidence_batches.c.opened_at, evidence_batches.c.tx_hash, evidence_batches.c.submitter)
+                    evidence_batches.c.opened_at, evidence_batches.c.tx_hash, evidence_batches.c.submitter,
+                    evidence_batches.c.anchored_batch_id)
              .join(evidence_batches, evidence_batches.c.batch_seq == evidence_leaves.c.batch_seq)
              .where(evidence_leaves.c.claim_id == claim_id).order_by(evidence_leaves.c.seq))
         with self.engine.connect() as conn:

@@ -97,16 +97,23 @@ def audit_exactly_once(db_path, gateway, member_address: str, from_block: int = 
         seqs = [r[0] for r in conn.exec_driver_sql("SELECT seq FROM evidence_leaves ORDER BY seq")]
         total = len(seqs)
         assert len(set(seqs)) == total
+    used: set[bytes] = set()
     for b in batches:
         assert b["state"] == ANCHORED, f"batch {b['batch_seq']} is {b['state']}, not anchored"
         hashes = store.batch_leaf_hashes(b["batch_seq"])
         assert len(hashes) == b["size"], f"batch {b['batch_seq']} holds {len(hashes)} leaves, recorded {b['size']}"
-        event = onchain.pop(bytes(b["batch_id"]), None)
+        # a batch is anchored under its own id, or settled against an earlier batch of this member with the same root
+        anchored_id = bytes(b["anchored_batch_id"] or b["batch_id"])
+        event = onchain.get(anchored_id)
         assert event is not None, f"batch {b['batch_seq']} is marked anchored but no BatchAnchored event exists"
+        if anchored_id == bytes(b["batch_id"]):
+            assert anchored_id not in used, f"batch {b['batch_seq']}'s own id serves another batch too"
+        used.add(anchored_id)
         assert bytes(event["args"]["root"]) == root_from_leaf_hashes(hashes) == bytes(b["root"])
         assert event["args"]["size"] == b["size"]
         leaves += b["size"]
-    assert not onchain, f"{len(onchain)} batches anchored on chain that the store does not know"
+    unknown = set(onchain) - used
+    assert not unknown, f"{len(unknown)} batches anchored on chain that the store does not know"
     assert leaves == total, f"{total} leaves stored, {leaves} in anchored batches"
     engine.dispose()
     return {"leaves": total, "batches": len(batches)}

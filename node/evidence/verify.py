@@ -1,12 +1,13 @@
 """Auditor verification: a document and its proof file against the chain, and nothing else.
 
 The trusted values (root, tree size, submitter, block, time) come from EvidenceRegistry; the proof
-file only says where to look and which path to hash. Each failure has a precise ``reason``:
+file only says where to look (batch id, root and submitter: each member anchors in its own namespace)
+and which path to hash. Each failure has a precise ``reason``:
 
 ==================  ================================================================================
 malformed_proof     the proof file is not a proof (bad JSON, missing keys, bad hex)
 tampered_document   the document's SHA-256, or the leaf it gives with the claim id and type, is not the proof's
-unknown_root        the proof's root is not anchored on this deployment's EvidenceRegistry
+unknown_root        the proof's root is not anchored by the named submitter on this deployment's EvidenceRegistry
 wrong_proof         size, index, number of nodes, batch id, or the audit path does not lead to the anchored root
 non_member          the root was anchored by an account that is not a consortium member
 ==================  ================================================================================
@@ -35,8 +36,8 @@ from node.evidence.service import PROOF_FORMAT
 class EvidenceChain(Protocol):
     """What verification reads from the chain (a fake one serves the unit tests)."""
 
-    def batch_by_root(self, root: bytes) -> dict | None: ...
-    def batch_by_id(self, batch_id: bytes) -> dict | None: ...
+    def batch_by_root(self, submitter: str, root: bytes) -> dict | None: ...
+    def batch_by_id(self, submitter: str, batch_id: bytes) -> dict | None: ...
     def member(self, address: str) -> tuple[str, Status]: ...
 
 
@@ -47,11 +48,11 @@ class RegistryEvidenceChain:
         self.gateway = gateway
         self.registry = gateway.contract("ConsortiumRegistry")
 
-    def batch_by_root(self, root: bytes) -> dict | None:
-        return find_batch(self.gateway, root=root)
+    def batch_by_root(self, submitter: str, root: bytes) -> dict | None:
+        return find_batch(self.gateway, submitter, root=root)
 
-    def batch_by_id(self, batch_id: bytes) -> dict | None:
-        return find_batch(self.gateway, batch_id=batch_id)
+    def batch_by_id(self, submitter: str, batch_id: bytes) -> dict | None:
+        return find_batch(self.gateway, submitter, batch_id=batch_id)
 
     def member(self, address: str) -> tuple[str, Status]:
         m = self.gateway.call(self.registry.functions.getMember(Web3.to_checksum_address(address)))
@@ -112,6 +113,10 @@ def verify_evidence(document_sha256: bytes, proof_file: Any, chain: EvidenceChai
         claimed_sha = parse_sha256(proof_file.get("doc_sha256"), "doc_sha256")
         batch_id = parse_sha256(proof_file.get("batch_id"), "batch_id")
         proof = proof_from_json(proof_file["proof"])
+        anchor = proof_file.get("anchor")
+        submitter = anchor.get("submitter") if isinstance(anchor, dict) else None
+        if not (isinstance(submitter, str) and Web3.is_address(submitter)):
+            raise MalformedError("anchor.submitter must be the anchoring member's address")
     except (InvalidEvidenceInput, MalformedError) as exc:
         raise _fail("malformed_proof", f"proof file is malformed: {exc}") from None
 
@@ -124,12 +129,13 @@ def verify_evidence(document_sha256: bytes, proof_file: Any, chain: EvidenceChai
         raise _fail("tampered_document", f"document, claim {claim_id!r} and type {doc_type.label} give leaf {leaf.hex()}, "
                     f"the proof is for leaf {proof.leaf_hash.hex()}")
 
-    # 3. the anchored batch: root, size and submitter come from the chain, never from the proof
-    anchored = chain.batch_by_root(proof.root)
+    # 3. the anchored batch: root, size, block and time come from the chain, never from the proof; the
+    #    proof's submitter only says whose namespace to read, and the chain confirms that it anchored the root
+    anchored = chain.batch_by_root(submitter, proof.root)
     if anchored is None:
-        by_id = chain.batch_by_id(batch_id)
+        by_id = chain.batch_by_id(submitter, batch_id)
         extra = f"; batch {batch_id.hex()} is anchored with root {by_id['root'].hex()}" if by_id else ""
-        raise _fail("unknown_root", f"root {proof.root.hex()} is not anchored on this EvidenceRegistry{extra}",
+        raise _fail("unknown_root", f"root {proof.root.hex()} is not anchored by {submitter} on this EvidenceRegistry{extra}",
                     hint="check --rpc and --deployment, or ask the member for a fresh proof")
     if anchored["batch_id"] != batch_id:
         raise _fail("wrong_proof", f"root {proof.root.hex()} was anchored as batch {anchored['batch_id'].hex()}, "

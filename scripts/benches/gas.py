@@ -59,7 +59,11 @@ def run(args, progress) -> dict:
         measure("ConsortiumRegistry.warn", L["regulator"], reg.functions.warn(acct["insurer_b"].address, _h("r")))
         measure("ConsortiumRegistry.suspend", L["regulator"], reg.functions.suspend(acct["insurer_b"].address, _h("r")))
         measure("ConsortiumRegistry.reinstate", L["regulator"], reg.functions.reinstate(acct["insurer_b"].address, _h("r")))
-        measure("ConsortiumRegistry.expel", L["regulator"], reg.functions.expel(acct["candidate"].address, _h("r")))
+        # expulsion is a proposal: 5 members not expelled, the 4th vote carries it
+        measure("ConsortiumRegistry.proposeExpulsion", L["regulator"], reg.functions.proposeExpulsion(acct["candidate"].address, _h("r"), 0))
+        for voter in ("insurer_a", "insurer_b", "platform"):
+            gw.transact(acct[voter], reg.functions.vote(2))
+        measure("ConsortiumRegistry.vote (expels the member)", L["regulator"], reg.functions.vote(2))
 
         dua = L["insurer_a"].authorizations
         now = gw.w3.eth.get_block("latest")["timestamp"]
