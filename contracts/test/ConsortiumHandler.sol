@@ -9,6 +9,8 @@ import "../EvidenceRegistry.sol";
 interface Vm {
     function prank(address sender) external;
     function warp(uint256 timestamp) external;
+    function sign(uint256 privateKey, bytes32 digest) external returns (uint8 v, bytes32 r, bytes32 s);
+    function addr(uint256 privateKey) external returns (address);
 }
 
 /// @title What forge's invariant fuzzer calls: random members doing random consortium actions.
@@ -66,12 +68,19 @@ contract ConsortiumHandler {
     }
 
     // ------------------------------------------------------------ the grant adapter
-    // DataUseAuthorization.grant's parameters are being changed elsewhere (consent bound on chain): this
-    // is the one place that calls it, so only this function follows such a change.
+    // The one place that calls DataUseAuthorization.grant: a grant needs a consent bound to its fields.
+    // A data subject's key: it signs a fresh consent naming exactly the grant about to be made.
+    uint256 internal constant SUBJECT_KEY = 0xA11CE;
+    uint256 internal consentNonce;
+
     function _grantAs(address owner, address grantee, bytes32 datasetId, DataUseAuthorization.Purpose purpose,
                       uint64 notBefore, uint64 expiresAt) internal returns (bool) {
+        DataUseAuthorization.Consent memory c = DataUseAuthorization.Consent(
+            vm.addr(SUBJECT_KEY), owner, grantee, datasetId, purpose, bytes32(0), expiresAt, bytes32(0),
+            bytes32(++consentNonce));
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(SUBJECT_KEY, auth.consentDigest(c));
         vm.prank(owner);
-        try auth.grant(grantee, datasetId, purpose, bytes32(0), notBefore, expiresAt, keccak256("consent")) returns (uint256) {
+        try auth.grant(grantee, datasetId, purpose, bytes32(0), notBefore, expiresAt, c, abi.encodePacked(r, s, v)) returns (uint256) {
             return true;
         } catch {
             return false;
