@@ -211,12 +211,12 @@ class AccessLog(BackgroundLoop):
         return sum(self._settle(h, wait=False) for h in hashes)
 
     def _receipt(self, tx_hash: str, wait: bool) -> dict | None:
-        """The receipt, polling with raw JSON-RPC (web3's formatters cost more CPU than the wait)."""
+        """The receipt once settled (the gateway's confirmations; re-sent if a reorg dropped it), else None."""
         gateway = self.ledger.gateway
         deadline = time.monotonic() + (60 if wait else 0)
         while True:
             try:
-                receipt = gateway.raw_request("eth_getTransactionReceipt", [tx_hash]).get("result")
+                receipt = gateway.confirmed_receipt(tx_hash)
             except ChainError:
                 receipt = None
             if receipt is not None or time.monotonic() >= deadline:
