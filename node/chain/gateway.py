@@ -101,6 +101,11 @@ class ChainGateway:
                                    hint="check the URL, or start a local chain with `consortium chain up`") from None
         if dev is None:
             dev = _is_dev_node(w3)
+        if not dev:
+            # Clique and QBFT blocks carry signers and seals in extraData (longer than 32 bytes).
+            from web3.middleware import ExtraDataToPOAMiddleware
+
+            w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
         return cls(w3, artifacts, rpc_url=rpc_url, dev=dev, confirmations=confirmations)
 
     @classmethod
