@@ -167,7 +167,8 @@ class AccessLog(BackgroundLoop):
                     sent = self._send_batch(kind)
                     if sent is None:
                         break
-                    mined += self._settle(sent)
+                    # With confirmations to wait for, do not hold the next batch back: the next pass settles it.
+                    mined += self._settle(sent, wait=self.ledger.gateway.confirmations == 0)
             return mined
 
     def _send_batch(self, kind: str) -> str | None:
