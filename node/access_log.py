@@ -217,7 +217,8 @@ class AccessLog(BackgroundLoop):
                     sent = self._send_batch(kind)
                     if sent is None:
                         break
-                    mined += self._settle(sent)
+                    # With confirmations to wait for, do not hold the next batch back: the next pass settles it.
+                    mined += self._settle(sent, wait=self.ledger.gateway.confirmations == 0)
             return mined
 
     def _send_batch(self, kind: str) -> str | None:
@@ -261,12 +262,12 @@ class AccessLog(BackgroundLoop):
         return sum(self._settle(h, wait=False) for h in hashes)
 
     def _receipt(self, tx_hash: str, wait: bool) -> dict | None:
-        """The receipt, polling with raw JSON-RPC (web3's formatters cost more CPU than the wait)."""
+        """The receipt once settled (the gateway's confirmations; re-sent if a reorg dropped it), else None."""
         gateway = self.ledger.gateway
         deadline = time.monotonic() + (60 if wait else 0)
         while True:
             try:
-                receipt = gateway.raw_request("eth_getTransactionReceipt", [tx_hash]).get("result")
+                receipt = gateway.confirmed_receipt(tx_hash)
             except ChainError:
                 receipt = None
             if receipt is not None or time.monotonic() >= deadline:

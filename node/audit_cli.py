@@ -31,7 +31,7 @@ def _chain(settings):
     from node.chain.gateway import ChainGateway
 
     deployment = Deployment.load(settings.deployment)
-    return attach(ChainGateway.connect(settings.rpc_url), deployment), deployment
+    return attach(ChainGateway.connect(settings.rpc_url, confirmations=settings.confirmations), deployment), deployment
 
 
 def _progress(label: str):

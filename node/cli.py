@@ -15,7 +15,8 @@ from pathlib import Path
 from node.errors import ConsortiumError
 
 DEFAULT_HOME = Path(".consortium")
-EXTRA_COMMAND_MODULES: list[str] = ["node.node_cli", "node.evidence.cli", "node.audit_cli", "node.stats_cli"]
+EXTRA_COMMAND_MODULES: list[str] = ["node.node_cli", "node.evidence.cli", "node.audit_cli", "node.stats_cli",
+                                     "node.network_cli"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

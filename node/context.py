@@ -31,7 +31,7 @@ def open_ledger(settings: NodeSettings, keys: MemberKeys | None = None) -> tuple
     """The member's ledger from its settings: keys decrypted, chain connected, deployment checked."""
     keys = keys or load_member_keys(settings.keys, resolve_passphrase())
     deployment = Deployment.load(settings.deployment)
-    gateway = attach(ChainGateway.connect(settings.rpc_url), deployment)
+    gateway = attach(ChainGateway.connect(settings.rpc_url, confirmations=settings.confirmations), deployment)
     return Ledger(gateway, keys.account), deployment
 
 

@@ -23,6 +23,8 @@ class NodeSettings(BaseSettings):
     home: Path = Field(description="folder for the node's database and documents")
     keys: Path = Field(description="folder with account.json and x25519.pem (encrypted)")
     rpc_url: str = Field(description="JSON-RPC URL of the consortium chain")
+    confirmations: int = Field(default=0, ge=0, le=1000, description="blocks on top before a transaction counts as "
+                               "done (0 on QBFT/anvil, which never reorganize; a few on Clique)")
     deployment: Path = Field(description="deployment file (addresses, chain id)")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in home")
     host: str = "127.0.0.1"

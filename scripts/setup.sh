@@ -51,3 +51,9 @@ if [ "${SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1 && 
     say "could not install chromium; the browser tests will be skipped"
   fi
 fi
+
+# geth v1.13.15 for the multi-validator (Clique) tests, built once from scripts/geth's wrapper module
+# into .cache/geth (skipped when that build is present). SKIP_GETH=1 skips it.
+if [ "${SKIP_GETH:-0}" != "1" ]; then
+  bash scripts/geth/build.sh
+fi

@@ -8,7 +8,11 @@ then take turns, and the second re-reads the cursor and skips what the first has
 inserted with INSERT OR IGNORE on their chain position, so a re-delivered log is a no-op.
 
 Finality: a permissioned QBFT network finalizes every block, and anvil never reorganizes, so blocks are
-indexed as soon as they exist; on a chain with reorgs pass ``confirmations``.
+indexed as soon as they exist. Clique can reorganize: the indexer lags ``confirmations`` blocks (the
+gateway's setting by default) and, for blocks near the head, keeps their hashes with the cursor. Each
+sync first checks that the cursor's block is still canonical; if not, it finds the newest stored block
+that is, rolls back every row after it (log, events, grants, revocations, jobs, the daily rollup) in
+one transaction, moves the cursor there, and indexes the canonical blocks again.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, Column, LargeBinary, MetaData, Table, delete, select, update
 from sqlalchemy.engine import Connection, Engine
 from web3 import Web3
 
@@ -29,6 +33,7 @@ from node.audit.decode import CATEGORIES, ConsortiumLogs, RawLog, canonical_json
 from node.chain.deployment import Deployment
 from node.chain.errors import ChainError
 from node.chain.gateway import ChainGateway
+from node.store.db import migrate
 from node.worker import BackgroundLoop
 
 log = logging.getLogger("consortium.audit")
@@ -37,6 +42,17 @@ DAY = 86_400
 # A node serves a request while its grant is valid and logs it on chain up to a flush interval later:
 # a use logged this many seconds after expiry or revocation is not flagged.
 DEFAULT_GRACE_SECONDS = 30
+# Blocks this close to the head have their hashes kept, to detect a reorg (Clique's are a few blocks deep).
+REORG_WINDOW = 256
+
+_reorg_metadata = MetaData()
+block_hashes = Table("audit_block_hashes", _reorg_metadata,
+                     Column("block_number", BigInteger, primary_key=True, autoincrement=False),
+                     Column("hash", LargeBinary(32), nullable=False))
+
+
+class ChainReorganized(ChainError):
+    """The chain changed under a chunk being indexed; the next pass detects and rolls back."""
 
 
 @dataclass
@@ -83,7 +99,7 @@ class AuditIndexer(BackgroundLoop):
     thread_name = "audit-indexer"
 
     def __init__(self, engine: Engine, gateway: ChainGateway, deployment: Deployment, *, chunk_blocks: int = 2000,
-                 target_logs: int = 20_000, confirmations: int = 0, poll_seconds: float = 1.0,
+                 target_logs: int = 20_000, confirmations: int | None = None, poll_seconds: float = 1.0,
                  grace_seconds: int = DEFAULT_GRACE_SECONDS):
         self.engine = engine
         self.gateway = gateway
@@ -91,7 +107,7 @@ class AuditIndexer(BackgroundLoop):
         self.source = ConsortiumLogs(gateway)
         self.max_chunk = chunk_blocks
         self.target_logs = target_logs
-        self.confirmations = confirmations
+        self.confirmations = gateway.confirmations if confirmations is None else confirmations
         self.poll_seconds = poll_seconds
         self.grace = grace_seconds
         self.last_error: str | None = None
@@ -101,6 +117,8 @@ class AuditIndexer(BackgroundLoop):
         self._sqlite = engine.dialect.name == "sqlite"
         self.before_commit: Callable[[int, int], None] | None = None  # test hook: (from_block, to_block)
         s.init_audit_store(engine)
+        migrate(engine, "audit_reorg", _reorg_metadata, 1)
+        self.rollbacks = 0  # reorgs detected and rolled back (for tests and status)
         with engine.begin() as conn:
             if conn.execute(select(s.cursor.c.last_block)).scalar() is None:
                 conn.execute(s.cursor.insert().values(id=1, last_block=self.start_block - 1, updated_at=int(time.time())))
@@ -138,13 +156,17 @@ class AuditIndexer(BackgroundLoop):
              progress: Callable[[int, int], None] | None = None) -> SyncReport:
         """Index every block after the cursor up to ``to_block`` (default: the head less confirmations)."""
         with self._sync_lock:
-            head = self.source.head() - self.confirmations
+            self._check_reorg()
+            chain_head = self.source.head()
+            head = chain_head - self.confirmations
             target = head if to_block is None else min(to_block, head)
             cursor = self.indexed_block()
             report = SyncReport(cursor + 1, target)
             started = time.perf_counter()
             while cursor < target and not (stop is not None and stop.is_set()):
                 hi = min(cursor + self._chunk_blocks, target)
+                near_head = hi >= chain_head - REORG_WINDOW
+                hi_hash = self._headers([hi])[hi][0] if near_head else None
                 try:
                     logs = self.source.logs(cursor + 1, hi)
                 except ChainError:
@@ -153,7 +175,10 @@ class AuditIndexer(BackgroundLoop):
                         continue
                     raise
                 try:
-                    written, accesses = self._index_chunk(cursor + 1, hi, logs)
+                    written, accesses = self._index_chunk(cursor + 1, hi, logs, chain_head, hi_hash)
+                except ChainReorganized:
+                    self._reset_caches()
+                    break  # the next sync finds the fork and rolls back
                 except BaseException:
                     self._reset_caches()  # ids and grants of the rolled-back transaction are gone
                     raise
@@ -174,9 +199,101 @@ class AuditIndexer(BackgroundLoop):
 
     # ------------------------------------------------------------------ one chunk
 
-    def _index_chunk(self, lo: int, hi: int, logs: list[RawLog]) -> tuple[int, int]:
+    # ------------------------------------------------------------------ reorgs
+
+    def _headers(self, numbers: list[int]) -> dict[int, tuple[bytes, int] | None]:
+        """(hash, timestamp) of canonical blocks by number; None where the chain has no such block."""
+        out: dict[int, tuple[bytes, int] | None] = {}
+        gateway = self.source.gateway
+        provider = gateway.w3.provider
+        if gateway.rpc_url is not None and hasattr(provider, "make_batch_request"):
+            for i in range(0, len(numbers), 500):
+                part = numbers[i:i + 500]
+                answers = gateway._rpc(lambda: provider.make_batch_request(
+                    [("eth_getBlockByNumber", [hex(b), False]) for b in part]))
+                if not isinstance(answers, list):
+                    raise ChainError(f"batch request for block headers failed: {answers}")
+                for number, answer in zip(part, answers):
+                    block = answer.get("result")
+                    out[number] = (bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16)) if block else None
+            return out
+        for number in numbers:
+            try:
+                block = gateway._rpc(lambda: gateway.w3.eth.get_block(number))
+            except ChainError:
+                block = None
+            out[number] = (bytes(block["hash"]), int(block["timestamp"])) if block else None
+        return out
+
+    def _check_reorg(self) -> None:
+        """Roll back to the newest stored block that is still canonical, if the cursor's block is not."""
+        with self.engine.connect() as conn:
+            cursor = conn.execute(select(s.cursor.c.last_block)).scalar_one()
+            stored = conn.execute(select(block_hashes.c.block_number, block_hashes.c.hash)
+                                  .where(block_hashes.c.block_number <= cursor)
+                                  .order_by(block_hashes.c.block_number.desc()).limit(REORG_WINDOW)).all()
+        if not stored:
+            return
+        newest = stored[0]
+        found = self._headers([newest.block_number])[newest.block_number]
+        if found is not None and found[0] == bytes(newest.hash):
+            return  # the cursor's chain is canonical, and so is every block before it (hash chain)
+        canonical = self._headers([n for n, _ in stored[1:]])
+        fork = next((n for n, h in stored[1:] if canonical.get(n) is not None and canonical[n][0] == bytes(h)),
+                    min(n for n, _ in stored) - 1)
+        log.warning("audit indexer: chain reorganized after block %d (cursor was %d); rolling back", fork, cursor)
+        self._rollback(fork)
+
+    def _rollback(self, fork: int) -> None:
+        """Remove every indexed row after block ``fork`` and move the cursor there, in one transaction."""
+        cut = s.pos_of(fork + 1, 0)
+        with self.engine.begin() as conn:
+            conn.execute(update(s.cursor).where(s.cursor.c.id == 1).values(updated_at=int(time.time())))
+            rollup = conn.execute(
+                select(s.log.c.ts, s.log.c.requester, s.log.c.owner,
+                       s.log.c.purpose, s.log.c.kind, s.log.c.rows).where(s.log.c.pos >= cut)).all()
+            daily: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+            for ts, req, own, purpose, kind, rows in rollup:
+                agg = daily[(ts // DAY, req, own, purpose, kind)]
+                agg[0] += 1
+                agg[1] += rows or 0
+            d = s.daily.c
+            for (day, req, own, purpose, kind), (events, rows) in daily.items():
+                key = (d.day == day) & (d.requester == req) & (d.owner == own) & (d.purpose == purpose) & (d.kind == kind)
+                conn.execute(update(s.daily).where(key).values(events=d.events - events, rows=d.rows - rows))
+            conn.execute(delete(s.daily).where(d.events <= 0))
+            conn.execute(delete(s.log).where(s.log.c.pos >= cut))
+            reopened = conn.execute(select(s.events.c.job_id).where(
+                s.events.c.pos >= cut, s.events.c.event.in_(("ResultPublished", "JobAborted")))).scalars().all()
+            if reopened:
+                conn.execute(update(s.jobs).where(s.jobs.c.job_id.in_(reopened)).values(state="OPEN"))
+            conn.execute(delete(s.events).where(s.events.c.pos >= cut))
+            conn.execute(delete(s.grants).where(s.grants.c.granted_pos >= cut))
+            conn.execute(update(s.grants).where(s.grants.c.revoked_pos >= cut).values(revoked_pos=None, revoked_ts=None))
+            conn.execute(delete(s.jobs).where(s.jobs.c.opened_pos >= cut))
+            conn.execute(delete(s.blocks).where(s.blocks.c.block_number > fork))
+            conn.execute(delete(block_hashes).where(block_hashes.c.block_number > fork))
+            conn.execute(update(s.cursor).where(s.cursor.c.id == 1).values(last_block=fork))
+        self.rollbacks += 1
+        self._reset_caches()
+
+    # ------------------------------------------------------------------ one chunk
+
+    def _index_chunk(self, lo: int, hi: int, logs: list[RawLog], chain_head: int | None = None,
+                     hi_hash: bytes | None = None) -> tuple[int, int]:
         missing = {lg.block_number for lg in logs if lg.timestamp is None}
-        stamps = self.source.timestamps(missing) if missing else {}
+        hashes: dict[int, bytes] = {}
+        if hi_hash is not None:
+            # Near the head: keep the hash of every block with our logs and of the chunk's last block, read
+            # after the logs; if the last block changed meanwhile the logs may mix two chains.
+            wanted = sorted({lg.block_number for lg in logs} | {hi})
+            headers = self._headers(wanted)
+            if headers.get(hi) is None or headers[hi][0] != hi_hash or any(headers.get(b) is None for b in wanted):
+                raise ChainReorganized(f"blocks {lo}-{hi} changed while being indexed")
+            hashes = {b: h for b, (h, _) in headers.items()}
+            stamps = {b: ts for b, (_, ts) in headers.items() if b in missing}
+        else:
+            stamps = self.source.timestamps(missing) if missing else {}
         with self.engine.begin() as conn:
             # Take the write lock first, then re-read the cursor: another indexer may have done this range.
             conn.execute(update(s.cursor).where(s.cursor.c.id == 1).values(updated_at=int(time.time())))
@@ -197,6 +314,10 @@ class AuditIndexer(BackgroundLoop):
             self._write(conn, chunk)
             if self.before_commit is not None:
                 self.before_commit(lo, hi)
+            if hashes:
+                conn.execute(delete(block_hashes).where(block_hashes.c.block_number.in_(list(hashes))
+                                                        | (block_hashes.c.block_number < hi - 4 * REORG_WINDOW)))
+                conn.execute(block_hashes.insert(), [{"block_number": b, "hash": h} for b, h in hashes.items()])
             conn.execute(update(s.cursor).where(s.cursor.c.id == 1).values(last_block=hi))
         self._last_cursor = hi
         return len(chunk.log_rows) + len(chunk.event_rows), len([r for r in chunk.log_rows if r[1] == s.KIND_ACCESS])

@@ -20,8 +20,11 @@ from node.paths import BUILD_DIR, CONTRACTS_DIR, NODE_MODULES, SOLC_WRAPPER
 # The contracts that get deployed, in deployment order (each later one takes the registry address).
 DEPLOYED_CONTRACTS = ("ConsortiumRegistry", "DataUseAuthorization", "EvidenceRegistry", "StatsLedger")
 
-# py-evm (eth-tester) runs "prague"; solc 0.8.37 would default to "osaka". Set it for every backend.
+# The EVM version is a property of the network the contracts run on: py-evm (eth-tester) and anvil run
+# "prague" (solc 0.8.37 would default to "osaka"); geth 1.13.15's Clique network stops before Shanghai,
+# so it has no PUSH0 and needs "paris". Nodes only need the ABI, which is the same for every version.
 EVM_VERSION = "prague"
+EVM_VERSIONS = ("paris", "shanghai", "cancun", "prague")
 
 
 class CompilerError(ConsortiumError):
@@ -33,6 +36,7 @@ class Artifact:
     name: str
     abi: list
     bytecode: str
+    evm_version: str = EVM_VERSION
 
     @property
     def abi_hash(self) -> str:
@@ -51,12 +55,12 @@ def _sources(contracts_dir: Path) -> dict[str, str]:
     return {f.name: f.read_text() for f in files}
 
 
-def _standard_input(sources: dict[str, str]) -> dict:
+def _standard_input(sources: dict[str, str], evm_version: str) -> dict:
     return {
         "language": "Solidity",
         "sources": {name: {"content": text} for name, text in sources.items()},
         "settings": {
-            "evmVersion": EVM_VERSION,
+            "evmVersion": evm_version,
             "optimizer": {"enabled": True, "runs": 200},
             "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object"]}},
         },
@@ -72,17 +76,26 @@ def _check_toolchain() -> None:
                             hint="run scripts/setup.sh (it runs npm ci)")
 
 
-def compile_contracts(contracts_dir: Path = CONTRACTS_DIR, build_dir: Path = BUILD_DIR, force: bool = False) -> dict[str, Artifact]:
-    """Return the compiled artifacts of every contract in ``contracts_dir``, compiling only if needed."""
+def check_evm_version(evm_version: str) -> str:
+    if evm_version not in EVM_VERSIONS:
+        raise CompilerError(f"unsupported EVM version {evm_version!r}", hint=f"use one of {', '.join(EVM_VERSIONS)}")
+    return evm_version
+
+
+def compile_contracts(contracts_dir: Path = CONTRACTS_DIR, build_dir: Path = BUILD_DIR, force: bool = False,
+                      evm_version: str = EVM_VERSION) -> dict[str, Artifact]:
+    """Return the compiled artifacts of every contract in ``contracts_dir`` for ``evm_version``, compiling only if needed."""
+    check_evm_version(evm_version)
     sources = _sources(contracts_dir)
-    std_input = _standard_input(sources)
+    std_input = _standard_input(sources, evm_version)
     key = hashlib.sha256(json.dumps(std_input, sort_keys=True).encode()).hexdigest()
-    cache = build_dir / "contracts" / "artifacts.json"
+    name = "artifacts.json" if evm_version == EVM_VERSION else f"artifacts-{evm_version}.json"
+    cache = build_dir / "contracts" / name
     if not force and cache.exists():
         try:
             cached = json.loads(cache.read_text())
             if cached.get("key") == key:
-                return {n: Artifact(n, a["abi"], a["bytecode"]) for n, a in cached["contracts"].items()}
+                return {n: Artifact(n, a["abi"], a["bytecode"], evm_version) for n, a in cached["contracts"].items()}
         except (ValueError, KeyError):
             pass  # a corrupt cache is simply rebuilt
     _check_toolchain()
@@ -103,6 +116,24 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR, build_dir: Path = BUI
     # Write then rename, so a crash never leaves a half-written cache that parses.
     fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
-        json.dump({"key": key, "solc": "solcjs via scripts/solc", "evmVersion": EVM_VERSION, "contracts": contracts}, fh)
+        json.dump({"key": key, "solc": "solcjs via scripts/solc", "evmVersion": evm_version, "contracts": contracts}, fh)
     os.replace(tmp, cache)
-    return {n: Artifact(n, a["abi"], a["bytecode"]) for n, a in contracts.items()}
+    return {n: Artifact(n, a["abi"], a["bytecode"], evm_version) for n, a in contracts.items()}
+
+
+def opcodes(bytecode: str) -> list[int]:
+    """The opcodes of EVM bytecode (PUSH immediates skipped, the trailing CBOR metadata left out)."""
+    code = bytes.fromhex(bytecode[2:] if bytecode.startswith("0x") else bytecode)
+    if len(code) >= 2:
+        meta = int.from_bytes(code[-2:], "big") + 2  # solc appends CBOR metadata and its 2-byte length
+        if meta <= len(code):
+            code = code[:-meta]
+    out, i = [], 0
+    while i < len(code):
+        op = code[i]
+        out.append(op)
+        i += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
+    return out
+
+
+PUSH0 = 0x5F

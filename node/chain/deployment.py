@@ -17,7 +17,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from node.chain.compiler import DEPLOYED_CONTRACTS
+from node.chain.compiler import DEPLOYED_CONTRACTS, EVM_VERSION, check_evm_version, compile_contracts
 from node.chain.errors import DeploymentError
 from node.chain.gateway import ChainGateway
 
@@ -75,6 +75,7 @@ class Deployment:
     abi_hashes: dict[str, str]
     deployed_at: float = field(default_factory=time.time)
     rpc_url: str | None = None  # where it was deployed; a hint only, callers pass their own URL
+    evm_version: str = EVM_VERSION  # what the bytecode was compiled for: a property of the network
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -99,7 +100,7 @@ class Deployment:
             deployment = cls(chain_id=int(data["chain_id"]), deployment_block=int(data["deployment_block"]),
                              contracts={k: Web3.to_checksum_address(v) for k, v in data["contracts"].items()},
                              abi_hashes=dict(data["abi_hashes"]), deployed_at=float(data.get("deployed_at", 0)),
-                             rpc_url=data.get("rpc_url"))
+                             rpc_url=data.get("rpc_url"), evm_version=check_evm_version(data.get("evm_version", EVM_VERSION)))
         except DeploymentError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -126,10 +127,18 @@ def attach(gateway: ChainGateway, deployment: Deployment, *, check: bool = True)
     return gateway
 
 
-def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: list[GenesisMember]) -> Deployment:
-    """Deploy all four contracts with ``genesis`` as the founding members and return the deployment."""
+def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: list[GenesisMember], *,
+                      evm_version: str | None = None) -> Deployment:
+    """Deploy all four contracts with ``genesis`` as the founding members and return the deployment.
+
+    ``evm_version`` is the network's (``paris`` on a Clique network, which has no PUSH0); by default the
+    version the gateway's artifacts were compiled for.
+    """
     if not genesis:
         raise DeploymentError("at least one genesis member is needed", hint="list the founding members")
+    if evm_version is not None and gateway.artifacts[DEPLOYED_CONTRACTS[0]].evm_version != evm_version:
+        gateway.artifacts = compile_contracts(evm_version=evm_version)
+    evm_version = gateway.artifacts[DEPLOYED_CONTRACTS[0]].evm_version
     start_block = gateway.block_number()
     registry = gateway.deploy_contract(
         deployer, "ConsortiumRegistry",
@@ -148,6 +157,7 @@ def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: li
     deployment = Deployment(
         chain_id=gateway.chain_id, deployment_block=start_block + 1, contracts=addresses,
         abi_hashes={n: gateway.artifacts[n].abi_hash for n in DEPLOYED_CONTRACTS}, rpc_url=gateway.rpc_url,
+        evm_version=evm_version,
     )
     attach(gateway, deployment, check=False)
     return deployment

@@ -3,6 +3,12 @@
 Backends: any JSON-RPC URL (anvil, Besu, ...), or the in-process py-evm chain for quick unit tests.
 Transactions are signed with the member's key here; the node's RPC never holds a key. Nonces are
 assigned under a per-account lock, so any number of threads of one process may send concurrently.
+
+Settled means confirmed: on a chain that can reorganize (Clique) a transaction is done only once its
+block has ``confirmations`` blocks on top and is still the canonical block at its height. The one home
+for that is :meth:`ChainGateway.confirmed_receipt` (one look) and :meth:`ChainGateway.wait` (until then).
+A transaction the chain node no longer knows (dropped by a reorg, lost in a restart) is re-broadcast
+as the same signed bytes: same nonce, same hash, so it takes effect exactly once however often it is sent.
 """
 from __future__ import annotations
 
@@ -29,6 +35,10 @@ from node.chain.errors import ChainError, ChainUnavailable, ContractRevert, Reve
 _FEE_REFRESH_SECONDS = 5.0
 _PRIORITY_FEE_WEI = 10**9
 _NONCE_RETRIES = 3
+# A transaction the node does not know is re-broadcast at most this often.
+_RESEND_SECONDS = 2.0
+# Signed transactions kept for re-broadcast by hash (the access-log outbox settles by hash).
+_KEEP_SIGNED = 20_000
 
 
 @dataclass
@@ -39,6 +49,7 @@ class SentTransaction:
     tx_hash: HexBytes
     sender: str
     call: dict  # the transaction as sent, replayed with eth_call to decode a revert
+    raw: bytes | None = None  # the signed bytes, re-broadcast if a reorg drops the transaction
 
     def wait(self, timeout: float = 60.0) -> Any:
         return self.gateway.wait(self, timeout=timeout)
@@ -46,8 +57,11 @@ class SentTransaction:
 
 class ChainGateway:
     def __init__(self, w3: Web3, artifacts: dict[str, Artifact] | None = None, *, rpc_url: str | None = None,
-                 dev: bool = False):
+                 dev: bool = False, confirmations: int = 0):
         self.w3 = w3
+        if confirmations < 0:
+            raise ChainError("confirmations must be 0 or more", hint="set confirmations to the blocks a reorg can undo")
+        self.confirmations = confirmations  # blocks on top of a transaction's block before it counts as done
         self.rpc_url = rpc_url
         self.dev = dev  # dev chains (anvil, py-evm) can fund accounts from their unlocked accounts
         self.artifacts = artifacts if artifacts is not None else compile_contracts()
@@ -61,6 +75,10 @@ class ChainGateway:
         self._fees_at = 0.0
         self._raw_pool = None
         self._raw_id = 0
+        self._signed: dict[str, bytes] = {}  # tx hash (0x-hex) -> signed bytes, for re-broadcast
+        self._resent_at: dict[str, float] = {}
+        self._signed_lock = threading.Lock()
+        self.resends = 0  # re-broadcasts of transactions the node had forgotten (reorgs, restarts)
         if rpc_url:
             parsed = urlsplit(rpc_url)
             pool_cls = urllib3.HTTPSConnectionPool if parsed.scheme == "https" else urllib3.HTTPConnectionPool
@@ -71,7 +89,7 @@ class ChainGateway:
 
     @classmethod
     def connect(cls, rpc_url: str, artifacts: dict[str, Artifact] | None = None, *, timeout: float = 10.0,
-                dev: bool | None = None) -> "ChainGateway":
+                dev: bool | None = None, confirmations: int = 0) -> "ChainGateway":
         """Connect to a JSON-RPC URL; a URL that does not answer is a one-line ChainUnavailable."""
         if not rpc_url.startswith(("http://", "https://")):
             raise ChainUnavailable(f"not an HTTP(S) JSON-RPC URL: {rpc_url!r}", hint="pass a URL like http://127.0.0.1:8545")
@@ -83,7 +101,12 @@ class ChainGateway:
                                    hint="check the URL, or start a local chain with `consortium chain up`") from None
         if dev is None:
             dev = _is_dev_node(w3)
-        return cls(w3, artifacts, rpc_url=rpc_url, dev=dev)
+        if not dev:
+            # Clique and QBFT blocks carry signers and seals in extraData (longer than 32 bytes).
+            from web3.middleware import ExtraDataToPOAMiddleware
+
+            w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        return cls(w3, artifacts, rpc_url=rpc_url, dev=dev, confirmations=confirmations)
 
     @classmethod
     def in_process(cls, artifacts: dict[str, Artifact] | None = None) -> "ChainGateway":
@@ -185,21 +208,91 @@ class ChainGateway:
                         continue
                     raise translated from None
             self._nonce[sender] += 1
-        return SentTransaction(self, HexBytes(tx_hash), sender, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")})
+        raw = bytes(signed.raw_transaction)
+        with self._signed_lock:
+            if len(self._signed) >= _KEEP_SIGNED:
+                for old in list(self._signed)[:_KEEP_SIGNED // 10]:
+                    self._signed.pop(old, None)
+                    self._resent_at.pop(old, None)
+            self._signed["0x" + bytes(tx_hash).hex()] = raw
+        return SentTransaction(self, HexBytes(tx_hash), sender,
+                               {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")}, raw)
 
     def transact(self, account: LocalAccount, fn: Any, *, gas: int | None = None, timeout: float = 60.0) -> Any:
         """Sign, send and wait for one transaction; returns the receipt, raises ContractRevert on revert."""
         return self.submit(account, fn, gas=gas).wait(timeout)
 
     def wait(self, sent: SentTransaction, timeout: float = 60.0) -> Any:
-        try:
-            receipt = self.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=timeout, poll_latency=0.05)
-        except TimeExhausted:
-            raise ChainError(f"transaction {sent.tx_hash.hex()} not mined within {timeout:.0f} s",
-                             hint="check that the chain is producing blocks") from None
+        """Wait until ``sent`` is confirmed (see :meth:`confirmed_receipt`); a revert raises ContractRevert."""
+        if self.rpc_url is None and self.confirmations == 0:
+            try:  # the in-process chain mines at once and never reorganizes
+                receipt = self.w3.eth.wait_for_transaction_receipt(sent.tx_hash, timeout=timeout, poll_latency=0.05)
+            except TimeExhausted:
+                raise ChainError(f"transaction {sent.tx_hash.hex()} not mined within {timeout:.0f} s",
+                                 hint="check that the chain is producing blocks") from None
+        else:
+            tx_hash = "0x" + bytes(sent.tx_hash).hex()
+            deadline = time.monotonic() + timeout
+            poll = 0.05
+            while self.confirmed_receipt(tx_hash, raw=sent.raw) is None:
+                if time.monotonic() >= deadline:
+                    raise ChainError(f"transaction {tx_hash} not confirmed ({self.confirmations} confirmations) "
+                                     f"within {timeout:.0f} s", hint="check that the chain is producing blocks")
+                time.sleep(poll)
+                poll = min(poll * 1.5, 0.25)
+            receipt = self._rpc(lambda: self.w3.eth.get_transaction_receipt(sent.tx_hash))
         if receipt["status"] != 1:
             raise self._replay_revert(sent, receipt)
         return receipt
+
+    def confirmed_receipt(self, tx_hash: str, *, raw: bytes | None = None) -> dict | None:
+        """One look: the transaction's receipt (JSON-RPC form, hex fields) once it is settled, else None.
+
+        Settled: mined, with ``confirmations`` blocks on top, in the block that is canonical at its height.
+        A transaction the node does not know at all is re-broadcast (same signed bytes, so exactly once in
+        effect); a receipt from a block a reorg orphaned is not settled and is looked at again later.
+        """
+        receipt = self._raw_result("eth_getTransactionReceipt", [tx_hash])
+        if receipt is None:
+            self._resend_if_forgotten(tx_hash, raw)
+            return None
+        if self.confirmations == 0:
+            return receipt
+        number = int(receipt["blockNumber"], 16)
+        head = int(self._raw_result("eth_blockNumber", []), 16)
+        if head - number < self.confirmations:
+            return None
+        block = self._raw_result("eth_getBlockByNumber", [hex(number), False])
+        if block is None or block["hash"].lower() != receipt["blockHash"].lower():
+            return None  # orphaned by a reorg; the node's receipt index catches up
+        return receipt
+
+    def _resend_if_forgotten(self, tx_hash: str, raw: bytes | None) -> None:
+        with self._signed_lock:
+            raw = raw or self._signed.get(tx_hash)
+            last = self._resent_at.get(tx_hash, 0.0)
+            if raw is None or time.monotonic() - last < _RESEND_SECONDS:
+                return
+            self._resent_at[tx_hash] = time.monotonic()
+        if self._raw_result("eth_getTransactionByHash", [tx_hash]) is not None:
+            return  # pending in the pool: nothing to do
+        answer = self.raw_request("eth_sendRawTransaction", ["0x" + raw.hex()])
+        error = answer.get("error")
+        message = str(error.get("message", error) if isinstance(error, dict) else error or "").lower()
+        if error is None or "already known" in message or "known transaction" in message:
+            self.resends += 1 if error is None else 0
+            return
+        if "nonce too low" in message:
+            return  # its nonce is taken: it or a transaction replacing it is mined; the receipt look decides
+        raise ChainError(f"re-sending transaction {tx_hash} failed: {message}", hint="check the chain node")
+
+    def _raw_result(self, method: str, params: list) -> Any:
+        answer = self.raw_request(method, params)
+        if "error" in answer and answer["error"]:
+            error = answer["error"]
+            raise ChainError(f"{method} failed: {error.get('message', error) if isinstance(error, dict) else error}",
+                             hint="check the chain node")
+        return answer.get("result")
 
     def fund(self, address: str, ether: int = 100) -> None:
         """Give an account ether from the dev chain's first unlocked account (dev chains only)."""

@@ -1,0 +1,193 @@
+"""The production kit for Hyperledger Besu QBFT: files only (Besu cannot be installed on these machines).
+
+``init_besu_qbft`` writes, for n >= 4 validators (QBFT tolerates f faulty of n >= 3f + 1):
+- genesis.json with the ``qbft`` config and ``extraData`` = RLP([32 zero bytes, [validators], [] (no
+  vote), 0 (round), [] (no seals)]), which for 4 validators starts ``0xf87aa0``;
+- per member: ``<name>/key`` (the node's secp256k1 key, hex, mode 0600; its address is the validator),
+  ``<name>/config.toml``;
+- static-nodes.json and permissions_config.toml (nodes-allowlist, accounts-allowlist).
+:func:`allowlist_from_registry` regenerates the allowlists from the registry after governance changes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from eth_keys import keys as eth_keys
+
+from node.errors import ConsortiumError
+
+MIN_VALIDATORS = 4
+DEFAULT_P2P_PORT = 30303
+DEFAULT_RPC_PORT = 8545
+
+
+class KitError(ConsortiumError):
+    reason = "network"
+
+
+# ---------------------------------------------------------------------- RLP (the four shapes QBFT needs)
+
+def _rlp_length(length: int, offset: int) -> bytes:
+    if length < 56:
+        return bytes([offset + length])
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([offset + 55 + len(size)]) + size
+
+
+def rlp_encode(item: bytes | int | list) -> bytes:
+    """RLP of bytes, non-negative ints and nested lists (the yellow paper's appendix B)."""
+    if isinstance(item, int):
+        if item < 0:
+            raise ValueError("RLP encodes non-negative integers only")
+        item = item.to_bytes((item.bit_length() + 7) // 8, "big") if item else b""
+    if isinstance(item, (bytes, bytearray)):
+        item = bytes(item)
+        if len(item) == 1 and item[0] < 0x80:
+            return item
+        return _rlp_length(len(item), 0x80) + item
+    if isinstance(item, list):
+        body = b"".join(rlp_encode(x) for x in item)
+        return _rlp_length(len(body), 0xC0) + body
+    raise TypeError(f"cannot RLP-encode {type(item).__name__}")
+
+
+def qbft_extra_data(validators: list[str]) -> str:
+    """RLP([32-byte vanity, [validator addresses], [] no vote, 0 round, [] no seals]) as 0x-hex."""
+    addresses = [bytes.fromhex(a[2:] if a.startswith("0x") else a) for a in validators]
+    if any(len(a) != 20 for a in addresses):
+        raise KitError("a validator address is not 20 bytes", hint="pass 0x-prefixed 40-hex-digit addresses")
+    return "0x" + rlp_encode([b"\x00" * 32, addresses, [], 0, []]).hex()
+
+
+# ---------------------------------------------------------------------- the kit
+
+@dataclass
+class KitMember:
+    name: str
+    address: str  # the validator address: of the node key
+    enode_id: str
+    host: str
+    p2p_port: int
+    rpc_port: int
+
+    @property
+    def enode(self) -> str:
+        return f"enode://{self.enode_id}@{self.host}:{self.p2p_port}"
+
+
+def qbft_genesis(chain_id: int, validators: list[str], *, block_period: int = 2, epoch: int = 30000,
+                 request_timeout: int = 4) -> dict:
+    forks = {f"{name}Block": 0 for name in ("homestead", "eip150", "eip155", "eip158", "byzantium", "constantinople",
+                                            "petersburg", "istanbul", "berlin", "london")}
+    return {
+        "config": {"chainId": chain_id, **forks, "zeroBaseFee": True,
+                   "qbft": {"blockperiodseconds": block_period, "epochlength": epoch,
+                            "requesttimeoutseconds": request_timeout}},
+        "nonce": "0x0", "timestamp": "0x0", "gasLimit": hex(60_000_000), "difficulty": "0x1",
+        "mixHash": "0x63746963616c2062797a616e74696e65206661756c7420746f6c6572616e6365",
+        "coinbase": "0x" + "00" * 20, "alloc": {},
+        "extraData": qbft_extra_data(validators),
+    }
+
+
+def _member_config(m: KitMember) -> str:
+    return "\n".join([
+        f'# Besu configuration of {m.name}: run `besu --config-file=config.toml` in this folder.',
+        'data-path="data"',
+        'genesis-file="../genesis.json"',
+        'node-private-key-file="key"',
+        f'p2p-host="{m.host}"',
+        f"p2p-port={m.p2p_port}",
+        'discovery-enabled=false',
+        'static-nodes-file="../static-nodes.json"',
+        'rpc-http-enabled=true',
+        'rpc-http-host="127.0.0.1"',  # the member's own node talks to it locally
+        f"rpc-http-port={m.rpc_port}",
+        'rpc-http-api=["ETH","NET","WEB3","QBFT","PERM"]',
+        'host-allowlist=["localhost","127.0.0.1"]',
+        'min-gas-price=0',
+        'permissions-nodes-config-file-enabled=true',
+        'permissions-accounts-config-file-enabled=true',
+        'permissions-nodes-config-file="../permissions_config.toml"',
+        'permissions-accounts-config-file="../permissions_config.toml"',
+        "",
+    ])
+
+
+def _permissions(enodes: list[str], accounts: list[str]) -> str:
+    return ("# Regenerated by `consortium network allowlist` from the registry after governance changes.\n"
+            f"nodes-allowlist={json.dumps(enodes)}\naccounts-allowlist={json.dumps(accounts)}\n")
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def init_besu_qbft(folder: str | Path, names: list[str], *, hosts: dict[str, str] | None = None,
+                   chain_id: int | None = None, block_period: int = 2, accounts: list[str] | None = None) -> dict:
+    """Write the kit for ``names`` (one validator each); refuses fewer than 4 validators."""
+    folder = Path(folder)
+    if len(names) < MIN_VALIDATORS:
+        raise KitError(f"QBFT needs at least {MIN_VALIDATORS} validators (n >= 3f + 1 tolerates f = 1 fault); got {len(names)}",
+                       hint="pass --validators 4 or more")
+    if (folder / "network.json").exists():
+        raise KitError(f"{folder} already holds a network", hint="pick a new folder")
+    hosts = hosts or {}
+    folder.mkdir(parents=True, exist_ok=True)
+    members = []
+    for i, name in enumerate(names):
+        (folder / name).mkdir(exist_ok=True)
+        key = eth_keys.PrivateKey(secrets.token_bytes(32))
+        _write_private(folder / name / "key", key.to_hex())
+        host = hosts.get(name, "127.0.0.1")
+        port_shift = 0 if name in hosts else i  # distinct ports when members share a test host
+        members.append(KitMember(name, key.public_key.to_checksum_address(), key.public_key.to_hex()[2:], host,
+                                 DEFAULT_P2P_PORT + port_shift, DEFAULT_RPC_PORT + port_shift))
+    chain_id = chain_id or 30_000 + secrets.randbelow(10_000)
+    genesis = qbft_genesis(chain_id, [m.address for m in members], block_period=block_period)
+    (folder / "genesis.json").write_text(json.dumps(genesis, indent=2))
+    (folder / "static-nodes.json").write_text(json.dumps([m.enode for m in members], indent=2))
+    allowed_accounts = accounts if accounts is not None else [m.address for m in members]
+    (folder / "permissions_config.toml").write_text(_permissions([m.enode for m in members], allowed_accounts))
+    for m in members:
+        (folder / m.name / "config.toml").write_text(_member_config(m))
+    data = {"format": 1, "engine": "besu-qbft", "chain_id": chain_id, "period": block_period, "evm_version": "paris",
+            "members": [m.__dict__ for m in members]}
+    (folder / "network.json").write_text(json.dumps(data, indent=2))
+    return data
+
+
+def allowlist_from_registry(folder: str | Path, registry_members: list) -> dict:
+    """Rewrite permissions_config.toml from the registry: ACTIVE or WARNED members only.
+
+    nodes-allowlist: each such member's enode (node id from the kit, host from its registry endpoint);
+    accounts-allowlist: their addresses plus the kit's validator addresses of those members.
+    """
+    from node.chain.deployment import Status
+
+    folder = Path(folder)
+    data = json.loads((folder / "network.json").read_text())
+    kit = {m["name"]: KitMember(**m) for m in data["members"]}
+    enodes, accounts = [], []
+    for rec in registry_members:
+        if rec.status not in (Status.ACTIVE, Status.WARNED):
+            continue
+        accounts.append(rec.address)
+        member = kit.get(rec.name)
+        if member is None:
+            continue  # a member without a validator in this kit (e.g. the auditor)
+        host = urlsplit(rec.endpoint).hostname if rec.endpoint else None
+        if host:
+            member.host = host
+        enodes.append(member.enode)
+        if member.address not in accounts:
+            accounts.append(member.address)
+    (folder / "permissions_config.toml").write_text(_permissions(enodes, accounts))
+    return {"nodes_allowlist": enodes, "accounts_allowlist": accounts}

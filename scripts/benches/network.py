@@ -1,0 +1,178 @@
+"""The consortium on a real 4-signer geth Clique network (1 s blocks, confirmations 2).
+
+authorized_rps: authorized queries per second served by a real node process whose chain node is its
+own geth; onchain_p95_s: access accepted -> its log confirmed on chain (p95); anchor_hashes_per_s:
+evidence hashes accepted and anchored (confirmed) per second; partition_recovery_s: one member's host
+cut off for --partition-seconds under load, heal -> its backlog confirmed; lost / duplicated: accepted
+access records missing from / repeated on the canonical chain, over the whole run.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+describe = "network: node on its own geth of a 4-signer Clique network: rps, on-chain p95, anchoring, partition recovery"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--requests", type=int, default=1500)
+    parser.add_argument("--clients", type=int, default=4, help="client processes (4 connections each)")
+    parser.add_argument("--hashes", type=int, default=200_000, help="evidence hashes to accept and anchor")
+    parser.add_argument("--partition-seconds", type=float, default=30.0)
+    parser.add_argument("--confirmations", type=int, default=2)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[int(q * (len(values) - 1))]
+
+
+def run(args, progress) -> dict:
+    import multiprocessing as mp
+
+    from sqlalchemy import create_engine, text
+
+    from benches.node_access import _load
+    from node.access_log import AccessLog, LogRecord
+    from node.chain.deployment import Purpose, attach
+    from node.chain.ledger import Ledger, dataset_id
+    from node.devnet import spawn_node
+    from node.evidence.service import EvidenceService, EvidenceSettings
+    from node.evidence.store import create_store_engine as evidence_engine
+    from node.network import CliqueNetwork, init_clique, network_passphrase
+    from node.store.db import create_store_engine
+
+    result: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        task = progress.add_task("4-signer Clique network", total=None)
+        init_clique(base / "net", validators=4, confirmations=args.confirmations, scrypt_n=2**12)
+        net = CliqueNetwork.open(base / "net", proxied=True).start(timeout=240)
+        try:
+            deployment = net.deploy()
+            ledgers = {n: Ledger(attach(net.gateway(n), deployment), net.keys(n).account)
+                       for n in ("insurer-east", "insurer-west", "regulator")}
+            shop = net.spec.member("shop-platform").address
+            grants = {n: ledgers[n].grant(shop, dataset_id("claims"), Purpose.STATISTICS, expires_at=int(time.time()) + 86400)
+                      for n in ("insurer-east", "insurer-west")}
+            progress.update(task, description="node process on its own geth: authorized queries")
+
+            # 1. A real node process (insurer-east) on its own geth, loaded by separate client processes.
+            home = base / "node-east"
+            node = spawn_node(home, "insurer-east", net.spec.keys_dir("insurer-east"), net.url("insurer-east"),
+                              base / "net" / "deployment.json", network_passphrase(base / "net"),
+                              confirmations=args.confirmations)
+            try:
+                per = args.requests // args.clients
+                start_at = time.time() + 10
+                key = bytes(net.keys("shop-platform").account.key)
+                jobs = [(node.url, key, net.spec.member("insurer-east").address, net.spec.chain_id, per, start_at)] * args.clients
+                with mp.get_context("spawn").Pool(args.clients) as pool:
+                    results = pool.map(_load, jobs)
+                elapsed = max(r[2] for r in results) - min(r[1] for r in results)
+                served = sum(r[0].count(200) for r in results)
+                result["authorized_rps"] = round(served / elapsed, 1)
+                eng = create_engine(f"sqlite:///{home / 'node.db'}")
+                deadline = time.monotonic() + 180
+                while time.monotonic() < deadline:
+                    with eng.connect() as conn:
+                        pending = conn.execute(text("select count(*) from chain_log_outbox where state != 'mined'")).scalar()
+                    if pending == 0:
+                        break
+                    time.sleep(0.5)
+                with eng.connect() as conn:
+                    lags = [r[0] for r in conn.execute(text("select mined_at - created_at from chain_log_outbox where state='mined'"))]
+                    east_hashes = [bytes(r[0]) for r in conn.execute(text("select query_hash from chain_log_outbox"))]
+                result["onchain_p95_s"] = round(_percentile(lags, 0.95), 3) if lags else None
+                result["served"] = served
+                result["not_served"] = sum(len(r[0]) for r in results) - served
+                result["status_codes"] = dict(Counter(str(code) for r in results for code in r[0]))
+            finally:
+                node.stop()
+
+            # 2. Evidence anchoring through insurer-east's own geth, settled after the confirmations.
+            progress.update(task, description="evidence anchoring")
+            evidence = EvidenceService(evidence_engine(base / "evidence.db"), ledgers["insurer-east"],
+                                       EvidenceSettings(max_batch_size=100_000, max_hashes_per_request=50_000))
+            # As in `bench.py anchor`: accepted (committed) by two intake callers, anchored and confirmed.
+            items = [(os.urandom(32), f"CLM-{i // 4:010d}", "invoice") for i in range(args.hashes)]
+            chunks = [items[i:i + 50_000] for i in range(0, len(items), 50_000)]
+            evidence.start()
+            t0 = time.perf_counter()
+
+            def intake(k: int) -> None:
+                for chunk in chunks[k::2]:
+                    evidence.accept_bulk(chunk)
+
+            callers = [threading.Thread(target=intake, args=(k,)) for k in range(2)]
+            for t in callers:
+                t.start()
+            for t in callers:
+                t.join()
+            accepted_s = time.perf_counter() - t0
+            evidence.close_open_batch()
+            evidence.wake()
+            if not evidence.wait_until_anchored(timeout=600):
+                raise RuntimeError("evidence not anchored within 600 s")
+            elapsed = time.perf_counter() - t0
+            evidence.stop()
+            result["anchor_hashes_per_s"] = round(args.hashes / elapsed)
+            result["anchor_intake_only_hashes_per_s"] = round(args.hashes / accepted_s)
+            result["anchor_elapsed_s"] = round(elapsed, 2)
+
+            # 3. insurer-west's host partitioned under load; its backlog after the heal.
+            progress.update(task, description=f"partition insurer-west for {args.partition_seconds:.0f} s")
+            west_log = AccessLog(create_store_engine(f"sqlite:///{base / 'west.db'}"), ledgers["insurer-west"],
+                                 flush_seconds=0.3).start()
+            west_records = [LogRecord("access", shop, dataset_id("claims"), int(Purpose.STATISTICS), os.urandom(32),
+                                      grant_id=grants["insurer-west"], rows=1) for _ in range(300)]
+            stop = threading.Event()
+
+            def load() -> None:
+                pause = (args.partition_seconds + 4) / len(west_records)
+                for r in west_records:
+                    if stop.is_set():
+                        return
+                    west_log.append(r)
+                    time.sleep(pause)
+
+            loader = threading.Thread(target=load)
+            loader.start()
+            time.sleep(2)
+            net.isolate("insurer-west")
+            time.sleep(args.partition_seconds)
+            net.heal()
+            healed = time.monotonic()
+            loader.join()
+            deadline = time.monotonic() + 300
+            while west_log.counts() != {"mined": len(west_records)} and time.monotonic() < deadline:
+                time.sleep(0.2)
+            result["partition_recovery_s"] = round(time.monotonic() - healed, 1)
+            stop.set()
+            west_log.stop()
+
+            # 4. Lost and duplicated, against the canonical chain as the regulator's own geth sees it.
+            gw = ledgers["regulator"].gateway
+            # Identical queries have identical query hashes: compare counts per hash, not membership.
+            onchain = Counter(bytes(e["args"]["queryHash"]) for e in gw.events(
+                "DataUseAuthorization", "AccessRecorded", from_block=deployment.deployment_block))
+            accepted = Counter(east_hashes + [r.query_hash for r in west_records])
+            result["lost"] = sum(max(0, n - onchain[h]) for h, n in accepted.items())
+            result["duplicated"] = sum(max(0, onchain[h] - n) for h, n in accepted.items())
+            result["unknown_on_chain"] = sum(n for h, n in onchain.items() if h not in accepted)
+            result["accepted_records"] = sum(accepted.values())
+            result["confirmations"] = args.confirmations
+            result["block_period_s"] = net.spec.period
+            result["signers"] = 4
+            result["partition_method"] = "loopback TCP proxies"
+            result["gateway_rebroadcasts"] = sum(l.gateway.resends for l in ledgers.values())
+        finally:
+            net.stop()
+            progress.remove_task(task)
+    return result

@@ -1,0 +1,3 @@
+module github.com/fjl/memsize
+
+go 1.20
