@@ -109,20 +109,67 @@ def _consent_sign(args) -> int:
     return 0
 
 
+def _tally(ledger, proposal_id: int) -> dict:
+    """Votes so far and the votes needed: more than two thirds of the members in good standing now."""
+    registry = ledger.registry
+    p = ledger.gateway.call(registry.functions.getProposal(proposal_id))
+    electorate = ledger.gateway.call(registry.functions.goodStandingCount())
+    needed = electorate * 2 // 3 + 1
+    return {"proposal_id": proposal_id, "candidate": p[0], "name": p[2], "votes": p[8], "electorate": electorate,
+            "needed": needed, "admitted": bool(p[9])}
+
+
+def _candidate_address(value: str) -> str:
+    """The candidate's address, or a key folder's (its keystore's public address; no passphrase needed)."""
+    from web3 import Web3
+
+    folder = Path(value)
+    if (folder / "account.json").is_file():
+        try:
+            return Web3.to_checksum_address(json.loads((folder / "account.json").read_text())["address"])
+        except (ValueError, KeyError) as exc:
+            raise ConsortiumError(f"cannot read the address in {folder / 'account.json'}: {exc}", reason="bad_argument",
+                                  hint="pass the candidate's 0x address") from None
+    if not Web3.is_address(value):
+        raise ConsortiumError(f"--candidate {value!r} is neither an address nor a key folder", reason="bad_argument",
+                              hint="pass the 0x address or the folder made by `consortium keys new`")
+    return Web3.to_checksum_address(value)
+
+
+def _tally_text(t: dict) -> str:
+    if t["admitted"]:
+        return f"{t['name']} admitted with {t['votes']} votes ({t['needed']} needed of {t['electorate']} members)"
+    more = max(t["needed"] - t["votes"], 0)
+    return (f"{t['votes']} of {t['needed']} votes needed ({t['electorate']} members in good standing, more than two "
+            f"thirds must vote); {more} more: each runs `consortium gov vote {t['proposal_id']} --config NODE.toml`")
+
+
 def _gov(args) -> int:
     from node.chain.deployment import Role
+    from node.members import MemberDirectory
 
     ledger = _ledger(args)
     action = args.gov_command
     if action == "propose":
-        pid = ledger.propose_member(args.candidate, args.name, Role[args.role], args.endpoint or "")
-        _print(args, {"proposal_id": pid}, f"proposal {pid} opened")
+        candidate = _candidate_address(args.candidate)
+        pid = ledger.propose_member(candidate, args.name, Role[args.role], args.endpoint or "")
+        tally = _tally(ledger, pid)
+        _print(args, tally, f"proposal {pid} opened for {args.name} ({candidate}); {_tally_text(tally)}")
     elif action == "vote":
-        admitted = ledger.vote(args.proposal_id)
-        _print(args, {"admitted": admitted}, "vote cast; candidate admitted" if admitted else "vote cast")
+        before = _tally(ledger, args.proposal_id)  # the electorate the vote is counted against
+        ledger.vote(args.proposal_id)
+        tally = {**before, **{k: v for k, v in _tally(ledger, args.proposal_id).items() if k in ("votes", "admitted")}}
+        hint = ""
+        if tally["admitted"] and ledger.gateway.dev:
+            from node.settings import load_settings
+
+            hint = (f"; give its account gas: `consortium chain fund {tally['name']} --rpc {ledger.gateway.rpc_url} "
+                    f"--deployment {load_settings(args.config).deployment}`")
+        _print(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
     elif action in ("warn", "suspend", "reinstate", "expel"):
-        getattr(ledger, action)(args.member, hashlib.sha256((args.reason or "").encode()).digest())
-        _print(args, {"member": args.member, "action": action}, f"{action}: {args.member}")
+        member = MemberDirectory(ledger.members()).resolve(args.member)
+        getattr(ledger, action)(member, hashlib.sha256((args.reason or "").encode()).digest())
+        _print(args, {"member": member, "action": action}, f"{action}: {args.member} ({member})")
     elif action == "endpoint":
         ledger.set_endpoint(args.url)
         _print(args, {"endpoint": args.url}, f"endpoint set to {args.url}")
@@ -165,7 +212,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     gov = sub.add_parser("gov", help="consortium governance").add_subparsers(dest="gov_command", required=True)
     p = common(gov.add_parser("propose", help="propose a new member"))
-    p.add_argument("--candidate", required=True)
+    p.add_argument("--candidate", required=True, help="the new member's address or its key folder")
     p.add_argument("--name", required=True)
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--endpoint")
