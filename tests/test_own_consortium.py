@@ -65,7 +65,7 @@ def test_readme_walkthrough_own_members_own_data(tmp_path):
         proc = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env, stdout=out_file, stderr=err_file,
                                 start_new_session=True)
     try:
-        proc.wait(timeout=240)
+        proc.wait(timeout=600)  # ~4 min under a load average of 15 on 2 cores (scrypt key decryption per command)
         out, err = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
     finally:
         try:
