@@ -91,7 +91,7 @@ def test_stale_deployment_is_one_line(consortium, tmp_path):
     data["contracts"] = {k: "0x" + "22" * 20 for k in data["contracts"]}
     (tmp_path / "stale.json").write_text(json.dumps(data))
     result = run("chain", "check", "--rpc", consortium.gateway.rpc_url, "--deployment", str(tmp_path / "stale.json"))
-    assert_one_line_error(result, "stale deployment file", "redeploy")
+    assert_one_line_error(result, "stale deployment file", "deploy anew with `consortium chain up`")
 
 
 def test_wrong_passphrase_is_one_line(tmp_path):
@@ -229,3 +229,25 @@ def test_readme_dataset_table_and_document_types_match_the_code():
     for t in DocType:
         assert f"`{t.label}` ({int(t)})" in readme
     assert run("data", "schema", "claims", "--json").returncode == 0
+
+
+def test_ready_is_not_ready_with_the_reason_when_the_key_could_not_be_registered():
+    import threading
+    from types import SimpleNamespace
+
+    from node.api.health import not_ready_reason
+
+    def ctx(key_ready=True, key_error=None, log_error=None, evidence_error=None):
+        event = threading.Event()
+        if key_ready:
+            event.set()
+        return SimpleNamespace(stats=SimpleNamespace(key_ready=event, key_error=key_error),
+                               access_log=SimpleNamespace(last_error=log_error),
+                               evidence=SimpleNamespace(last_error=evidence_error))
+
+    assert not_ready_reason(ctx()) is None
+    reason, message = not_ready_reason(ctx(False, "ChainError: insufficient funds for gas"))
+    assert reason == "key_not_ready" and "insufficient funds" in message and "consortium chain fund" in message
+    assert not_ready_reason(ctx(False))[0] == "starting"
+    assert not_ready_reason(ctx(log_error="nonce too low"))[0] == "access_log_failing"
+    assert not_ready_reason(ctx(evidence_error="timeout"))[0] == "evidence_anchoring_failing"
