@@ -6,6 +6,7 @@ the traceback is shown only with --debug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -38,11 +39,14 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
     ports = {name: free_port() for name, _ in founders}
     endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
-    def progress(step: str) -> None:
-        console.print(f"chain up: {step} ...", highlight=False)
+    # Progress on a terminal only, as a status line that each step replaces: piped, an error stays one line.
+    with console.status("chain up: starting") if console.is_terminal else contextlib.nullcontext() as status:
+        def progress(step: str) -> None:
+            if status is not None:
+                status.update(f"chain up: {step} ...")
 
-    dev = start_dev_consortium(home, port=args.port, block_time=args.block_time, members=founders,
-                               endpoints=endpoints, progress=progress)
+        dev = start_dev_consortium(home, port=args.port, block_time=args.block_time, members=founders,
+                                   endpoints=endpoints, progress=progress)
     configs = {}
     for name, _ in founders:
         node_home = (home / "nodes" / name).resolve()
