@@ -1,7 +1,9 @@
 """`consortium audit ...`: the regulator's access-log index from the command line.
 
-Reads the node's own store (``--config``), so it works whether or not the node is running; ``sync``
-and ``verify`` also read the chain. No key is needed: nothing here signs.
+Reads the node's own store (``--config``), so it works whether or not the node is running. Like the
+audit API, it answers only on a REGULATOR's node in good standing (checked on chain; anyone else's
+node gets the 403 reason and a non-zero exit). No key is needed: nothing here signs. Human output
+names members; ``--json`` and ``--format csv`` keep addresses.
 """
 from __future__ import annotations
 
@@ -45,9 +47,46 @@ def _progress(label: str):
     return report
 
 
-def _filter(args):
+class NotRegulator(Exception):
+    pass
+
+
+def _regulator_directory(settings):
+    """The member directory, after checking that this node's member is a regulator in good standing.
+
+    The same rule as the audit API (node/api/audit.py): the role comes from the registry. The node's
+    address is read from its keystore file (public, unencrypted), so no passphrase is needed.
+    """
+    from node.chain.deployment import Role
+    from node.errors import ConsortiumError
+    from node.members import MemberDirectory
+
+    try:
+        address = "0x" + json.loads((settings.keys / "account.json").read_text())["address"].removeprefix("0x")
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConsortiumError(f"cannot read this node's account from {settings.keys / 'account.json'}: {exc}",
+                              reason="keystore", hint="check `keys` in the node's TOML") from None
+    gateway, _ = _chain(settings)
+    directory = MemberDirectory.from_chain(gateway)
+    me = next((m for m in directory.members if m.address.lower() == address.lower()), None)
+    if me is None or me.role != Role.REGULATOR:
+        what = f"{me.name} is a {me.role.name.lower()}" if me else f"{address} is not a member"
+        raise ConsortiumError(f"forbidden (403 not_regulator): only a consortium regulator may read the audit log; "
+                              f"{what}", reason="not_regulator",
+                              hint="run it with the regulator's node config (--config REGULATOR.toml)")
+    if not me.in_good_standing:
+        raise ConsortiumError(f"forbidden (403 not_in_good_standing): the regulator account is {me.status.name.lower()}",
+                              reason="not_in_good_standing", hint="the regulator must be reinstated first")
+    return directory
+
+
+def _filter(args, directory=None):
     from node.audit.queries import LogFilter
 
+    if directory is not None:  # member names accepted wherever an address is
+        for attr in ("requester", "owner"):
+            if getattr(args, attr, None):
+                setattr(args, attr, directory.resolve(getattr(args, attr), attr))
     return LogFilter.parse(requester=args.requester, owner=args.owner, purpose=args.purpose, dataset=args.dataset,
                            outcome=args.outcome, since=args.since, until=args.until, grant_id=args.grant_id,
                            flagged=args.flagged)
@@ -71,7 +110,9 @@ def _cmd_sync(args) -> int:
 def _cmd_status(args) -> int:
     from node.audit.queries import AuditQueries
 
-    out = AuditQueries(_engine(_settings(args))).status()
+    settings = _settings(args)
+    _regulator_directory(settings)
+    out = AuditQueries(_engine(settings)).status()
     print(json.dumps(out) if args.json else
           f"indexed up to block {out['indexed_block']}: {out['access_events']} accesses, {out['denial_events']} denials, "
           f"{out['other_events']} other events")
@@ -81,8 +122,10 @@ def _cmd_status(args) -> int:
 def _cmd_logs(args) -> int:
     from node.audit.queries import AuditQueries
 
-    queries = AuditQueries(_engine(_settings(args)))
-    f = _filter(args)
+    settings = _settings(args)
+    directory = _regulator_directory(settings)
+    queries = AuditQueries(_engine(settings))
+    f = _filter(args, directory)
     if args.format == "csv":
         block, lines = queries.export_csv(f, as_of=args.as_of)
         for chunk in lines:
@@ -99,17 +142,19 @@ def _cmd_logs(args) -> int:
     if args.format == "json":
         print(json.dumps(page.to_json()))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from node.console import stdout_console
 
     table = Table(title=f"access log as of block {page.as_of_block}")
     for col in ("time", "block", "outcome", "requester", "owner", "purpose", "dataset", "grant", "reason", "rows", "flag"):
         table.add_column(col)
+    name = directory.name_of
     for i in page.items:
-        table.add_row(i["time"], f"{i['block']}:{i['log_index']}", i["outcome"], i["requester"], i["owner"], i["purpose"],
-                      i["dataset"][:14], str(i["grant_id"] or ""), i["reason"] or "", str(i["rows"] if i["rows"] is not None else ""),
-                      i["flag"] or "")
-    Console().print(table)
+        table.add_row(i["time"], f"{i['block']}:{i['log_index']}", i["outcome"], name(i["requester"]), name(i["owner"]),
+                      i["purpose"], i["dataset"], str(i["grant_id"] or ""), i["reason"] or "",
+                      str(i["rows"] if i["rows"] is not None else ""), i["flag"] or "")
+    stdout_console().print(table)
     if page.next_cursor:
         print(f"more: --cursor {page.next_cursor} --as-of {page.as_of_block}", file=sys.stderr)
     return 0
@@ -118,8 +163,11 @@ def _cmd_logs(args) -> int:
 def _cmd_events(args) -> int:
     from node.audit.queries import AuditQueries, parse_time
 
-    page = AuditQueries(_engine(_settings(args))).search_events(
-        category=args.category, event=args.event, account=args.account, grant_id=args.grant_id, job_id=args.job_id,
+    settings = _settings(args)
+    directory = _regulator_directory(settings)
+    account = directory.resolve(args.account, "account") if args.account else None
+    page = AuditQueries(_engine(settings)).search_events(
+        category=args.category, event=args.event, account=account, grant_id=args.grant_id, job_id=args.job_id,
         since=parse_time(args.since, "since") if args.since else None,
         until=parse_time(args.until, "until") if args.until else None, limit=args.limit, cursor=args.cursor,
         as_of=args.as_of)
@@ -130,19 +178,23 @@ def _cmd_events(args) -> int:
 def _cmd_aggregate(args) -> int:
     from node.audit.queries import AuditQueries
 
-    out = AuditQueries(_engine(_settings(args))).daily_counts(_filter(args), group_by=tuple(args.group_by.split(",")))
+    settings = _settings(args)
+    directory = _regulator_directory(settings)
+    out = AuditQueries(_engine(settings)).daily_counts(_filter(args, directory), group_by=tuple(args.group_by.split(",")))
     if args.json:
         print(json.dumps(out))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from node.console import stdout_console
 
     table = Table(title=f"events as of block {out['as_of_block']}")
     for col in [*out["group_by"], "events", "rows"]:
         table.add_column(col)
     for g in out["groups"]:
-        table.add_row(*[str(g[c]) for c in [*out["group_by"], "events", "rows"]])
-    Console().print(table)
+        table.add_row(*[directory.name_of(g[c]) if c in ("requester", "owner") else str(g[c])
+                        for c in [*out["group_by"], "events", "rows"]])
+    stdout_console().print(table)
     return 0
 
 
@@ -150,7 +202,9 @@ def _cmd_anomalies(args) -> int:
     from node.audit.anomalies import AnomalyDetector
     from node.audit.queries import parse_time
 
-    out = AnomalyDetector(_engine(_settings(args))).find(
+    settings = _settings(args)
+    directory = _regulator_directory(settings)
+    out = AnomalyDetector(_engine(settings)).find(
         since=parse_time(args.since, "since") if args.since else None,
         until=parse_time(args.until, "until") if args.until else None,
         kinds=args.kind.split(",") if args.kind else None)
@@ -159,7 +213,9 @@ def _cmd_anomalies(args) -> int:
     else:
         print(f"{out['count']} anomalies as of block {out['as_of_block']}")
         for a in out["anomalies"]:
-            print(f"{a['last_time']}  {a['kind']:<22} {a['subject']}  {a['detail']}")
+            subject = str(a["subject"])
+            print(f"{a['last_time']}  {a['kind']:<22} {directory.name_of(subject) if subject.startswith('0x') else subject}  "
+                  f"{a['detail']}")
     return 0
 
 
@@ -198,8 +254,8 @@ def _cmd_web_url(args) -> int:
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--requester", help="address of the member that used the data")
-    p.add_argument("--owner", help="address of the data owner")
+    p.add_argument("--requester", help="the member that used the data (name or address)")
+    p.add_argument("--owner", help="the data owner (name or address)")
     p.add_argument("--purpose", help="UNDERWRITING, CLAIMS, FRAUD, STATISTICS or PRICING")
     p.add_argument("--dataset", help="dataset name (claims) or 0x id")
     p.add_argument("--outcome", choices=["access", "denial"])

@@ -6,6 +6,7 @@ the traceback is shown only with --debug.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -27,22 +28,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_chain_up(args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from node.chain.anvil import free_port
+    from node.console import stdout_console
+    from node.devnet import DEFAULT_MEMBERS, dev_passphrase, parse_founders, start_dev_consortium, write_node_config
 
-    from node.devnet import start_dev_consortium
+    console = stdout_console(stderr=True)
+    home = Path(args.home)
+    founders = parse_founders(args.member) if args.member else DEFAULT_MEMBERS
+    # Each founder gets a node config with its own port; the endpoint goes on the registry at genesis so
+    # peers (statistics jobs, `data query`) find the node by name.
+    ports = {name: free_port() for name, _ in founders}
+    endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
-    console = Console(stderr=True)
-    with console.status("starting anvil and deploying the consortium contracts"):
-        dev = start_dev_consortium(Path(args.home), port=args.port, block_time=args.block_time)
+    # Progress on a terminal only, as a status line that each step replaces: piped, an error stays one line.
+    with console.status("chain up: starting") if console.is_terminal else contextlib.nullcontext() as status:
+        def progress(step: str) -> None:
+            if status is not None:
+                status.update(f"chain up: {step} ...")
+
+        dev = start_dev_consortium(home, port=args.port, block_time=args.block_time, members=founders,
+                                   endpoints=endpoints, progress=progress)
+    configs = {}
+    for name, _ in founders:
+        node_home = (home / "nodes" / name).resolve()
+        configs[name] = write_node_config(node_home, name, (home / "members" / name).resolve(), dev.gateway.rpc_url,
+                                          dev.deployment_path.resolve(), ports[name]).resolve()
+    passphrase_file = (home / "passphrase").resolve()
+    dev_passphrase(home)  # the file exists unless CONSORTIUM_PASSPHRASE was set
     info = {"rpc_url": dev.gateway.rpc_url, "deployment": str(dev.deployment_path.resolve()),
             "chain_id": dev.deployment.chain_id, "members": {n: k.address for n, k in dev.keys.items()},
-            "keys": str((Path(args.home) / "members").resolve())}
+            "roles": {n: r.name for n, r in founders}, "configs": {n: str(c) for n, c in configs.items()},
+            "endpoints": endpoints, "keys": str((home / "members").resolve()),
+            "passphrase_file": str(passphrase_file) if passphrase_file.exists() else None}
+    _write_json_atomic(home / "chain.json", info)  # written last: its presence means the chain is up and deployed
     if args.json:
         print(json.dumps(info), flush=True)
     else:
         console.print(f"RPC URL:     [bold]{info['rpc_url']}[/bold]")
         console.print(f"deployment:  [bold]{info['deployment']}[/bold]")
         console.print(f"member keys: {info['keys']} (encrypted)")
+        for name, role in founders:
+            console.print(f"  {name:<20} {role.name:<10} {info['members'][name]}  {configs[name]}", highlight=False)
+        secret = (f"CONSORTIUM_PASSPHRASE_FILE={passphrase_file}" if info["passphrase_file"]
+                  else "CONSORTIUM_PASSPHRASE (as set now)")
+        console.print(f"start a member's node: {secret} consortium node start --config {configs[founders[0][0]]}",
+                      highlight=False, soft_wrap=True)
         console.print("chain is up; press Ctrl-C to stop it")
         print(info["rpc_url"], info["deployment"], flush=True)
     stop = []
@@ -53,7 +83,44 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        (home / "chain.json").unlink(missing_ok=True)
         dev.stop()
+    return 0
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _cmd_chain_info(args: argparse.Namespace) -> int:
+    from node.errors import ConsortiumError
+
+    path = Path(args.home) / "chain.json"
+    if not path.exists():
+        raise ConsortiumError(f"no chain is up with home {args.home} ({path} is absent)", reason="not_running",
+                              hint=f"start it with `consortium chain up --home {args.home} --member NAME:ROLE ...`")
+    info = json.loads(path.read_text())
+    if args.get:
+        if args.get not in info:
+            raise ConsortiumError(f"chain info has no {args.get!r}", reason="bad_argument", hint=f"use one of: {', '.join(info)}")
+        value = info[args.get]
+        print(value if isinstance(value, str) else json.dumps(value))
+    else:
+        print(json.dumps(info, indent=None if args.json else 2))
+    return 0
+
+
+def _cmd_chain_fund(args: argparse.Namespace) -> int:
+    from node.members import MemberDirectory
+
+    gateway, _ = _connect(args)
+    address = MemberDirectory.from_chain(gateway).resolve(args.member)
+    gateway.fund(address, args.ether)
+    balance = gateway.w3.eth.get_balance(address) / 10**18
+    out = {"address": address, "funded_ether": args.ether, "balance_ether": balance}
+    print(json.dumps(out) if args.json else f"funded {args.member} ({address}) with {args.ether} ether; balance {balance:g}")
     return 0
 
 
@@ -74,7 +141,6 @@ def _cmd_chain_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_members(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from node.chain.ledger import Ledger
@@ -83,18 +149,26 @@ def _cmd_members(args: argparse.Namespace) -> int:
     from eth_account import Account
 
     reader = Ledger(gateway, Account.create())  # reads only: any account will do
-    members, threshold = reader.members(), reader.threshold()
+    members = reader.members()
+    if args.resolve:
+        from node.members import resolve_member
+
+        print(resolve_member(args.resolve, members))
+        return 0
+    threshold = reader.threshold()
     if args.json:
         print(json.dumps([{"address": m.address, "name": m.name, "role": m.role.name, "status": m.status.name,
                            "endpoint": m.endpoint} for m in members]))
         return 0
+    from node.console import stdout_console
+
     table = Table(title="Consortium members", caption=f"an admission or expulsion needs {threshold['votes_needed']} of "
                   f"{threshold['electorate']} votes (more than two thirds of the members not expelled)")
     for col in ("name", "address", "role", "status", "endpoint"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     for m in members:
         table.add_row(m.name, m.address, m.role.name, m.status.name, m.endpoint)
-    Console().print(table)
+    stdout_console().print(table)
     return 0
 
 
@@ -131,15 +205,28 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--home", default=str(DEFAULT_HOME / "dev"), help="folder for keys and deployment.json")
     up.add_argument("--port", type=int, help="port for anvil (default: a free one)")
     up.add_argument("--block-time", type=float, help="mine a block every N seconds instead of per transaction")
+    up.add_argument("--member", action="append", metavar="NAME:ROLE",
+                    help="a founding member (repeat for each; roles: insurer, platform, tech, auditor, regulator); "
+                         "default: five demo members")
     up.add_argument("--json", action="store_true")
     up.set_defaults(func=_cmd_chain_up)
+    info = chain.add_parser("info", help="what `chain up` started: RPC URL, deployment, members, node configs")
+    info.add_argument("--home", default=str(DEFAULT_HOME / "dev"))
+    info.add_argument("--get", help="print one field, e.g. rpc_url or deployment")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=_cmd_chain_info)
+    fund = chain.add_parser("fund", help="give a member's account ether for gas (development chains)")
+    fund.add_argument("member", help="member name or address")
+    fund.add_argument("--ether", type=int, default=100)
+    fund.set_defaults(func=_cmd_chain_fund)
     check = chain.add_parser("check", help="check that a deployment file matches a chain")
     members = sub.add_parser("members", help="list consortium members")
-    for p in (check, members):
+    for p in (check, members, fund):
         p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
         p.add_argument("--deployment", required=True, help="deployment file (JSON)")
         p.add_argument("--json", action="store_true")
     check.set_defaults(func=_cmd_chain_check)
+    members.add_argument("--resolve", metavar="NAME", help="print the address of this member name and exit")
     members.set_defaults(func=_cmd_members)
 
     keys = sub.add_parser("keys", help="member keys (encrypted at rest)").add_subparsers(dest="keys_command", required=True)

@@ -163,7 +163,8 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         def drained() -> dict:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                counts = [client(name, name).request("GET", "/ready").json()["access_log"] for name in nodes]  # operator only
+                counts = [client(name, name).request("GET", "/ready").json().get("access_log", {"pending": 1})
+                          for name in nodes]  # operator only; a node not ready yet counts as pending
                 if all(c.get("pending", 0) == 0 and c.get("sent", 0) == 0 for c in counts):
                     return {"nodes": len(nodes)}
                 time.sleep(0.2)

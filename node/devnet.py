@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import signal
 import ssl
@@ -16,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -36,6 +38,36 @@ DEFAULT_MEMBERS: tuple[tuple[str, Role], ...] = (
     ("regulator", Role.REGULATOR),
     ("auditor", Role.AUDITOR),
 )
+
+
+MEMBER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_member_names(names: list[str]) -> None:
+    """Names become folder names and registry names: refuse what would be unsafe or ambiguous."""
+    for name in names:
+        if not MEMBER_NAME.fullmatch(name):
+            raise ConsortiumError(f"member name {name!r} is not allowed", reason="bad_argument",
+                                  hint="use letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)")
+    dupes = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
+    if dupes:
+        raise ConsortiumError(f"member name {dupes[0]!r} is given twice", reason="bad_argument",
+                              hint="give each founder its own name")
+
+
+def parse_founders(specs: list[str]) -> tuple[tuple[str, Role], ...]:
+    """``NAME:ROLE`` pairs from the command line (role in any case: insurer, platform, tech, auditor, regulator)."""
+    roles = ", ".join(r.name.lower() for r in Role if r.name != "NONE")
+    founders = []
+    for spec in specs:
+        name, sep, role = spec.partition(":")
+        key = role.strip().upper()
+        if not sep or key not in Role.__members__ or key == "NONE":
+            raise ConsortiumError(f"--member {spec!r} is not NAME:ROLE", reason="bad_argument",
+                                  hint=f"e.g. --member acme-insurance:insurer; roles are {roles}")
+        founders.append((name.strip(), Role[key]))
+    check_member_names([n for n, _ in founders])
+    return tuple(founders)
 
 
 @dataclass
@@ -142,23 +174,33 @@ class DevConsortium:
 
 def start_dev_consortium(home: Path, *, rpc_url: str | None = None, port: int | None = None,
                          members: tuple[tuple[str, Role], ...] = DEFAULT_MEMBERS,
-                         endpoints: dict[str, str] | None = None, block_time: float | None = None) -> DevConsortium:
-    """Start anvil (unless ``rpc_url`` names a running dev chain), create keys, deploy, write the deployment file."""
+                         endpoints: dict[str, str] | None = None, block_time: float | None = None,
+                         progress: Callable[[str], None] | None = None) -> DevConsortium:
+    """Start anvil (unless ``rpc_url`` names a running dev chain), create keys, deploy, write the deployment file.
+
+    ``progress`` is told each step as it starts (key generation and deployment take a few seconds).
+    """
     home = Path(home)
+    say = progress or (lambda _: None)
+    check_member_names([name for name, _ in members])
     passphrase = dev_passphrase(home)
+    say(f"member keys for {', '.join(name for name, _ in members)} (scrypt-encrypted)")
     keys = {name: member_keys(home, name, passphrase) for name, _ in members}
     anvil = None
     if rpc_url is None:
+        say("starting anvil")
         anvil = AnvilNode(port=port, block_time=block_time).start()
         rpc_url = anvil.url
     try:
         gateway = ChainGateway.connect(rpc_url)
         deployer = Account.create()  # a one-off account: deploying confers no rights
+        say("funding the member accounts")
         for account in [deployer, *(k.account for k in keys.values())]:
             gateway.fund(account.address)
         endpoints = endpoints or {}
         genesis = [GenesisMember(keys[name].address, name, role, endpoints.get(name, ""), keys[name].x25519_public)
                    for name, role in members]
+        say("deploying ConsortiumRegistry, DataUseAuthorization, EvidenceRegistry and StatsLedger")
         deployment = deploy_consortium(gateway, deployer, genesis)
         path = deployment.save(home / "deployment.json")
     except BaseException:

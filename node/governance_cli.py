@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from node.errors import ConsortiumError
+from node.members import MemberDirectory
 
 PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
 ROLES = ("INSURER", "PLATFORM", "TECH", "AUDITOR", "REGULATOR")
@@ -73,6 +74,7 @@ def _grant_create(args) -> int:
     ledger = _ledger(args)
     dataset, scope_hash = dataset_id(args.dataset), hashlib.sha256((args.scope or "").encode()).digest()
     expires_at = ledger.gateway.block_time() + int(args.days * 86400) if args.days is not None else None
+    args.grantee = MemberDirectory(ledger.members()).resolve(args.grantee, "grantee")
     consent, consent_ref, expires_at = _grant_consent(args, ledger, dataset, scope_hash, expires_at)
     gid = ledger.grant(args.grantee, dataset, Purpose[args.purpose], expires_at=expires_at or ledger.gateway.block_time() + 30 * 86400,
                        scope_hash=scope_hash, consent=consent, consent_ref=consent_ref)
@@ -88,23 +90,29 @@ def _grant_revoke(args) -> int:
 
 
 def _grant_list(args) -> int:
-    from rich.console import Console
     from rich.table import Table
+
+    from node.audit.queries import DATASET_NAMES
+    from node.console import stdout_console
 
     ledger = _ledger(args)
     ids = ledger.grants_received(ledger.address) if args.received else ledger.grants_given(ledger.address)
     grants = [ledger.get_grant(i) for i in ids]
-    rows = [{"grant_id": g.grant_id, "owner": g.owner, "grantee": g.grantee, "purpose": g.purpose.name,
+    rows = [{"grant_id": g.grant_id, "owner": g.owner, "grantee": g.grantee,
+             "dataset": DATASET_NAMES.get(bytes(g.dataset_id), "0x" + bytes(g.dataset_id).hex()), "purpose": g.purpose.name,
              "expires_at": g.expires_at, "revoked": bool(g.revoked_at), "consent_ref": "0x" + g.consent_ref.hex()} for g in grants]
     if args.json:
         print(json.dumps(rows))
         return 0
+    directory = MemberDirectory(ledger.members())
+    columns = ("grant_id", "owner", "grantee", "dataset", "purpose", "expires_at", "revoked")
     table = Table(title="grants received" if args.received else "grants given")
-    for col in ("grant_id", "owner", "grantee", "purpose", "expires_at", "revoked"):
-        table.add_column(col)
+    for col in columns:
+        table.add_column(col, no_wrap=True)
     for r in rows:
-        table.add_row(*(str(r[c]) for c in ("grant_id", "owner", "grantee", "purpose", "expires_at", "revoked")))
-    Console().print(table)
+        shown = {**r, "owner": directory.name_of(r["owner"]), "grantee": directory.name_of(r["grantee"])}
+        table.add_row(*(str(shown[c]) for c in columns))
+    stdout_console().print(table)
     return 0
 
 
@@ -121,18 +129,23 @@ def _consent_target(args) -> tuple[int, str]:
     return args.chain_id, args.contract
 
 
-def _consent_terms(args, signer: str, subjects_root: str):
+def _consent_terms(args, signer: str, subjects_root: str, directory=None):
+    """The consent's fields; owner and grantee given as addresses, or as names when a ``directory`` is at hand."""
     from web3 import Web3
 
     from node.chain.deployment import Purpose
     from node.chain.ledger import dataset_id
     from node.consent import Consent, scope_hash
 
-    try:
-        owner, grantee = Web3.to_checksum_address(args.owner), Web3.to_checksum_address(args.grantee)
-    except ValueError:
-        raise ConsortiumError("--owner and --grantee must be member addresses (0x + 40 hex digits)",
-                              reason="bad_argument", hint="copy them from `grant list` or the member registry") from None
+    if directory is not None:
+        owner, grantee = directory.resolve(args.owner, "owner"), directory.resolve(args.grantee, "grantee")
+    else:
+        try:
+            owner, grantee = Web3.to_checksum_address(args.owner), Web3.to_checksum_address(args.grantee)
+        except ValueError:
+            raise ConsortiumError("--owner and --grantee are names only with --rpc (to read the registry); "
+                                  "otherwise member addresses (0x + 40 hex digits)", reason="bad_argument",
+                                  hint="add --rpc URL, or copy addresses from `consortium members`") from None
     return Consent(signer, owner, grantee, "0x" + dataset_id(args.dataset).hex(), int(Purpose[args.purpose]),
                    scope_hash(args.scope or ""), int(time.time() + args.days * 86400), subjects_root)
 
@@ -145,7 +158,16 @@ def _consent_sign(args) -> int:
 
     chain_id, contract = _consent_target(args)
     subject = load_member_keys(args.subject_keys, resolve_passphrase()).account if args.subject_keys else Account.create()
-    signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32), chain_id, contract)
+    directory = None
+    if args.rpc:  # names need the registry
+        from node.chain.deployment import Deployment, attach
+        from node.chain.gateway import ChainGateway
+
+        if not args.deployment:
+            raise ConsortiumError("--rpc needs --deployment (to find the registry)", reason="bad_argument",
+                                  hint="add --deployment deployment.json")
+        directory = MemberDirectory.from_chain(attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment)))
+    signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32, directory), chain_id, contract)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))
     _print(args, {"out": args.out, "subject": subject.address}, f"wrote signed consent of {subject.address} to {args.out}")
     return 0
@@ -156,7 +178,8 @@ def _consent_batch(args) -> int:
 
     ledger = _ledger(args)  # the collecting member attests with its own key, for its own chain and contract
     root = "0x" + batch_consent_root(_read_json(args.records, "consent records")).hex()
-    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root), ledger.gateway.chain_id,
+    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root, MemberDirectory(ledger.members())),
+                          ledger.gateway.chain_id,
                           ledger.authorizations.address)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))
     _print(args, {"out": args.out, "signer": ledger.address, "subjects_root": root},
@@ -164,29 +187,70 @@ def _consent_batch(args) -> int:
     return 0
 
 
+def _tally(ledger, proposal_id: int) -> dict:
+    """Votes so far and the votes needed: more than two thirds of the electorate (members not expelled)."""
+    p, t = ledger.proposal(proposal_id), ledger.threshold()
+    return {"proposal_id": proposal_id, "candidate": p["candidate"], "name": p["name"], "action": p["action"],
+            "votes": p["votes"], "electorate": t["electorate"], "votes_needed": t["votes_needed"],
+            "admitted": bool(p["executed"]) and p["action"] == "ADMIT",
+            "expelled": bool(p["executed"]) and p["action"] == "EXPEL"}
+
+
+def _candidate_address(value: str) -> str:
+    """The candidate's address, or a key folder's (its keystore's public address; no passphrase needed)."""
+    from web3 import Web3
+
+    folder = Path(value)
+    if (folder / "account.json").is_file():
+        try:
+            return Web3.to_checksum_address(json.loads((folder / "account.json").read_text())["address"])
+        except (ValueError, KeyError) as exc:
+            raise ConsortiumError(f"cannot read the address in {folder / 'account.json'}: {exc}", reason="bad_argument",
+                                  hint="pass the candidate's 0x address") from None
+    if not Web3.is_address(value):
+        raise ConsortiumError(f"--candidate {value!r} is neither an address nor a key folder", reason="bad_argument",
+                              hint="pass the 0x address or the folder made by `consortium keys new`")
+    return Web3.to_checksum_address(value)
+
+
+def _tally_text(t: dict) -> str:
+    if t["admitted"] or t["expelled"]:
+        outcome = "admitted" if t["admitted"] else "expelled"
+        return f"{t['name']} {outcome} with {t['votes']} votes ({t['votes_needed']} needed of {t['electorate']} members)"
+    more = max(t["votes_needed"] - t["votes"], 0)
+    return (f"{t['votes']} of {t['votes_needed']} votes needed ({t['electorate']} members not expelled, more than two "
+            f"thirds must vote); {more} more: each runs `consortium gov vote {t['proposal_id']} --config NODE.toml`")
+
+
 def _gov(args) -> int:
     from node.chain.deployment import Role
 
     ledger = _ledger(args)
     action = args.gov_command
-    if action in ("propose", "expel"):
-        if action == "propose":
-            pid = ledger.propose_member(args.candidate, args.name, Role[args.role], args.endpoint or "")
-        else:  # expulsion is final and decided by the same supermajority as an admission
-            pid = ledger.propose_expulsion(args.member, hashlib.sha256((args.reason or "").encode()).digest())
-        t = ledger.threshold()
-        _print(args, {"proposal_id": pid, **t}, f"proposal {pid} opened; it needs {t['votes_needed']} of "
-               f"{t['electorate']} votes (more than two thirds of the members not expelled)")
+    if action == "propose":
+        candidate = _candidate_address(args.candidate)
+        pid = ledger.propose_member(candidate, args.name, Role[args.role], args.endpoint or "")
+        tally = _tally(ledger, pid)
+        _print(args, tally, f"proposal {pid} opened for {args.name} ({candidate}); {_tally_text(tally)}")
+    elif action == "expel":  # expulsion is final and decided by the same supermajority as an admission
+        member = MemberDirectory(ledger.members()).resolve(args.member)
+        pid = ledger.propose_expulsion(member, hashlib.sha256((args.reason or "").encode()).digest())
+        tally = _tally(ledger, pid)
+        _print(args, tally, f"proposal {pid} opened to expel {args.member} ({member}); {_tally_text(tally)}")
     elif action == "vote":
-        carried = ledger.vote(args.proposal_id)
-        p, t = ledger.proposal(args.proposal_id), ledger.threshold()
-        data = {"admitted": carried and p["action"] == "ADMIT", "expelled": carried and p["action"] == "EXPEL",
-                "votes": p["votes"], **t}
-        done = {"ADMIT": "; candidate admitted", "EXPEL": "; member expelled"}[p["action"]] if carried else ""
-        _print(args, data, f"vote cast ({p['votes']} of {t['votes_needed']} needed){done}")
+        ledger.vote(args.proposal_id)
+        tally = _tally(ledger, args.proposal_id)
+        hint = ""
+        if tally["admitted"] and ledger.gateway.dev:
+            from node.settings import load_settings
+
+            hint = (f"; give its account gas: `consortium chain fund {tally['name']} --rpc {ledger.gateway.rpc_url} "
+                    f"--deployment {load_settings(args.config).deployment}`")
+        _print(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
     elif action in ("warn", "suspend", "reinstate"):
-        getattr(ledger, action)(args.member, hashlib.sha256((args.reason or "").encode()).digest())
-        _print(args, {"member": args.member, "action": action}, f"{action}: {args.member}")
+        member = MemberDirectory(ledger.members()).resolve(args.member)
+        getattr(ledger, action)(member, hashlib.sha256((args.reason or "").encode()).digest())
+        _print(args, {"member": member, "action": action}, f"{action}: {args.member} ({member})")
     elif action == "endpoint":
         ledger.set_endpoint(args.url)
         _print(args, {"endpoint": args.url}, f"endpoint set to {args.url}")
@@ -231,6 +295,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sign.add_argument("--deployment", type=Path, help="the consortium's deployment.json (chain id and contract)")
     sign.add_argument("--chain-id", type=int)
     sign.add_argument("--contract", help="the DataUseAuthorization address (with --chain-id, instead of --deployment)")
+    sign.add_argument("--rpc", help="a chain RPC URL, to accept member names for --owner/--grantee (with --deployment)")
     sign.add_argument("--subject-keys", help="the subject's key folder (default: a fresh throwaway subject key)")
     sign.add_argument("--json", action="store_true")
     sign.set_defaults(func=_consent_sign)
@@ -241,7 +306,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     gov = sub.add_parser("gov", help="consortium governance").add_subparsers(dest="gov_command", required=True)
     p = common(gov.add_parser("propose", help="propose a new member"))
-    p.add_argument("--candidate", required=True)
+    p.add_argument("--candidate", required=True, help="the new member's address or its key folder")
     p.add_argument("--name", required=True)
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--endpoint")

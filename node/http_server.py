@@ -67,5 +67,9 @@ def uvicorn_options(settings: NodeSettings) -> dict[str, Any]:
     return options
 
 
-def serve(app, settings: NodeSettings) -> None:
-    uvicorn.run(app, **uvicorn_options(settings))
+def serve(app, settings: NodeSettings, sock=None) -> None:
+    """``sock``: an already bound, listening socket (the node reserves its port before it starts anything)."""
+    if sock is None:
+        uvicorn.run(app, **uvicorn_options(settings))
+        return
+    uvicorn.Server(uvicorn.Config(app, **uvicorn_options(settings))).run(sockets=[sock])

@@ -6,6 +6,27 @@ import json
 from pathlib import Path
 
 
+def reserve_port(host: str, port: int):
+    """Bind and listen on the node's port before anything else starts, so a second start of the same node
+    fails at once with one line (and not after loading keys, with uvicorn's errno). uvicorn serves on it."""
+    import socket
+
+    from node.errors import ConsortiumError
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConsortiumError(f"cannot listen on {host}:{port}: {exc.strerror} (is this node already running?)",
+                              reason="port_in_use",
+                              hint="stop the process using it, or set another `port` in the node's TOML") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def _cmd_node_start(args: argparse.Namespace) -> int:
     import logging
 
@@ -16,13 +37,65 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
     settings = load_settings(args.config)
-    ctx = NodeContext.build(settings)
-    ctx.start()
+    sock = reserve_port(settings.host, settings.port)  # before anything starts: one clear line, not a half-started node
     try:
-        serve(create_app(ctx), settings)  # node/http_server.py: slow clients bounded by the http_* settings
+        ctx = NodeContext.build(settings)
+        ctx.start()
+        try:
+            serve(create_app(ctx), settings, sock)  # node/http_server.py: slow clients bounded by the http_* settings
+        finally:
+            ctx.stop()
     finally:
-        ctx.stop()
+        sock.close()
     return 0
+
+
+def _cmd_node_init(args: argparse.Namespace) -> int:
+    from node.devnet import check_member_names, write_node_config
+    from node.errors import ConsortiumError
+
+    check_member_names([args.name])
+    if (args.folder / "node.toml").exists():
+        raise ConsortiumError(f"{args.folder / 'node.toml'} already exists", reason="exists",
+                              hint="edit it, or choose another folder")
+    path = write_node_config(args.folder.resolve(), args.name, args.keys.resolve(), args.rpc, args.deployment.resolve(),
+                             args.port)
+    print(json.dumps({"config": str(path)}) if args.json else f"wrote {path}")
+    return 0
+
+
+def _cmd_node_wait(args: argparse.Namespace) -> int:
+    """Poll the node's /ready (signed as its operator, so the reason comes with its message)."""
+    import time
+
+    import httpx
+
+    from node.claims_cli import own_client
+    from node.errors import ConsortiumError
+    from node.settings import load_settings
+
+    client = own_client(load_settings(args.config))
+    deadline = time.monotonic() + args.timeout
+    last = "no answer"
+    try:
+        while True:
+            try:
+                r = client.request("GET", "/ready")
+                if r.status_code == 200:
+                    print(json.dumps(r.json()) if args.json else f"ready at block {r.json()['block']}")
+                    return 0
+                detail = r.json().get("detail", {})
+                last = f"{detail.get('reason')}: {detail.get('message')}"
+                if detail.get("reason") == "key_not_ready":  # persistent until fixed: no point waiting
+                    break
+            except httpx.HTTPError as exc:
+                last = f"no answer ({type(exc).__name__})"
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    finally:
+        client.close()
+    raise ConsortiumError(f"node {args.config} is not ready: {last}", reason="not_ready", hint="see the node's log")
 
 
 def _cmd_data_import(args: argparse.Namespace) -> int:
@@ -46,6 +119,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     start = node.add_parser("start", help="serve the node API (settings from --config and CONSORTIUM_* variables)")
     start.add_argument("--config", required=True, type=Path, help="the node's TOML settings file")
     start.set_defaults(func=_cmd_node_start)
+    wait = node.add_parser("wait", help="wait until the node is ready (exit 1 with the reason when it is not)")
+    wait.add_argument("--config", required=True, type=Path)
+    wait.add_argument("--timeout", type=float, default=120.0)
+    wait.add_argument("--json", action="store_true")
+    wait.set_defaults(func=_cmd_node_wait)
+    init = node.add_parser("init", help="write a node's TOML settings (for a member that joins later)")
+    init.add_argument("folder", type=Path, help="the node's home; node.toml is written here")
+    init.add_argument("--name", required=True, help="the member's name on the registry")
+    init.add_argument("--keys", required=True, type=Path, help="the member's key folder (`consortium keys new`)")
+    init.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
+    init.add_argument("--deployment", required=True, type=Path)
+    init.add_argument("--port", type=int, default=8700)
+    init.add_argument("--json", action="store_true")
+    init.set_defaults(func=_cmd_node_init)
 
     data = sub.add_parser("data", help="the member's local datasets").add_subparsers(dest="data_command", required=True)
     imp = data.add_parser("import", help="import a CSV file into a declared dataset, all rows or none")
@@ -54,3 +141,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--config", required=True, type=Path)
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=_cmd_data_import)
+    from node.data_cli import register_data
+
+    register_data(data)  # data query, data schema

@@ -91,6 +91,22 @@ def wait_for(client, job: dict, show_progress: bool, timeout: float | None = Non
     return job
 
 
+def rerun_hint(job: dict) -> str | None:
+    """What to do about a failed job, naming only a command that will be accepted.
+
+    ``stats rerun`` drops the missing participants (node/stats/service.py); a horizontal job needs two
+    left, and a job whose every participant is missing would only ask them again.
+    """
+    missing = job["error"]["missing"] if job.get("error") else []
+    if not missing:
+        return None
+    remaining = [p for p in job["participants"] if p not in set(missing)]
+    if remaining and not (job["kind"] == "horizontal" and len(remaining) < 2):
+        return f"re-run without {', '.join(missing)}: `consortium stats rerun {job['id']} --config NODE.toml`"
+    return (f"a re-run without {', '.join(missing)} would leave too few participants: fix the cause (a grant to you, "
+            "the participant's node), then open a new job with `consortium stats run SPEC.toml --config NODE.toml`")
+
+
 def print_job(job: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -101,8 +117,9 @@ def print_job(job: dict, console=None) -> None:
     if job["state"] == "FAILED":
         error = job["error"]
         console.print(f"[red]failed[/red]: {error['reason']}: {error['message']}")
-        if error["missing"]:
-            console.print(f"re-run without {', '.join(error['missing'])}: `consortium stats rerun {job['id']}`")
+        hint = rerun_hint(job)
+        if hint:
+            console.print(hint, highlight=False)
         return
     result = job.get("result")
     if not result:

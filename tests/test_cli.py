@@ -91,7 +91,7 @@ def test_stale_deployment_is_one_line(consortium, tmp_path):
     data["contracts"] = {k: "0x" + "22" * 20 for k in data["contracts"]}
     (tmp_path / "stale.json").write_text(json.dumps(data))
     result = run("chain", "check", "--rpc", consortium.gateway.rpc_url, "--deployment", str(tmp_path / "stale.json"))
-    assert_one_line_error(result, "stale deployment file", "redeploy")
+    assert_one_line_error(result, "stale deployment file", "deploy anew with `consortium chain up`")
 
 
 def test_wrong_passphrase_is_one_line(tmp_path):
@@ -150,3 +150,104 @@ def test_chain_up_serves_a_deployment_until_interrupted(tmp_path):
     from node.chain.anvil import rpc_ready
 
     assert not rpc_ready(info["rpc_url"])  # anvil went down with it
+
+
+# ---------------------------------------------------------------- your own consortium (issue 13)
+
+
+def test_chain_up_refuses_a_bad_founder_in_one_line(tmp_path):
+    for spec, fragment in (("acme", "is not NAME:ROLE"), ("acme:banker", "is not NAME:ROLE"), ("../x:insurer", "not allowed")):
+        assert_one_line_error(run("chain", "up", "--home", str(tmp_path), "--member", spec), fragment)
+    assert_one_line_error(run("chain", "up", "--home", str(tmp_path), "--member", "a:insurer", "--member", "A:platform"),
+                          "given twice")
+
+
+def test_member_names_resolve_in_one_place_and_refuse_unknown_or_ambiguous():
+    from types import SimpleNamespace
+
+    from node.members import MemberDirectory, UnknownMember
+
+    a, b, c = ("0x" + d * 40 for d in "abc")
+    directory = MemberDirectory([SimpleNamespace(name="acme", address=a.replace("0xa", "0xA")),
+                                 SimpleNamespace(name="twin", address=b), SimpleNamespace(name="twin", address=c)])
+    assert directory.resolve("acme").lower() == a and directory.resolve("ACME").lower() == a
+    assert directory.resolve(b).lower() == b  # an address passes through, member or not
+    assert directory.name_of(a) == "acme" and directory.name_of("0x" + "d" * 40) == "0x" + "d" * 40
+    with pytest.raises(UnknownMember, match="neither an address nor a member name"):
+        directory.resolve("nobody")
+    with pytest.raises(UnknownMember, match="ambiguous") as err:
+        directory.resolve("twin")
+    assert err.value.reason == "ambiguous_member"
+
+
+def test_reverts_print_enums_by_name():
+    from node.chain.errors import ContractRevert
+
+    text = str(ContractRevert("InvalidClaimStep", {"claimIdHash": b"\x01" * 32, "from": 6, "to": 1}))
+    assert "from=PAID" in text and "to=REPORTED" in text
+
+
+def test_failed_job_hint_names_only_a_rerun_that_will_be_accepted():
+    from node.stats_cli import rerun_hint
+
+    job = {"id": "j1", "kind": "horizontal", "participants": ["0xa", "0xb", "0xc"], "error": {"missing": ["0xc"]}}
+    assert "consortium stats rerun j1" in rerun_hint(job)
+    job["participants"] = ["0xa", "0xc"]  # one would remain: the node refuses such a rerun
+    assert "stats rerun" not in rerun_hint(job) and "stats run SPEC.toml" in rerun_hint(job)
+    assert rerun_hint({**job, "error": {"missing": []}}) is None
+
+
+def test_no_hint_names_a_command_that_does_not_exist(tmp_path):
+    result = run("members", "--rpc", "http://127.0.0.1:1", "--deployment", str(tmp_path / "none.json"))
+    assert_one_line_error(result, "does not exist", "consortium chain up")
+    assert "chain deploy" not in result.stderr
+
+
+def test_starting_a_node_twice_is_one_line_before_anything_starts(tmp_path):
+    import socket
+
+    from node.devnet import write_node_config
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = write_node_config(tmp_path, "acme", tmp_path / "keys", "http://127.0.0.1:1", tmp_path / "d.json",
+                                   taken.getsockname()[1])
+        result = run("node", "start", "--config", str(config))
+    assert_one_line_error(result, "already in use", "already running")
+    assert "started" not in result.stdout + result.stderr
+
+
+def test_readme_dataset_table_and_document_types_match_the_code():
+    from node.datasets import SCHEMAS
+    from node.evidence.leaf import DocType
+
+    readme = (ROOT / "README.md").read_text()
+    for s in SCHEMAS.values():
+        cols = ", ".join(f"{f.name} {f.kind}{'' if f.required else '*'}" for f in s.fields)
+        assert f"| `{s.name}` | `{s.key}` | {cols} |" in readme, s.name
+    for t in DocType:
+        assert f"`{t.label}` ({int(t)})" in readme
+    assert run("data", "schema", "claims", "--json").returncode == 0
+
+
+def test_ready_is_not_ready_with_the_reason_when_the_key_could_not_be_registered():
+    import threading
+    from types import SimpleNamespace
+
+    from node.api.health import not_ready_reason
+
+    def ctx(key_ready=True, key_error=None, log_error=None, evidence_error=None):
+        event = threading.Event()
+        if key_ready:
+            event.set()
+        return SimpleNamespace(stats=SimpleNamespace(key_ready=event, key_error=key_error),
+                               access_log=SimpleNamespace(last_error=log_error),
+                               evidence=SimpleNamespace(last_error=evidence_error))
+
+    assert not_ready_reason(ctx()) is None
+    reason, message = not_ready_reason(ctx(False, "ChainError: insufficient funds for gas"))
+    assert reason == "key_not_ready" and "insufficient funds" in message and "consortium chain fund" in message
+    assert not_ready_reason(ctx(False))[0] == "starting"
+    assert not_ready_reason(ctx(log_error="nonce too low"))[0] == "access_log_failing"
+    assert not_ready_reason(ctx(evidence_error="timeout"))[0] == "evidence_anchoring_failing"

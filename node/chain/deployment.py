@@ -90,7 +90,7 @@ class Deployment:
     @classmethod
     def load(cls, path: str | Path) -> "Deployment":
         path = Path(path)
-        hint = "deploy with `consortium chain up` or `consortium chain deploy`, or pass the right --deployment"
+        hint = "pass the deployment file written by `consortium chain up` (--deployment or `deployment` in the node's TOML)"
         if not path.exists():
             raise DeploymentError(f"deployment file {path} does not exist", hint=hint)
         try:
@@ -113,7 +113,7 @@ class Deployment:
 
 def attach(gateway: ChainGateway, deployment: Deployment, *, check: bool = True) -> ChainGateway:
     """Bind the deployed contracts; with ``check``, refuse a deployment that does not match this chain or these sources."""
-    hint = "redeploy with `consortium chain deploy` (or `consortium chain up` for a local chain)"
+    hint = "pass the deployment file of this chain and checkout, or deploy anew with `consortium chain up`"
     if check and deployment.chain_id != gateway.chain_id:
         raise DeploymentError(f"deployment is for chain id {deployment.chain_id} but the RPC serves chain id {gateway.chain_id}", hint=hint)
     for name in DEPLOYED_CONTRACTS:

@@ -40,11 +40,25 @@ class ContractRevert(ChainError):
         self.name = name
         self.args_by_name = dict(args or {})
         self.raw = raw
-        shown = ", ".join(f"{k}={_show(v)}" for k, v in self.args_by_name.items())
+        shown = ", ".join(f"{k}={_show(v, _enum_of(name, k))}" for k, v in self.args_by_name.items())
         super().__init__(f"contract reverted: {name}({shown})")
 
 
-def _show(value: Any) -> str:
+def _enum_of(error: str, arg: str) -> Any:
+    """The enum of a revert argument declared as a Solidity enum (imported late: deployment imports this module)."""
+    from node.chain.deployment import ClaimStep, Status
+
+    return {("InvalidClaimStep", "from"): ClaimStep, ("InvalidClaimStep", "to"): ClaimStep,
+            ("InvalidStatusChange", "from"): Status, ("InvalidStatusChange", "to"): Status}.get((error, arg))
+
+
+def _show(value: Any, enum: Any = None) -> str:
+    """Revert arguments as a person reads them: enums by name (step 6 is PAID), bytes as 0x hex."""
+    if enum is not None and isinstance(value, int):
+        try:
+            return enum(value).name
+        except ValueError:
+            pass
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return str(value)

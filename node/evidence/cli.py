@@ -145,6 +145,9 @@ def register(sub) -> None:
     proof.add_argument("--out", help="write one proof file per anchored document into this folder")
     proof.add_argument("--json", action="store_true")
     proof.set_defaults(func=_cmd_proof)
+    from node.claims_cli import register_evidence
+
+    register_evidence(evidence)  # evidence upload, evidence types
 
     claim = sub.add_parser("claim", help="claim lifecycle on chain").add_subparsers(dest="claim_command", required=True)
     step = claim.add_parser("step", help="record the next step of a claim, signed by this member")

@@ -1,0 +1,79 @@
+"""Member names and addresses: the one place a name given on the command line becomes an address.
+
+Every command that takes a member accepts its registry name (``insurer-east``) or its address. A
+name is looked up on ``ConsortiumRegistry``; an unknown or ambiguous name is refused with the list
+of names, never guessed. Human output goes the other way: :class:`MemberDirectory` names addresses.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
+
+from web3 import Web3
+
+from node.errors import ConsortiumError
+
+if TYPE_CHECKING:
+    from node.chain.gateway import ChainGateway
+    from node.chain.ledger import MemberRecord
+
+
+class UnknownMember(ConsortiumError):
+    reason = "unknown_member"
+
+
+def read_members(gateway: "ChainGateway") -> list["MemberRecord"]:
+    """Every member ever admitted, read from the registry (reads need no key)."""
+    from eth_account import Account
+
+    from node.chain.ledger import Ledger
+
+    return Ledger(gateway, Account.create()).members()
+
+
+@dataclass
+class MemberDirectory:
+    members: list["MemberRecord"]
+
+    @classmethod
+    def from_chain(cls, gateway: "ChainGateway") -> "MemberDirectory":
+        return cls(read_members(gateway))
+
+    def resolve(self, value: str, what: str = "member") -> str:
+        """The checksummed address of ``value``: an address (a member or not) or a member's name."""
+        return resolve_member(value, self.members, what)
+
+    def record(self, value: str) -> "MemberRecord":
+        address = self.resolve(value)
+        for m in self.members:
+            if m.address == address:
+                return m
+        raise UnknownMember(f"{value} is not a consortium member", hint="list members with `consortium members`")
+
+    def name_of(self, address: str | None) -> str:
+        """The member's name for an address (the address itself when it names no member)."""
+        if not address:
+            return ""
+        for m in self.members:
+            if m.address.lower() == address.lower():
+                return m.name
+        return address
+
+
+def resolve_member(value: str, members: Iterable["MemberRecord"], what: str = "member") -> str:
+    value = (value or "").strip()
+    if Web3.is_address(value) and value.lower().startswith("0x"):
+        return Web3.to_checksum_address(value)
+    members = list(members)
+    matches = [m for m in members if m.name == value]
+    if not matches:  # names are case-sensitive on chain; accept another case only when it is unambiguous
+        matches = [m for m in members if m.name.lower() == value.lower()]
+    addresses = sorted({m.address for m in matches})
+    if len(addresses) == 1:
+        return addresses[0]
+    names = ", ".join(sorted({m.name for m in members})) or "none"
+    if not addresses:
+        raise UnknownMember(f"{what} {value!r} is neither an address nor a member name (members: {names})",
+                            hint="give a name from `consortium members` or a 0x address")
+    raise UnknownMember(f"{what} name {value!r} is ambiguous: it names {', '.join(addresses)}",
+                        reason="ambiguous_member", hint="give the member's 0x address instead")
