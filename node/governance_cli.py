@@ -186,9 +186,11 @@ def _consent_batch(args) -> int:
     return 0
 
 
-def _tally(ledger, proposal_id: int) -> dict:
-    """Votes so far and the votes needed: more than two thirds of the electorate (members not expelled)."""
-    p, t = ledger.proposal(proposal_id), ledger.threshold()
+def _tally(ledger, proposal_id: int, threshold: dict | None = None) -> dict:
+    """Votes so far and the votes needed: more than two thirds of the electorate (members not expelled).
+
+    ``threshold``: the one the vote was counted against (read before it: an admission grows the electorate)."""
+    p, t = ledger.proposal(proposal_id), threshold or ledger.threshold()
     return {"proposal_id": proposal_id, "candidate": p["candidate"], "name": p["name"], "action": p["action"],
             "votes": p["votes"], "electorate": t["electorate"], "votes_needed": t["votes_needed"],
             "admitted": bool(p["executed"]) and p["action"] == "ADMIT",
@@ -237,8 +239,9 @@ def _gov(args) -> int:
         tally = _tally(ledger, pid)
         _print(args, tally, f"proposal {pid} opened to expel {args.member} ({member}); {_tally_text(tally)}")
     elif action == "vote":
+        before = ledger.threshold()
         ledger.vote(args.proposal_id)
-        tally = _tally(ledger, args.proposal_id)
+        tally = _tally(ledger, args.proposal_id, before)
         hint = ""
         if tally["admitted"] and ledger.gateway.dev:
             from node.settings import load_settings

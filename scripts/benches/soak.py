@@ -50,7 +50,8 @@ def _soak(net, args, progress, EventReader) -> dict:
     operator = net.client("operator", node)
     grantee = net.dev.keys["insurer-west"].address
     r = operator.request("POST", "/grants", {"grantee": grantee, "dataset": "claims", "purpose": "STATISTICS",
-                                             "expires_at": int(time.time()) + 7 * 86400})
+                                             "expires_at": int(time.time()) + 7 * 86400,
+                                             "consent_ref": "0x" + hashlib.sha256(b"soak: legal basis").hexdigest()})
     assert r.status_code == 201, r.text
     start_block = net.dev.gateway.block_number()
     pid = net.nodes[node].process.pid
