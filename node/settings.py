@@ -36,6 +36,14 @@ class NodeSettings(BaseSettings):
     evidence_batch_age: float = Field(default=2.0, gt=0, description="... or when its first hash is this old (seconds)")
     evidence_keep_documents: bool = Field(default=False, description="keep uploaded documents (else hashes only)")
     evidence_max_document_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    release_min_cohort: int = Field(default=10, ge=1, description="owner's floor k: fewest distinct persons per released "
+                                    "bucket (a job may raise it, never lower it)")
+    release_epsilon_budget: float = Field(default=1.0, gt=0, description="differential-privacy epsilon this node releases "
+                                          "per requester and dataset, over the node's lifetime")
+    release_history_compared: int = Field(default=500, ge=1, description="earlier releases to the same requester and "
+                                          "dataset each new release is compared with (differencing)")
+    peer_answer_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="largest answer this node reads from "
+                                       "a peer per job message; scaled up with the job's buckets or rows")
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
 

@@ -106,6 +106,16 @@ BASE = {"kind": "horizontal", "dataset": "claims", "value": "amount", "participa
     ({"deadline_seconds": 1}, "bad_spec"),
     ({"epsilon": 0.5}, "bad_spec"),  # DP on sums needs a value bound
     ({"surprise": 1}, "bad_spec"),
+    ({"group_by": [{"column": "person_id", "values": ["p1"]}]}, "identifier_column"),
+    ({"group_by": [{"column": "claim_id", "values": ["c1"]}]}, "identifier_column"),
+    ({"filters": {"person_id": "p1"}}, "identifier_column"),
+    ({"filters": {"policy_id": ["x", "y"]}}, "identifier_column"),
+    ({"filters": {"status": "payed"}}, "unknown_value"),
+    ({"group_by": [{"column": "age_band", "values": ["18-30"]}]}, "unknown_value"),
+    ({"value_range": [5, 1]}, "bad_spec"),
+    ({"platform": "a"}, "key_not_for_kind"),
+    ({"kind": "fraud", "persons": ["x"], "min_cohort": 10}, "key_not_for_kind"),
+    ({"kind": "vertical", "platform": "a"}, "key_not_for_kind"),  # BASE names participants: not for vertical
 ])
 def test_bad_specs_are_refused_with_a_reason(change, reason):
     with pytest.raises(SpecError) as info:
@@ -119,7 +129,7 @@ def test_spec_normalizes_members_and_buckets_and_hash_covers_everything(keypair)
                                     "filters": {"claim_date": {"gte": "2026-03-01"}, "status": ["paid", "open"]}},
                             resolve, MEMBERS["me"])
     assert request.public["participants"] == sorted([MEMBERS["a"], MEMBERS["b"]])
-    assert request.public["buckets"] == ["18-29|[0,100)", "18-29|[100,250.5)", "30-39|[0,100)", "30-39|[100,250.5)"]
+    assert request.public["buckets"] == ["18-29|[0,100)", "18-29|[100,250.5)", "30-39|[0,100)", "30-39|[100,250.5)", "(other)"]
     public = complete(request, MEMBERS["me"], keypair[0], job_id="j1")
     assert horizontal_spec(public).buckets == tuple(request.public["buckets"])
     h = spec_hash(public)
@@ -160,15 +170,27 @@ def test_horizontal_vector_is_exact_with_bins_filters_and_undeclared_values(engi
                                                  {"column": "amount", "edges": [0, 100, 250.5]}],
                                     "filters": {"status": ["paid", "open"]}}, resolve, MEMBERS["me"])
     public = complete(request, MEMBERS["me"], keypair[0], job_id="j")
-    vector, used = local.horizontal_vector(engine, public)
-    # 40-49 is undeclared and 250.50 falls on the open upper edge: both outside every bucket
-    assert used == 3
+    totals, persons = local.horizontal_buckets(engine, public)
+    vector = local.horizontal_vector(totals, public["buckets"])
+    # 40-49 is undeclared and 250.50 falls on the open upper edge: both counted in the overflow bucket, never summed
     cents = {"18-29|[0,100)": [1010, 9999], "18-29|[100,250.5)": [], "30-39|[0,100)": [], "30-39|[100,250.5)": [10000]}
     expected = []
-    for bucket in public["buckets"]:
+    for bucket in public["buckets"][:-1]:
         values = cents[bucket]
         expected += [len(values), sum(values), sum(v * v for v in values)]
-    assert vector == expected
+    assert vector == expected + [2, 0, 0]
+    assert {b: sorted(p) for b, p in persons.items()} == {"18-29|[0,100)": ["p1", "p2"], "18-29|[100,250.5)": [],
+                                                           "30-39|[0,100)": [], "30-39|[100,250.5)": ["p3"],
+                                                           "(other)": ["p4", "p5"]}
+
+
+def test_value_range_sends_rows_outside_it_to_the_overflow_bucket(engine, keypair):
+    request = parse_request(BASE | {"value_range": [0, 100], "group_by": [{"column": "age_band", "values": ["18-29"]}]},
+                            resolve, MEMBERS["me"])
+    public = complete(request, MEMBERS["me"], keypair[0], job_id="j")
+    totals, persons = local.horizontal_buckets(engine, public)
+    assert totals == {"18-29": [3, 1010 + 9999 + 2000, 1010**2 + 9999**2 + 2000**2], "(other)": [3, 0, 0]}
+    assert sorted(persons["18-29"]) == ["p1", "p2"]  # p1's two claims: one person
 
 
 def test_insurer_rows_total_claims_per_person(engine):
@@ -209,3 +231,12 @@ def test_participant_side_check_ties_vertical_and_fraud_specs_to_their_dataset(k
     for change in ({"dataset": "claims"}, {"purpose": "STATISTICS"}, {"check": "recent_claims"}):
         with pytest.raises(SpecError):
             check_public(fraud | change)
+
+
+def test_vertical_spec_names_the_requester_as_label_owner_and_states_its_semantics():
+    request = parse_request({"kind": "vertical", "platform": "a", "group_by": [{"column": "channel", "values": ["app"]}]},
+                            resolve, MEMBERS["me"])
+    assert request.public["label_owner"] == MEMBERS["me"] and "policyholders" in request.public["semantics"]["persons"]
+    with pytest.raises(SpecError) as info:
+        parse_request({"kind": "vertical", "platform": "a", "label_owner": "b"}, resolve, MEMBERS["me"])
+    assert info.value.reason == "not_label_owner"
