@@ -240,3 +240,79 @@ def test_vertical_spec_names_the_requester_as_label_owner_and_states_its_semanti
     with pytest.raises(SpecError) as info:
         parse_request({"kind": "vertical", "platform": "a", "label_owner": "b"}, resolve, MEMBERS["me"])
     assert info.value.reason == "not_label_owner"
+
+
+# ------------------------------------------------------------------------------------------ peer answer size
+
+
+@pytest.fixture
+def oversized_peer():
+    """A peer answering every POST with 20 MB of JSON-looking bytes, declared or streamed without a length."""
+    import http.server
+    import threading
+
+    sent = {"bytes": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            chunk = b" " * 65536
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            if self.path == "/declared":
+                self.send_header("content-length", str(20 * 1024 * 1024))
+                self.end_headers()
+            else:
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+            try:
+                for _ in range(320):
+                    data = chunk if self.path == "/declared" else b"%x\r\n%s\r\n" % (len(chunk), chunk)
+                    self.wfile.write(data)
+                    sent["bytes"] += len(chunk)
+                if self.path != "/declared":
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", sent
+    server.shutdown()
+
+
+@pytest.mark.parametrize("path", ["/declared", "/streamed"])
+def test_peer_answers_past_the_size_limit_are_cut_off_and_fail_the_job(oversized_peer, path):
+    from eth_account import Account
+
+    from node.stats.peer import PeerClient, PeerError
+
+    url, sent = oversized_peer
+    with PeerClient(url, Account.create(), "0x" + "11" * 20, 31337, timeout=30, max_bytes=1024 * 1024) as client:
+        with pytest.raises(PeerError) as info:
+            client.post_json(path, {"chain_job_id": 1})
+    assert info.value.reason == "answer_too_large" and info.value.definitive  # the job fails instead of retrying
+    if path == "/streamed":  # the reader stopped near the limit instead of holding 20 MB
+        assert sent["bytes"] < 20 * 1024 * 1024
+
+
+def test_peer_answer_limit_scales_with_the_job_and_never_goes_under_the_setting(keypair):
+    from types import SimpleNamespace
+
+    from node.stats.service import StatsService
+
+    settings = SimpleNamespace(peer_answer_max_bytes=1_000_000)
+    service = SimpleNamespace(ctx=SimpleNamespace(settings=settings))
+    public = complete(parse_request(BASE, resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="j")
+    assert StatsService.answer_limit(service, {"public_spec": public}, "contribute") == 1_000_000
+    fraud = complete(parse_request({"kind": "fraud", "participants": ["a"], "persons": [f"p{i}" for i in range(10_000)]},
+                                   resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="f")
+    assert StatsService.answer_limit(service, {"public_spec": fraud}, "fraud") > 2 * 10_000 * 2 * 64
+    vertical = complete(parse_request({"kind": "vertical", "platform": "a", "group_by": [{"column": "channel", "values": ["app"]}]},
+                                      resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="v")
+    assert StatsService.answer_limit(service, {"public_spec": vertical}, "vertical/start", own_rows=500_000) >= 70 * 5_000_000
