@@ -55,6 +55,8 @@ log = logging.getLogger("consortium.stats")
 
 ZERO32 = b"\x00" * 32
 LABEL_BATCH_ROWS = 5000
+# the most records one participant may claim to have used: a plausibility bound on counts it cannot raise at will
+MAX_RECORDS = 100_000_000
 JOB_PUBLISHED, JOB_ABORTED = 2, 3
 
 
@@ -474,7 +476,7 @@ class StatsService:
 
     def _finish(self, job_id: str) -> None:
         job = self.store.job(job_id)
-        public, private = job["public_spec"], job["private_spec"]
+        public = job["public_spec"]
         received = self.store.received_for(job_id)
         self.store.set_progress(job_id, phase="aggregating")
         try:
@@ -603,7 +605,7 @@ def _release_report(raw: Any) -> dict:
     raw = raw if isinstance(raw, dict) else {}
     out = {"min_cohort": raw.get("min_cohort"), "min_cohort_raised": bool(raw.get("min_cohort_raised")),
            "suppressed": [b for b in raw.get("suppressed", []) if isinstance(b, str)][:MAX_BUCKETS],
-           "records": raw.get("records") if isinstance(raw.get("records"), int) and raw["records"] >= 0 else 0}
+           "records": min(raw["records"], MAX_RECORDS) if isinstance(raw.get("records"), int) and raw["records"] >= 0 else 0}
     if not isinstance(out["min_cohort"], int) or out["min_cohort"] < 1:
         out["min_cohort"] = 1
     return out
