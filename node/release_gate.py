@@ -27,6 +27,8 @@ Rules, in the order they are applied (DESIGN.md "Release policy"):
 """
 from __future__ import annotations
 
+import bisect
+import hashlib
 import json
 import threading
 import time
@@ -54,6 +56,7 @@ history = Table(
     Column("dataset", String(64), nullable=False),
     Column("ref", String(128), nullable=False),  # what was released: "query:<hash>" or "job:<chain id>"
     Column("buckets", Text, nullable=False),  # JSON [[bucket, persons], ...] in the order of ``digests``
+    Column("fingerprint", String(64), nullable=False),  # SHA-256 of the whole footprint: a repeat is stored once
     Column("digests", LargeBinary, nullable=False),
     Column("created_at", Float, nullable=False),
 )
@@ -170,7 +173,7 @@ class ReleaseGate:
         suppressed = [b for b in footprint.buckets if sizes[b] < k]
         kept = Footprint({b: footprint.buckets[b] for b in released})
         with self._lock:
-            conflict = find_conflict(kept, self._history(req), k)
+            conflict = find_conflict(kept, self._history(req, kept, k), k)
             if conflict is not None:
                 self.refuse(req, DenialReason.DIFFERENCING, "differencing",
                             f"bucket {conflict.bucket!r} differs from bucket {conflict.earlier_bucket!r} of an earlier release "
@@ -185,13 +188,24 @@ class ReleaseGate:
         counted = records or sizes
         return Release(k, int(job_min_cohort), released, sorted(suppressed), sum(counted.get(b, 0) for b in released), epsilon)
 
-    def _history(self, req: Request) -> list[tuple[str, Footprint]]:
-        stmt = (select(history.c.ref, history.c.buckets, history.c.digests)
+    def _history(self, req: Request, new: Footprint, k: int) -> list[tuple[str, Footprint]]:
+        """The earlier releases that could conflict: only those with a bucket within k persons of a new bucket's size
+        are read whole (a footprint is 8 bytes per person); an identical earlier release adds nothing to check."""
+        stmt = (select(history.c.id, history.c.ref, history.c.buckets, history.c.fingerprint)
                 .where(and_(history.c.requester == req.requester, history.c.dataset == req.dataset))
                 .order_by(history.c.id.desc()).limit(self.history_compared))
-        out = []
+        sizes = sorted(len(d) for d in new.buckets.values())
+        mine = _fingerprint(new)
+        wanted = []
         with self.engine.connect() as conn:
-            for ref, raw, blob in conn.execute(stmt):
+            for row_id, ref, raw, fingerprint in conn.execute(stmt).all():
+                if fingerprint == mine:
+                    continue
+                if any(_near(sizes, n, k) for _, n in json.loads(raw)):
+                    wanted.append((row_id, ref, raw))
+            out = []
+            for row_id, ref, raw in wanted:
+                blob = conn.execute(select(history.c.digests).where(history.c.id == row_id)).scalar_one()
                 out.append((ref, _unpack(json.loads(raw), blob)))
         return out
 
@@ -203,11 +217,14 @@ class ReleaseGate:
 
     def _record(self, req: Request, kept: Footprint, spent: float | None) -> None:
         order = list(kept.buckets)
+        fingerprint = _fingerprint(kept)
         with self.engine.begin() as conn:  # footprint and budget in one transaction, before anything is sent
-            if order:
+            seen = conn.execute(select(history.c.id).where(history.c.requester == req.requester, history.c.dataset == req.dataset,
+                                                           history.c.fingerprint == fingerprint)).first()
+            if order and seen is None:
                 conn.execute(history.insert().values(
                     requester=req.requester, dataset=req.dataset, ref=req.ref, created_at=time.time(),
-                    buckets=json.dumps([[b, len(kept.buckets[b])] for b in order]),
+                    buckets=json.dumps([[b, len(kept.buckets[b])] for b in order]), fingerprint=fingerprint,
                     digests=b"".join(kept.buckets[b].tobytes() for b in order)))
             if spent is not None:
                 found = conn.execute(select(budget.c.spent).where(budget.c.requester == req.requester,
@@ -225,6 +242,20 @@ class ReleaseGate:
         """Integer Laplace noise for one bucket's slots, epsilon split evenly across them (buckets are disjoint)."""
         per_slot = epsilon / len(sensitivities)
         return [round(laplace_noise(s / per_slot)) for s in sensitivities]
+
+
+def _fingerprint(footprint: Footprint) -> str:
+    h = hashlib.sha256()
+    for bucket in sorted(footprint.buckets):
+        h.update(json.dumps(bucket).encode() + b"|")
+        h.update(footprint.buckets[bucket].tobytes())
+    return h.hexdigest()
+
+
+def _near(sorted_sizes: list[int], n: int, k: int) -> bool:
+    """Whether some size lies strictly within k of n (a symmetric difference under k needs that)."""
+    i = bisect.bisect_left(sorted_sizes, n - k + 1)
+    return i < len(sorted_sizes) and sorted_sizes[i] < n + k
 
 
 def _unpack(sizes: list, blob: bytes) -> Footprint:
