@@ -28,7 +28,6 @@ Rules, in the order they are applied (DESIGN.md "Release policy"):
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import threading
 import time
@@ -245,11 +244,7 @@ class ReleaseGate:
 
 
 def _fingerprint(footprint: Footprint) -> str:
-    h = hashlib.sha256()
-    for bucket in sorted(footprint.buckets):
-        h.update(json.dumps(bucket).encode() + b"|")
-        h.update(footprint.buckets[bucket].tobytes())
-    return h.hexdigest()
+    return footprint.fingerprint()
 
 
 def _near(sorted_sizes: list[int], n: int, k: int) -> bool:

@@ -73,41 +73,47 @@ def horizontal_buckets(engine: Engine, public: dict, with_persons: bool = True) 
     """Per bucket (the overflow bucket included), the exact statistics the spec asks for, in fixed point,
     and the persons in it (for the owner's minimum cohort and differencing checks, which stay in this node).
 
-    Overflow rows are counted, never summed: their values are outside what the spec declared.
+    One pass over the selected rows: SQL computes each row's axis labels and fixed-point value, Python adds
+    them up per bucket (exact integers) and collects the persons. Overflow rows are counted, never summed:
+    their values are outside what the spec declared.
     """
     dataset, stats = public["dataset"], public["statistics"]
     table, schema = TABLES[dataset], dataset_schema(dataset)
     axes = [Axis(a["column"], tuple(a.get("values", ())), tuple(a.get("edges", ()))) for a in public["group_by"]]
-    keys = [_axis_expression(table, a).label(f"k{i}") for i, a in enumerate(axes)]
-    flag = _in_range(table, public).label("in_range")
+    columns = [_axis_expression(table, a).label(f"k{i}") for i, a in enumerate(axes)]
+    columns += [_in_range(table, public).label("in_range"), table.c[schema.person]]
     where = list(where_clauses(dataset, public["filters"]))
-    aggregates = [func.count().label("count")]
     if public.get("value"):
-        scaled = _scaled(table.c[public["value"]], public["decimals"])
-        aggregates += [func.sum(scaled).label("sum"), func.sum(scaled * scaled).label("sum_of_squares")]
+        columns.append(_scaled(table.c[public["value"]], public["decimals"]))
         where.append(table.c[public["value"]].isnot(None))
-    group = [k.element for k in keys] + [flag.element]
-    stmt = select(*keys, flag, *aggregates).select_from(table).where(*where).group_by(*group)
-    person_stmt = select(*keys, flag, table.c[schema.person]).select_from(table).where(*where).distinct()
     index = {b: i for i, b in enumerate(public["buckets"])}
     totals = {b: [0] * len(stats) for b in public["buckets"]}
     persons: dict[str, list[str]] = {b: [] for b in public["buckets"]}
+    n_axes, has_value = len(axes), bool(public.get("value"))
+    squares = "sum_of_squares" in stats
+    sums = "sum" in stats
+    where_of: dict[tuple, tuple[list[int], list[str], bool]] = {}
     try:
         with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-            for row in conn.execute(person_stmt) if with_persons else ():
-                persons[_bucket(list(row[:len(axes)]), row[len(axes)], index, bool(axes))].append(row[-1])
+            for row in conn.execute(select(*columns).select_from(table).where(*where)):
+                key = tuple(row[:n_axes + 1])
+                target = where_of.get(key)
+                if target is None:
+                    bucket = _bucket(list(key[:n_axes]), key[n_axes], index, bool(axes))
+                    target = where_of[key] = (totals[bucket], persons[bucket], has_value and bucket != OVERFLOW)
+                entry, people, add_value = target
+                entry[0] += 1
+                if with_persons:
+                    people.append(row[n_axes + 1])
+                if add_value:
+                    v = int(row[n_axes + 2])
+                    if sums:
+                        entry[1] += v
+                    if squares:
+                        entry[-1] += v * v
     except (OperationalError, OverflowError) as exc:
         raise SpecError(f"local aggregate failed: {exc.__class__.__name__}", reason="overflow",
-                        hint="values too large for exact 64-bit sums; lower decimals") from None
-    for row in rows:
-        m = row._mapping
-        bucket = _bucket([m[f"k{i}"] for i in range(len(axes))], m["in_range"], index, bool(axes))
-        entry = totals[bucket]
-        entry[0] += int(m["count"])
-        if bucket != OVERFLOW:
-            for offset, stat in enumerate(stats[1:], start=1):
-                entry[offset] += int(m[stat] or 0)
+                        hint="values too large for exact 64-bit fixed point; lower decimals") from None
     return totals, persons
 
 
