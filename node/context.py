@@ -22,6 +22,7 @@ from node.store.db import create_store_engine
 
 if TYPE_CHECKING:
     from node.stats.service import StatsService
+    from node.release_gate import ReleaseGate
     from privacy.paillier import PrivateKey
 
 log = logging.getLogger("consortium.node")
@@ -48,6 +49,7 @@ class NodeContext:
     access_log: AccessLog
     evidence: EvidenceService
     stats: "StatsService | None" = None  # joint statistics (node/stats), built with the context
+    release_gate: "ReleaseGate | None" = None  # what leaves this node with data in it (node/release_gate.py)
 
     @property
     def address(self) -> str:
@@ -76,8 +78,12 @@ class NodeContext:
             document_dir=settings.home / "documents" if settings.evidence_keep_documents else None,
             max_document_bytes=settings.evidence_max_document_bytes))
         ctx = cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger, cache), access_log, evidence)
+        from node.release_gate import ReleaseGate
         from node.stats.service import StatsService
 
+        ctx.release_gate = ReleaseGate(engine, ctx.enforcer, access_log, floor=settings.release_min_cohort,
+                                       epsilon_budget=settings.release_epsilon_budget,
+                                       history_compared=settings.release_history_compared)
         ctx.stats = StatsService(ctx, passphrase)  # unlocks the Paillier key with the member passphrase
         return ctx
 

@@ -30,9 +30,16 @@ class DatasetError(ConsortiumError):
 
 @dataclass(frozen=True)
 class Field_:
+    """A column. ``identifier``: a key or direct identifier (never grouped on or filtered on in a release);
+    ``domain``: the declared values of a categorical column; ``bounds``: the declared range of a numeric one.
+    Imports refuse rows outside a declared domain or range, so the declarations are true of the data."""
+
     name: str
     kind: str  # "str" | "int" | "float" | "date"
     required: bool = True
+    identifier: bool = False
+    domain: tuple[str, ...] = ()
+    bounds: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class DatasetSchema:
     name: str
     fields: tuple[Field_, ...]
     key: str
+    person: str = "person_id"  # whose record a row is: minimum cohorts count distinct values of this column
 
     @property
     def columns(self) -> list[str]:
@@ -52,16 +60,34 @@ class DatasetSchema:
         raise DatasetError(f"dataset {self.name} has no column {name!r}", reason="unknown_column",
                            hint=f"columns are: {', '.join(self.columns)}")
 
+    @property
+    def identifiers(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.identifier)
+
+
+AGE_BANDS = ("18-29", "30-39", "40-49", "50-59", "60+")
+CLAIM_STATUSES = ("open", "paid", "rejected")
+CHANNELS = ("app", "web", "mini-program")
+SEGMENTS = ("low", "mid", "high")
+MONEY = (0.0, 10_000_000.0)  # the declared range of an amount or premium, in currency units
+
+
+def _id(name: str, required: bool = True) -> Field_:
+    return Field_(name, "str", required, identifier=True)
+
 
 SCHEMAS: dict[str, DatasetSchema] = {s.name: s for s in (
-    DatasetSchema("policies", (Field_("policy_id", "str"), Field_("person_id", "str"), Field_("product", "str"),
-                               Field_("premium", "float"), Field_("start_date", "date"), Field_("region", "str")), "policy_id"),
-    DatasetSchema("claims", (Field_("claim_id", "str"), Field_("person_id", "str"), Field_("policy_id", "str", False),
-                             Field_("amount", "float"), Field_("claim_date", "date"), Field_("status", "str"),
-                             Field_("age_band", "str", False), Field_("region", "str", False)), "claim_id"),
-    DatasetSchema("user_features", (Field_("person_id", "str"), Field_("age_band", "str"), Field_("channel", "str"),
-                                    Field_("activity_segment", "str")), "person_id"),
-    DatasetSchema("fraud_list", (Field_("person_id", "str"), Field_("listed_on", "date"), Field_("reason", "str", False)), "person_id"),
+    DatasetSchema("policies", (_id("policy_id"), _id("person_id"), Field_("product", "str"),
+                               Field_("premium", "float", bounds=MONEY), Field_("start_date", "date"), Field_("region", "str")),
+                  "policy_id"),
+    DatasetSchema("claims", (_id("claim_id"), _id("person_id"), _id("policy_id", False),
+                             Field_("amount", "float", bounds=MONEY), Field_("claim_date", "date"),
+                             Field_("status", "str", domain=CLAIM_STATUSES), Field_("age_band", "str", False, domain=AGE_BANDS),
+                             Field_("region", "str", False)), "claim_id"),
+    DatasetSchema("user_features", (_id("person_id"), Field_("age_band", "str", domain=AGE_BANDS),
+                                    Field_("channel", "str", domain=CHANNELS), Field_("activity_segment", "str", domain=SEGMENTS)),
+                  "person_id"),
+    DatasetSchema("fraud_list", (_id("person_id"), Field_("listed_on", "date"), Field_("reason", "str", False)), "person_id"),
 )}
 
 _SQL_TYPES = {"str": String, "int": Integer, "float": Float, "date": Date}
@@ -118,6 +144,11 @@ def parse_csv(schema: DatasetSchema, text: str, max_errors: int = 20) -> list[di
                 parsed[f.name] = _PARSERS[f.kind](raw)
             except ValueError:
                 problems.append(f"{f.name}={raw!r} is not a {f.kind}")
+                continue
+            if f.domain and parsed[f.name] not in f.domain:
+                problems.append(f"{f.name}={raw!r} is not one of {', '.join(f.domain)}")
+            if f.bounds and not f.bounds[0] <= parsed[f.name] <= f.bounds[1]:
+                problems.append(f"{f.name}={raw!r} is outside {f.bounds[0]:g} .. {f.bounds[1]:g}")
         key = parsed.get(schema.key)
         if key is not None and key in seen:
             problems.append(f"duplicate {schema.key} {key!r}")
@@ -192,6 +223,22 @@ class AggregateQuery:
             schema.field(self.group_by)
         return schema
 
+    def check_release(self, schema: DatasetSchema) -> None:
+        """The release gate's scope rules for a direct query: no key or identifier column grouped or filtered on,
+        no filter value outside a declared domain (it would silently match nothing)."""
+        for name in [self.group_by] if self.group_by else []:
+            if schema.field(name).identifier:
+                raise DatasetError(f"group_by {name}: a key or identifier column; grouping on it would release single "
+                                   "records", reason="identifier_column", hint="group on a categorical column")
+        for name, wanted in self.filters:
+            field = schema.field(name)
+            if field.identifier:
+                raise DatasetError(f"filter {name}: a key or identifier column; filtering on it would select single "
+                                   "records", reason="identifier_column", hint="filter on categorical, date or numeric columns")
+            if field.domain and str(wanted) not in field.domain:
+                raise DatasetError(f"filter {name}: {wanted!r} is not one of the declared values ({', '.join(field.domain)})",
+                                   reason="unknown_value", hint="check the spelling")
+
     def query_hash(self, requester: str, purpose: int) -> bytes:
         """The hash written on chain with the access or denial: what was asked, by whom, for what."""
         body = json.dumps({"q": [self.dataset, self.metric, self.column, list(self.filters), self.group_by],
@@ -215,6 +262,25 @@ def run_query(engine: Engine, q: AggregateQuery) -> tuple[list[dict], int]:
         result = [dict(r._mapping) for r in conn.execute(stmt)]
     touched = sum(r["records"] for r in result)
     return result, touched
+
+
+def query_groups(engine: Engine, q: AggregateQuery) -> tuple[dict[str, dict], dict[str, list[str]]]:
+    """Per group (``"all"`` without group_by): the result row, and the distinct persons in the group (for the
+    release gate's minimum cohort and differencing checks; they never leave the node)."""
+    schema = q.validate()
+    table = TABLES[q.dataset]
+    rows, _ = run_query(engine, q)
+    key = (lambda r: str(r["group"])) if q.group_by else (lambda r: "all")
+    out = {key(r): r for r in rows if r["records"]}
+    stmt = select(*([table.c[q.group_by]] if q.group_by else []), table.c[schema.person]).distinct()
+    for name, wanted in q.filters:
+        stmt = stmt.where(table.c[name] == wanted)
+    persons: dict[str, list[str]] = {g: [] for g in out}
+    with engine.connect() as conn:
+        for row in conn.execute(stmt):
+            group = str(row[0]) if q.group_by else "all"
+            persons.setdefault(group, []).append(row[-1])
+    return out, persons
 
 
 def write_csv(path: Path, header: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from node.datasets import write_csv
+from node.datasets import AGE_BANDS, CHANNELS, SEGMENTS, write_csv
 
-AGE_BANDS = ("18-29", "30-39", "40-49", "50-59", "60+")
-CHANNELS = ("app", "web", "mini-program")
-SEGMENTS = ("low", "mid", "high")
+__all__ = ["AGE_BANDS", "CHANNELS", "SEGMENTS", "REGIONS", "PRODUCTS", "generate", "write_member_csvs"]
 REGIONS = ("east", "west", "north", "south")
 PRODUCTS = ("shipping-return", "flight-delay", "health-short", "phone-screen")
 

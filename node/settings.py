@@ -45,6 +45,14 @@ class NodeSettings(BaseSettings):
     http_keep_alive_seconds: float = Field(default=5.0, gt=0, description="idle keep-alive connections close after")
     http_max_header_bytes: int = Field(default=16 * 1024, ge=4096, description="request line and headers at most")
     web_login_seconds: int = Field(default=300, gt=0, le=3600, description="a web-url login link expires after")
+    release_min_cohort: int = Field(default=10, ge=1, description="owner's floor k: fewest distinct persons per released "
+                                    "bucket (a job may raise it, never lower it)")
+    release_epsilon_budget: float = Field(default=1.0, gt=0, description="differential-privacy epsilon this node releases "
+                                          "per requester and dataset, over the node's lifetime")
+    release_history_compared: int = Field(default=500, ge=1, description="earlier releases to the same requester and "
+                                          "dataset each new release is compared with (differencing)")
+    peer_answer_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="largest answer this node reads from "
+                                       "a peer per job message; scaled up with the job's buckets or rows")
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
 

@@ -131,10 +131,17 @@ def print_job(job: dict, console=None) -> None:
     for row in result["rows"]:
         table.add_row(*(_cell(v) for v in row))
     console.print(table)
+    if result.get("min_cohort_raised"):
+        console.print(f"k raised from {result.get('min_cohort_requested')} to {result['min_cohort']} by the data owners' floor")
     if result.get("suppressed"):
-        console.print(f"suppressed (under k): {', '.join(result['suppressed'])}")
+        console.print(f"suppressed (fewer than k distinct persons at some owner): {', '.join(result['suppressed'])}")
+    if result.get("overflow_bucket"):
+        console.print(f"{result['overflow_bucket']}: records outside the declared values, bins or value range (counted, not summed)")
     if result.get("epsilon"):
-        console.print(f"differential privacy: epsilon {result['epsilon']} spent")
+        console.print(f"differential privacy: epsilon {result['epsilon']}, noise added and charged by each data owner")
+    if result.get("semantics"):
+        for name, meaning in result["semantics"].items():
+            console.print(f"  {name}: {meaning}")
 
 
 def _cell(value) -> str:

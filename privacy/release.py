@@ -164,3 +164,11 @@ def integer_noise_vector(length_by_stat: Mapping[str, float], epsilon: float, rn
     if epsilon <= 0:
         raise MalformedMessage("epsilon must be positive")
     return {name: round(laplace_noise(sens / epsilon, rng)) for name, sens in length_by_stat.items()}
+
+
+def effective_min_cohort(owner_floor: int, job_min_cohort: int) -> int:
+    """The k a data owner applies: its own floor, raised (never lowered) by the job's k."""
+    for value in (owner_floor, job_min_cohort):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise MalformedMessage("min_cohort must be a positive integer")
+    return max(owner_floor, job_min_cohort)

@@ -36,7 +36,10 @@ def network(anvil, artifacts, tmp_path_factory):
     home = base / "insurer_a"
     home.mkdir()
     (home / "claims.csv").write_text(CLAIMS_CSV)
-    node = start_node(home, "insurer_a", base / "keys" / "insurer_a", anvil.url, dep_path, log_flush_seconds=0.1)
+    # three claims: the owner's release floor is lowered to 1 so grants and logs are tested on exact answers
+    # (the release rules themselves are tested in test_release_attacks.py)
+    node = start_node(home, "insurer_a", base / "keys" / "insurer_a", anvil.url, dep_path, log_flush_seconds=0.1,
+                      release_min_cohort=1)
     ledgers = {n: Ledger(gateway, k.account) for n, k in keys.items()}
     import subprocess, sys, os
     from nodes import ROOT

@@ -3,8 +3,10 @@ import random
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from privacy.differencing import Footprint, find_conflict
 from privacy.errors import AlreadyReleased, BudgetExhausted, MalformedMessage
-from privacy.release import BudgetAccountant, ReleasePolicy, laplace_noise, release
+from privacy.plausibility import Bounds, ImplausibleResult, check_buckets
+from privacy.release import BudgetAccountant, ReleasePolicy, effective_min_cohort, laplace_noise, release
 
 COUNTS = st.dictionaries(st.sampled_from([f"b{i}" for i in range(12)]), st.integers(0, 40), min_size=1)
 
@@ -71,3 +73,50 @@ def test_gaussian_and_laplace_noise_have_the_expected_spread():
 def test_invalid_policies_are_refused(kwargs):
     with pytest.raises(MalformedMessage):
         ReleasePolicy(**kwargs)
+
+
+# ------------------------------------------------------------------------------------------ owner's gate, pure parts
+
+PEOPLE = [f"p{i}" for i in range(100)]
+
+
+@pytest.mark.parametrize("earlier,new,conflict", [
+    ({"all": PEOPLE}, {"all": PEOPLE[:-1]}, 1),                             # N vs N-1
+    ({"all": PEOPLE[:50]}, {"all": PEOPLE[3:53]}, 6),                       # a window moved by 3
+    ({"lo": PEOPLE[:30], "hi": PEOPLE[30:]}, {"lo": PEOPLE[:31], "hi": PEOPLE[31:]}, 1),  # a bin edge moved by one
+    ({"x": PEOPLE[:40]}, {"y": PEOPLE[:45]}, 5),                            # another bucket name, nearly the same persons
+    ({"all": PEOPLE}, {"all": PEOPLE}, None),                               # identical: nothing new
+    ({"all": PEOPLE[:50]}, {"all": PEOPLE[50:]}, None),                     # disjoint halves
+    ({"all": PEOPLE[:50]}, {"all": PEOPLE[:60]}, None),                     # differs by k = 10: allowed
+])
+def test_differencing_finds_buckets_differing_by_fewer_than_k_persons(earlier, new, conflict):
+    found = find_conflict(Footprint.from_persons(new), [("r1", Footprint.from_persons(earlier))], min_cohort=10)
+    assert (found.persons if found else None) == conflict
+
+
+def test_footprint_round_trips_and_counts_distinct_persons():
+    fp = Footprint.from_persons({"a": ["p1", "p1", "p2"], "b": []})
+    assert fp.sizes() == {"a": 2, "b": 0}
+    assert Footprint.from_bytes(fp.to_bytes()).buckets == fp.buckets
+
+
+@pytest.mark.parametrize("floor,job,k", [(10, 3, 10), (10, 25, 25), (1, 1, 1)])
+def test_owner_floor_raises_and_never_lowers_k(floor, job, k):
+    assert effective_min_cohort(floor, job) == k
+
+
+@pytest.mark.parametrize("buckets,ok", [
+    ({"a": {"count": 10, "sum": 500.0, "sum_of_squares": 30000.0}}, True),
+    ({"a": {"count": 1_000_000_036, "sum": 1.0}}, False),        # more records than the participants hold
+    ({"a": {"count": -3, "sum": 0.0}}, False),                    # a negative input made a bucket vanish
+    ({"a": {"count": 10, "sum": 1001.0}}, False),                 # above hi * count
+    ({"a": {"count": 10, "sum": -1.0}}, False),                   # below lo * count
+    ({"a": {"count": 10, "sum": 50.0, "sum_of_squares": 10001.0 * 10}}, False),
+])
+def test_plausibility_bounds_catch_impossible_buckets(buckets, ok):
+    bounds = Bounds(max_count=1000, lo=0.0, hi=100.0)
+    if ok:
+        check_buckets(buckets, bounds)
+    else:
+        with pytest.raises(ImplausibleResult):
+            check_buckets(buckets, bounds)

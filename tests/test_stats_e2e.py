@@ -77,7 +77,8 @@ class StatsNetwork:
         # deadlines follow the chain's clock, which other tests of the session move ahead of this machine's
         self.gateway.w3.provider.make_request("evm_increaseTime", [6 * 3600])
         self.gateway.w3.provider.make_request("evm_mine", [])
-        self.world = generate(seed=5, people=700, insurers=("insurer_a", "insurer_b", "insurer_c"))
+        # every node keeps the default release floor k = 10 distinct persons per owner and bucket
+        self.world = generate(seed=5, people=1500, insurers=("insurer_a", "insurer_b", "insurer_c"))
         self.keys = {n: create_member_keys(base / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in ROLES}
         ports = {n: free_port() for n in ROLES}
         self.proxies = {n: RecordingProxy(f"http://127.0.0.1:{ports[n]}") for n in ROLES}
@@ -183,6 +184,22 @@ def plain_horizontal(net, insurers, min_cohort) -> dict:
     return dict(out)
 
 
+def persons_per_owner(net, insurers) -> dict[str, dict[str, int]]:
+    """Distinct persons per owner and bucket: what each owner's release gate counts against k."""
+    out: dict[str, dict[str, set]] = {n: defaultdict(set) for n in insurers}
+    for name in insurers:
+        for c in net.world.insurers[name].claims:
+            out[name][f"{c['age_band']}|{c['status']}"].add(c["person_id"])
+    return {n: {b: len(p) for b, p in buckets.items()} for n, buckets in out.items()}
+
+
+def releasable(net, insurers, k) -> set[str]:
+    """Buckets every owner holds at least k distinct persons in (the only ones a horizontal job releases)."""
+    per_owner = persons_per_owner(net, insurers)
+    buckets = {b for o in per_owner.values() for b in o}
+    return {b for b in buckets if all(per_owner[o].get(b, 0) >= k for o in insurers)}
+
+
 HORIZONTAL = {"kind": "horizontal", "dataset": "claims", "purpose": "STATISTICS", "value": "amount", "min_cohort": 6,
               "group_by": [{"column": "age_band", "values": list(AGE_BANDS)}, {"column": "status", "values": list(STATUSES)}],
               "deadline_seconds": 60}
@@ -190,13 +207,16 @@ HORIZONTAL = {"kind": "horizontal", "dataset": "claims", "purpose": "STATISTICS"
 
 def check_horizontal(net, job, insurers):
     assert job["state"] == "PUBLISHED", job["error"]
-    result, k = job["result"], HORIZONTAL["min_cohort"]
+    result, k = job["result"], job["result"]["min_cohort"]
+    assert k == max(10, HORIZONTAL["min_cohort"]) and result["min_cohort_raised"]  # the owners' floor raised the job's 6
     plain = plain_horizontal(net, insurers, k)
     released = result["buckets"]
+    allowed = releasable(net, insurers, k)
     assert released, "every bucket suppressed: the test data is too small"
+    assert allowed != {b for b in plain}, "no bucket under k to suppress: the test proves nothing"
     for bucket in (f"{a}|{s}" for a in AGE_BANDS for s in STATUSES):
         count, total, squares = plain.get(bucket, [0, Decimal(0), Decimal(0)])
-        if count < k:
+        if bucket not in allowed:  # some owner had fewer than k distinct persons: it zeroed and listed the bucket
             assert bucket not in released and bucket in result["suppressed"]
             continue
         got = released[bucket]
@@ -214,33 +234,38 @@ def test_horizontal_job_equals_plaintext_suppresses_small_buckets_and_is_on_chai
     for insurer in ("insurer_a", "insurer_b"):
         net.grant(insurer, "regulator", "claims", Purpose.STATISTICS)
     job = net.run("regulator", HORIZONTAL | {"participants": ["insurer_a", "insurer_b"]})
-    plain = check_horizontal(net, job, ("insurer_a", "insurer_b"))
-    assert any(v[0] < HORIZONTAL["min_cohort"] for v in plain.values()) or len(plain) < 15, "no bucket under k to suppress"
+    check_horizontal(net, job, ("insurer_a", "insurer_b"))
     on_chain = net.ledgers["regulator"].get_job(job["chain_job_id"])
     assert on_chain["state"] == 2 and on_chain["result_hash"].hex() == job["result_hash"]
     assert on_chain["spec_hash"].hex() == job["spec_hash"]
-    # each participant logged its access on chain with the spec hash as query hash and its records used
+    # each participant logged its access on chain with the spec hash as query hash and the records it released
+    # (a suppressed bucket's size must not leak through the public access log)
+    per_owner = persons_per_owner(net, ("insurer_a", "insurer_b"))
     for insurer in ("insurer_a", "insurer_b"):
         events = wait_event(net, "DataUseAuthorization", "AccessRecorded",
                             lambda a, i=insurer: a["owner"] == net.address(i) and a["queryHash"].hex() == job["spec_hash"])
-        assert events[0]["args"]["rows"] == len(net.world.insurers[insurer].claims)
+        released = sum(n for n in per_owner[insurer].values() if n >= 10)  # one claim per person per insurer here
+        assert events[0]["args"]["rows"] == released < len(net.world.insurers[insurer].claims)
     csv = net.operator("regulator").request("GET", f"/stats/jobs/{job['id']}/result.csv")
     assert csv.status_code == 200 and csv.text.splitlines()[0] == "bucket,count,sum,mean,variance,stddev"
 
 
-def test_noisy_release_spends_the_persisted_epsilon_budget(net):
+def test_noisy_release_is_noised_and_charged_by_each_owner(net):
     for insurer in ("insurer_a", "insurer_b"):
         net.grant(insurer, "regulator", "claims", Purpose.STATISTICS)
     spec = HORIZONTAL | {"participants": ["insurer_a", "insurer_b"], "epsilon": 0.8, "value_bound": 20000,
                          "statistics": ["count", "sum"], "dataset": "claims"}
     job = net.run("regulator", spec)
-    assert job["state"] == "PUBLISHED" and job["result"]["epsilon"] == 0.8
+    assert job["state"] == "PUBLISHED" and job["result"]["epsilon"] == 0.8, job["error"]
+    assert job["result"]["noise"] == "laplace, added by each data owner"
     plain = plain_horizontal(net, ("insurer_a", "insurer_b"), 6)
     released = job["result"]["buckets"]
-    assert set(released) == {b for b, v in plain.items() if v[0] >= 6}  # suppression decided on exact counts
-    assert any(released[b]["count"] != plain[b][0] for b in released)  # noise was added
-    r = net.operator("regulator").request("POST", "/stats/jobs", spec | {"epsilon": 0.5})
-    assert r.status_code == 422 and r.json()["detail"]["reason"] == "budget_exhausted"
+    allowed = releasable(net, ("insurer_a", "insurer_b"), 10)
+    assert set(released) - {"(other)"} == allowed  # suppression decided by each owner on exact counts
+    assert any(released[b]["count"] != plain[b][0] for b in allowed)  # noise was added
+    # the budget is the owners' (1.0 per requester and dataset by default): 0.8 + 0.5 is refused by them
+    again = net.run("regulator", spec | {"epsilon": 0.5})
+    assert again["state"] == "FAILED" and again["error"]["reason"] == "budget_exhausted", again["error"]
 
 
 def test_participant_without_grant_refuses_and_the_job_fails_with_that_reason(net):
@@ -326,10 +351,11 @@ def test_vertical_job_equals_plaintext_join(net):
             e[1] += f["person_id"] in totals
             e[2] += totals.get(f["person_id"], Decimal(0))
     result = job["result"]
-    assert result["buckets"]
+    assert result["buckets"] and result["min_cohort"] == 10 and result["min_cohort_raised"]
+    assert result["semantics"]["claim_rate"] == "claimants / persons"
     for bucket in (f"{a}|{c}" for a in AGE_BANDS for c in CHANNELS):
         count, claimants, amount = plain.get(bucket, [0, 0, Decimal(0)])
-        if count < spec["min_cohort"]:
+        if count < result["min_cohort"]:
             assert bucket not in result["buckets"]
             continue
         got = result["buckets"][bucket]
@@ -357,8 +383,8 @@ def test_vertical_with_epsilon_gets_the_platforms_encrypted_noise_and_charges_th
         exact[f["age_band"]] += f["person_id"] in persons
     released = job["result"]["buckets"]
     assert released and any(released[b]["persons"] != exact[b] for b in released)  # all 5 unchanged: p ~ 1e-4
-    r = net.operator("insurer_a").request("POST", "/stats/jobs", spec | {"epsilon": 0.5})
-    assert r.status_code == 422 and r.json()["detail"]["reason"] == "budget_exhausted"
+    again = net.run("insurer_a", spec | {"epsilon": 0.5})  # the platform keeps the budget: 1.0 + 0.5 > 1.0
+    assert again["state"] == "FAILED" and again["error"]["reason"] == "budget_exhausted", again["error"]
 
 
 def test_vertical_without_the_platforms_grant_fails_with_its_reason(net):
@@ -481,6 +507,8 @@ def test_cli_runs_a_spec_file_and_shows_the_job(net, tmp_path):
     assert job["state"] == "PUBLISHED"
     paid = [c for n in ("insurer_a", "insurer_b") for c in net.world.insurers[n].claims if c["status"] == "paid"]
     for band, stats in job["result"]["buckets"].items():
+        if band == "(other)":  # the claims the filter keeps outside the declared bands: none here
+            continue
         assert stats["count"] == sum(1 for c in paid if c["age_band"] == band)
     assert (tmp_path / "out.csv").read_text().startswith("bucket,count,sum,mean")
     show = subprocess.run([sys.executable, "-m", "node.cli", "stats", "show", job["id"], "--config", config], cwd=ROOT,

@@ -106,6 +106,16 @@ BASE = {"kind": "horizontal", "dataset": "claims", "value": "amount", "participa
     ({"deadline_seconds": 1}, "bad_spec"),
     ({"epsilon": 0.5}, "bad_spec"),  # DP on sums needs a value bound
     ({"surprise": 1}, "bad_spec"),
+    ({"group_by": [{"column": "person_id", "values": ["p1"]}]}, "identifier_column"),
+    ({"group_by": [{"column": "claim_id", "values": ["c1"]}]}, "identifier_column"),
+    ({"filters": {"person_id": "p1"}}, "identifier_column"),
+    ({"filters": {"policy_id": ["x", "y"]}}, "identifier_column"),
+    ({"filters": {"status": "payed"}}, "unknown_value"),
+    ({"group_by": [{"column": "age_band", "values": ["18-30"]}]}, "unknown_value"),
+    ({"value_range": [5, 1]}, "bad_spec"),
+    ({"platform": "a"}, "key_not_for_kind"),
+    ({"kind": "fraud", "persons": ["x"], "min_cohort": 10}, "key_not_for_kind"),
+    ({"kind": "vertical", "platform": "a"}, "key_not_for_kind"),  # BASE names participants: not for vertical
 ])
 def test_bad_specs_are_refused_with_a_reason(change, reason):
     with pytest.raises(SpecError) as info:
@@ -119,7 +129,7 @@ def test_spec_normalizes_members_and_buckets_and_hash_covers_everything(keypair)
                                     "filters": {"claim_date": {"gte": "2026-03-01"}, "status": ["paid", "open"]}},
                             resolve, MEMBERS["me"])
     assert request.public["participants"] == sorted([MEMBERS["a"], MEMBERS["b"]])
-    assert request.public["buckets"] == ["18-29|[0,100)", "18-29|[100,250.5)", "30-39|[0,100)", "30-39|[100,250.5)"]
+    assert request.public["buckets"] == ["18-29|[0,100)", "18-29|[100,250.5)", "30-39|[0,100)", "30-39|[100,250.5)", "(other)"]
     public = complete(request, MEMBERS["me"], keypair[0], job_id="j1")
     assert horizontal_spec(public).buckets == tuple(request.public["buckets"])
     h = spec_hash(public)
@@ -160,15 +170,27 @@ def test_horizontal_vector_is_exact_with_bins_filters_and_undeclared_values(engi
                                                  {"column": "amount", "edges": [0, 100, 250.5]}],
                                     "filters": {"status": ["paid", "open"]}}, resolve, MEMBERS["me"])
     public = complete(request, MEMBERS["me"], keypair[0], job_id="j")
-    vector, used = local.horizontal_vector(engine, public)
-    # 40-49 is undeclared and 250.50 falls on the open upper edge: both outside every bucket
-    assert used == 3
+    totals, persons = local.horizontal_buckets(engine, public)
+    vector = local.horizontal_vector(totals, public["buckets"])
+    # 40-49 is undeclared and 250.50 falls on the open upper edge: both counted in the overflow bucket, never summed
     cents = {"18-29|[0,100)": [1010, 9999], "18-29|[100,250.5)": [], "30-39|[0,100)": [], "30-39|[100,250.5)": [10000]}
     expected = []
-    for bucket in public["buckets"]:
+    for bucket in public["buckets"][:-1]:
         values = cents[bucket]
         expected += [len(values), sum(values), sum(v * v for v in values)]
-    assert vector == expected
+    assert vector == expected + [2, 0, 0]
+    assert {b: sorted(p) for b, p in persons.items()} == {"18-29|[0,100)": ["p1", "p2"], "18-29|[100,250.5)": [],
+                                                           "30-39|[0,100)": [], "30-39|[100,250.5)": ["p3"],
+                                                           "(other)": ["p4", "p5"]}
+
+
+def test_value_range_sends_rows_outside_it_to_the_overflow_bucket(engine, keypair):
+    request = parse_request(BASE | {"value_range": [0, 100], "group_by": [{"column": "age_band", "values": ["18-29"]}]},
+                            resolve, MEMBERS["me"])
+    public = complete(request, MEMBERS["me"], keypair[0], job_id="j")
+    totals, persons = local.horizontal_buckets(engine, public)
+    assert totals == {"18-29": [3, 1010 + 9999 + 2000, 1010**2 + 9999**2 + 2000**2], "(other)": [3, 0, 0]}
+    assert sorted(set(persons["18-29"])) == ["p1", "p2"]  # p1 has two claims: one person
 
 
 def test_insurer_rows_total_claims_per_person(engine):
@@ -209,3 +231,88 @@ def test_participant_side_check_ties_vertical_and_fraud_specs_to_their_dataset(k
     for change in ({"dataset": "claims"}, {"purpose": "STATISTICS"}, {"check": "recent_claims"}):
         with pytest.raises(SpecError):
             check_public(fraud | change)
+
+
+def test_vertical_spec_names_the_requester_as_label_owner_and_states_its_semantics():
+    request = parse_request({"kind": "vertical", "platform": "a", "group_by": [{"column": "channel", "values": ["app"]}]},
+                            resolve, MEMBERS["me"])
+    assert request.public["label_owner"] == MEMBERS["me"] and "policyholders" in request.public["semantics"]["persons"]
+    with pytest.raises(SpecError) as info:
+        parse_request({"kind": "vertical", "platform": "a", "label_owner": "b"}, resolve, MEMBERS["me"])
+    assert info.value.reason == "not_label_owner"
+
+
+# ------------------------------------------------------------------------------------------ peer answer size
+
+
+@pytest.fixture
+def oversized_peer():
+    """A peer answering every POST with 20 MB of JSON-looking bytes, declared or streamed without a length."""
+    import http.server
+    import threading
+
+    sent = {"bytes": 0}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            chunk = b" " * 65536
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            if self.path == "/declared":
+                self.send_header("content-length", str(20 * 1024 * 1024))
+                self.end_headers()
+            else:
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+            try:
+                for _ in range(320):
+                    data = chunk if self.path == "/declared" else b"%x\r\n%s\r\n" % (len(chunk), chunk)
+                    self.wfile.write(data)
+                    sent["bytes"] += len(chunk)
+                if self.path != "/declared":
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", sent
+    server.shutdown()
+
+
+@pytest.mark.parametrize("path", ["/declared", "/streamed"])
+def test_peer_answers_past_the_size_limit_are_cut_off_and_fail_the_job(oversized_peer, path):
+    from eth_account import Account
+
+    from node.stats.peer import PeerClient, PeerError
+
+    url, sent = oversized_peer
+    with PeerClient(url, Account.create(), "0x" + "11" * 20, 31337, timeout=30, max_bytes=1024 * 1024) as client:
+        with pytest.raises(PeerError) as info:
+            client.post_json(path, {"chain_job_id": 1})
+    assert info.value.reason == "answer_too_large" and info.value.definitive  # the job fails instead of retrying
+    if path == "/streamed":  # the reader stopped near the limit instead of holding 20 MB
+        assert sent["bytes"] < 20 * 1024 * 1024
+
+
+def test_peer_answer_limit_scales_with_the_job_and_never_goes_under_the_setting(keypair):
+    from types import SimpleNamespace
+
+    from node.stats.service import StatsService
+
+    settings = SimpleNamespace(peer_answer_max_bytes=1_000_000)
+    service = SimpleNamespace(ctx=SimpleNamespace(settings=settings))
+    public = complete(parse_request(BASE, resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="j")
+    assert StatsService.answer_limit(service, {"public_spec": public}, "contribute") == 1_000_000
+    fraud = complete(parse_request({"kind": "fraud", "participants": ["a"], "persons": [f"p{i}" for i in range(10_000)]},
+                                   resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="f")
+    assert StatsService.answer_limit(service, {"public_spec": fraud}, "fraud") > 2 * 10_000 * 2 * 64
+    vertical = complete(parse_request({"kind": "vertical", "platform": "a", "group_by": [{"column": "channel", "values": ["app"]}]},
+                                      resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="v")
+    assert StatsService.answer_limit(service, {"public_spec": vertical}, "vertical/start", own_rows=500_000) >= 70 * 5_000_000

@@ -7,12 +7,11 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from node.access_log import LogRecord
 from node.api.deps import Caller, authenticated, get_context, problem
 from node.chain.deployment import Purpose
-from node.chain.ledger import dataset_id
 from node.context import NodeContext
-from node.datasets import AggregateQuery, dataset_schema, run_query
+from node.datasets import AggregateQuery, dataset_schema
+from node.release_gate import ReleaseRefusal, answer_query
 
 router = APIRouter(prefix="/data", tags=["data"])
 
@@ -29,24 +28,23 @@ class QueryRequest(BaseModel):
 
 class QueryResponse(BaseModel):
     grant_id: int
-    records: int
+    records: int  # records in released groups only
     rows: list[dict[str, Any]]
+    min_cohort: int  # the k applied: this member's floor (a query cannot lower it)
+    min_cohort_raised: bool
+    suppressed: list[str]  # groups with fewer than k distinct persons: no value released
+    epsilon: float = 0.0
 
 
 def _serve(ctx: NodeContext, caller: Caller, body: QueryRequest, arrived: float) -> QueryResponse:
     query = AggregateQuery(body.dataset, body.metric, body.column, tuple(sorted(body.filters.items())), body.group_by)
-    schema = dataset_schema(body.dataset)  # unknown dataset: 404 before touching the chain
+    dataset_schema(body.dataset)  # unknown dataset: 404 before touching the chain
     query.validate()
-    purpose = Purpose[body.purpose]
-    qhash = query.query_hash(caller.address, int(purpose))
-    decision = ctx.enforcer.decide(caller.address, schema.name, purpose, arrived)
-    if not decision.allowed:
-        ctx.access_log.deny(caller, dataset_id(schema.name), purpose, decision.reason)
-        raise problem(403, decision.reason.name.lower(), decision.message)
-    rows, touched = run_query(ctx.engine, query)
-    ctx.access_log.append(LogRecord("access", caller.address, dataset_id(schema.name), int(purpose), qhash,
-                                    grant_id=decision.grant_id, rows=touched))
-    return QueryResponse(grant_id=decision.grant_id, records=touched, rows=rows)
+    try:  # the owner's release gate decides what of the answer leaves this node (and logs it)
+        answer = answer_query(ctx.release_gate, caller.address, query, Purpose[body.purpose], arrived)
+    except ReleaseRefusal as exc:
+        raise problem(exc.status, exc.reason, str(exc)) from None
+    return QueryResponse(**answer)
 
 
 @router.post("/query", response_model=QueryResponse)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from node.datasets import TABLES, dataset_schema
-from node.stats.spec import Axis, SpecError
+from node.stats.spec import OVERFLOW, Axis, SpecError
 
 _OPS = {"gte": "__ge__", "gt": "__gt__", "lte": "__le__", "lt": "__lt__"}
 
@@ -52,51 +52,78 @@ def _scaled(column, decimals: int):
     return cast(func.round(column * (10**decimals)), SqlInteger)
 
 
-def horizontal_vector(engine: Engine, public: dict) -> tuple[list[int], int]:
-    """Per declared bucket, count, sum and sum of squares (as the spec asks) of fixed-point values.
+def _in_range(table, public: dict):
+    """1 when the row's value lies in the declared value range (or there is no value column), else 0."""
+    if not public.get("value"):
+        return literal(1)
+    lo, hi = public["value_range"]
+    col = table.c[public["value"]]
+    return case((and_(col >= lo, col <= hi), literal(1)), else_=literal(0))
 
-    Returns the flat vector in privacy.aggregation's order and the number of records in declared buckets.
+
+def _bucket(labels: list, in_range: int, index: dict, has_axes: bool) -> str:
+    """The declared bucket of a row, or the overflow bucket when it falls outside the declared values."""
+    if not in_range or any(label is None for label in labels):
+        return OVERFLOW
+    bucket = "|".join(str(label) for label in labels) if has_axes else "all"
+    return bucket if bucket in index else OVERFLOW
+
+
+def horizontal_buckets(engine: Engine, public: dict, with_persons: bool = True) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
+    """Per bucket (the overflow bucket included), the exact statistics the spec asks for, in fixed point,
+    and the persons in it (for the owner's minimum cohort and differencing checks, which stay in this node).
+
+    One pass over the selected rows: SQL computes each row's axis labels and fixed-point value, Python adds
+    them up per bucket (exact integers) and collects the persons. Overflow rows are counted, never summed:
+    their values are outside what the spec declared.
     """
     dataset, stats = public["dataset"], public["statistics"]
-    table = TABLES[dataset]
+    table, schema = TABLES[dataset], dataset_schema(dataset)
     axes = [Axis(a["column"], tuple(a.get("values", ())), tuple(a.get("edges", ()))) for a in public["group_by"]]
-    keys = [_axis_expression(table, a).label(f"k{i}") for i, a in enumerate(axes)]
-    aggregates = [func.count().label("count")]
+    columns = [_axis_expression(table, a).label(f"k{i}") for i, a in enumerate(axes)]
+    columns += [_in_range(table, public).label("in_range"), table.c[schema.person]]
+    where = list(where_clauses(dataset, public["filters"]))
     if public.get("value"):
-        scaled = _scaled(table.c[public["value"]], public["decimals"])
-        aggregates += [func.sum(scaled).label("sum"), func.sum(scaled * scaled).label("sum_of_squares")]
-        not_null = [table.c[public["value"]].isnot(None)]
-    else:
-        not_null = []
-    stmt = select(*keys, *aggregates).select_from(table).where(*where_clauses(dataset, public["filters"]), *not_null)
-    if keys:
-        stmt = stmt.group_by(*[k.element for k in keys])
+        columns.append(_scaled(table.c[public["value"]], public["decimals"]))
+        where.append(table.c[public["value"]].isnot(None))
     index = {b: i for i, b in enumerate(public["buckets"])}
-    vector = [0] * (len(index) * len(stats))
-    used = 0
+    totals = {b: [0] * len(stats) for b in public["buckets"]}
+    persons: dict[str, list[str]] = {b: [] for b in public["buckets"]}
+    n_axes, has_value = len(axes), bool(public.get("value"))
+    squares = "sum_of_squares" in stats
+    sums = "sum" in stats
+    where_of: dict[tuple, tuple[list[int], list[str], bool]] = {}
     try:
         with engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+            for row in conn.execute(select(*columns).select_from(table).where(*where)):
+                key = tuple(row[:n_axes + 1])
+                target = where_of.get(key)
+                if target is None:
+                    bucket = _bucket(list(key[:n_axes]), key[n_axes], index, bool(axes))
+                    target = where_of[key] = (totals[bucket], persons[bucket], has_value and bucket != OVERFLOW)
+                entry, people, add_value = target
+                entry[0] += 1
+                if with_persons:
+                    people.append(row[n_axes + 1])
+                if add_value:
+                    v = int(row[n_axes + 2])
+                    if sums:
+                        entry[1] += v
+                    if squares:
+                        entry[-1] += v * v
     except (OperationalError, OverflowError) as exc:
         raise SpecError(f"local aggregate failed: {exc.__class__.__name__}", reason="overflow",
-                        hint="values too large for exact 64-bit sums; lower decimals") from None
-    for row in rows:
-        m = row._mapping
-        labels = [m[f"k{i}"] for i in range(len(axes))]
-        if any(label is None for label in labels):
-            continue
-        bucket = "|".join(str(label) for label in labels) if axes else "all"
-        if bucket not in index:
-            continue  # a value that is not declared: outside every bucket
-        base = index[bucket] * len(stats)
-        for offset, stat in enumerate(stats):
-            vector[base + offset] += int(m[stat] or 0)
-        used += int(m["count"])
-    return vector, used
+                        hint="values too large for exact 64-bit fixed point; lower decimals") from None
+    return totals, persons
+
+
+def horizontal_vector(totals: dict[str, list[int]], buckets: list[str]) -> list[int]:
+    """The flat vector in privacy.aggregation's order (bucket-major, statistics within)."""
+    return [v for b in buckets for v in totals[b]]
 
 
 def platform_rows(engine: Engine, public: dict) -> list[tuple[str, str]]:
-    """(person_id, bucket) for the platform's users in declared buckets."""
+    """(person_id, bucket) for the platform's users; undeclared feature values go to the overflow bucket."""
     table = TABLES["user_features"]
     columns = [a["column"] for a in public["group_by"]]
     declared = set(public["buckets"])
@@ -105,8 +132,7 @@ def platform_rows(engine: Engine, public: dict) -> list[tuple[str, str]]:
     with engine.connect() as conn:
         for row in conn.execute(stmt):
             bucket = "|".join(str(v) for v in row[1:]) if columns else "all"
-            if bucket in declared:
-                out.append((row[0], bucket))
+            out.append((row[0], bucket if bucket in declared else OVERFLOW))
     return out
 
 
@@ -142,3 +168,10 @@ def fraud_set(engine: Engine, public: dict) -> Iterator[str]:
     with engine.connect() as conn:
         return [p for (p,) in conn.execute(stmt)]
 
+
+def policyholder_count(engine: Engine, population_filters: dict) -> int:
+    """Distinct policyholders passing the population filters: the population a claim rate is taken over."""
+    policies = TABLES["policies"]
+    stmt = select(func.count(policies.c.person_id.distinct())).where(*where_clauses("policies", population_filters))
+    with engine.connect() as conn:
+        return int(conn.execute(stmt).scalar_one())

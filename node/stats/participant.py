@@ -3,9 +3,10 @@
 Every answer starts with the same checks, all against the chain and the registry, never the request:
 the job exists and is open, its requester is the signer of the request, its spec hash is the hash of
 the spec sent, its key fingerprint is the requester's registered Paillier fingerprint (and the key
-sent has that fingerprint), and this member is one of its participants. Then this member's grant to
-the requester decides (deny by default); a refusal is logged on chain as a denial, an answer as an
-access with the grant id, the spec hash as query hash and the number of records used.
+sent has that fingerprint), and this member is one of its participants. Then the release gate
+(node/release_gate.py) decides what, if anything, leaves: the grant, who contributes, k on distinct
+persons, differencing, the DP budget. A refusal is logged on chain as a denial, an answer as an
+access with the grant id, the spec hash as query hash and the number of records released.
 
 A computed answer is stored before its commitment is sent, so a retried request gets the very same
 answer back and the chain sees one commitment per participant, across crashes too.
@@ -20,9 +21,8 @@ from typing import Any, Callable
 
 from web3 import Web3
 
-from node.access_log import LogRecord
 from node.chain.deployment import Purpose
-from node.chain.ledger import dataset_id
+from node.release_gate import ReleaseRefusal, Request, fraud_admission, horizontal_contribution, vertical_admission
 from node.stats import local
 from node.stats.spec import SpecError, check_public, horizontal_spec, join_spec, message_commitment, public_key_of, spec_hash
 from node.stats.store import StatsStore
@@ -54,6 +54,7 @@ class VerticalSession:
     grant_id: int
     owner: FeatureOwner
     rows: int
+    release: dict
     lock: threading.Lock = field(default_factory=threading.Lock)
     batches: int = 0
     touched: float = field(default_factory=time.monotonic)
@@ -113,19 +114,12 @@ class Participant:
             raise StatsRefusal(403, "not_participant", f"this member is not a participant of job {chain_job_id}")
         return h
 
-    def authorize(self, caller: str, public: dict, h: str) -> int:
-        """This member's grant to the requester; a refusal is logged on chain and raised as 403."""
-        purpose = Purpose[public["purpose"]]
-        decision = self.ctx.enforcer.decide(caller, public["dataset"], purpose)
-        if not decision.allowed:
-            self.ctx.access_log.deny(caller, dataset_id(public["dataset"]), purpose, decision.reason)
-            raise StatsRefusal(403, decision.reason.name.lower(), decision.message)
-        return decision.grant_id
+    @property
+    def gate(self):
+        return self.ctx.release_gate
 
     def _log_access(self, caller: str, public: dict, h: str, grant_id: int, records: int) -> None:
-        purpose = Purpose[public["purpose"]]
-        self.ctx.access_log.append(LogRecord("access", caller, dataset_id(public["dataset"]), int(purpose), bytes.fromhex(h),
-                                             grant_id=grant_id, rows=records))
+        self.gate.log_access(Request(caller, public["dataset"], Purpose[public["purpose"]], bytes.fromhex(h), ""), grant_id, records)
 
     def _commit(self, chain_job_id: int, commitment: str) -> None:
         """Commit once: after a crash between storing and committing, the retry finds no commitment yet."""
@@ -153,23 +147,25 @@ class Participant:
         with self._lock((caller, chain_job_id)):
             stored = self._stored(caller, chain_job_id, h)
             if stored is not None:
-                return {"contribution": stored["payload"], "commitment": stored["commitment"]}
+                return {**stored["payload"], "commitment": stored["commitment"]}
             if self.me not in public["participants"]:
                 raise StatsRefusal(403, "not_participant", "this member is not in the spec's participants")
-            grant_id = self.authorize(caller, public, h)
             try:
+                grant_id, vector, outcome = horizontal_contribution(self.gate, caller, public, h)
                 spec = horizontal_spec(public)
-                vector, records = local.horizontal_vector(self.ctx.engine, public)
+            except ReleaseRefusal as exc:
+                raise StatsRefusal(exc.status, exc.reason, str(exc)) from None
             except SpecError as exc:
                 raise StatsRefusal(422, exc.reason, exc.one_line()) from None
             # the peers' masking keys come from the registry, like the requester's key fingerprint
             peers = {p: self.ctx.ledger.member(p).x25519_key for p in spec.participants if p != self.me}
             contribution = contribute(spec, self.me, self.ctx.keys.x25519, peers, public_key_of(public), vector=vector)
-            payload, commitment = contribution.to_dict(), contribution.commitment
-            self.store.save_own_contribution(caller, chain_job_id, "horizontal", h, payload, commitment, records)
+            report = outcome.report()
+            payload, commitment = {"contribution": contribution.to_dict(), "release": report}, contribution.commitment
+            self.store.save_own_contribution(caller, chain_job_id, "horizontal", h, payload, commitment, outcome.records)
             self._commit(chain_job_id, commitment)
-            self._log_access(caller, public, h, grant_id, records)
-            return {"contribution": payload, "commitment": commitment}
+            self._log_access(caller, public, h, grant_id, outcome.records)
+            return {"contribution": payload["contribution"], "release": report, "commitment": commitment}
 
     # ------------------------------------------------------------------ fraud
 
@@ -180,7 +176,10 @@ class Participant:
             stored = self._stored(caller, chain_job_id, h)
             if stored is not None:
                 return {"answer": stored["payload"], "commitment": stored["commitment"]}
-            grant_id = self.authorize(caller, public, h)
+            try:
+                grant_id, _ = fraud_admission(self.gate, caller, public, h)
+            except ReleaseRefusal as exc:
+                raise StatsRefusal(exc.status, exc.reason, str(exc)) from None
             query = MembershipQuery.from_dict(body.get("query"))
             if query.query_id != public["job_id"] or len(query.points) != public["persons"]:
                 raise StatsRefusal(422, "bad_query", "the query does not match the job spec (id or number of persons)")
@@ -200,14 +199,18 @@ class Participant:
         with self._lock((caller, chain_job_id)):
             stored = self._stored(caller, chain_job_id, h)
             if stored is not None:  # already finished: the encrypted sums are all the insurer needs
-                return {"sums": stored["payload"], "commitment": stored["commitment"]}
-            grant_id = self.authorize(caller, public, h)
+                return {**stored["payload"], "commitment": stored["commitment"]}
             rows = local.platform_rows(self.ctx.engine, public)
-            owner = FeatureOwner(join_spec(public), rows, pad_to=public.get("pad_to"))
+            try:
+                grant_id, outcome = vertical_admission(self.gate, caller, public, h, rows)
+            except ReleaseRefusal as exc:
+                raise StatsRefusal(exc.status, exc.reason, str(exc)) from None
+            # k on the matched persons of each bucket is the gate's k, not the job's (it may only be raised)
+            owner = FeatureOwner(join_spec(public | {"min_cohort": outcome.min_cohort}), rows, pad_to=public.get("pad_to"))
             message = owner.blinded_buckets(self.executor(len(rows)))
             self._expire_sessions()
-            self.sessions[(caller, chain_job_id)] = VerticalSession(public, h, grant_id, owner, len(rows))
-            return {"buckets": message.to_dict()}
+            self.sessions[(caller, chain_job_id)] = VerticalSession(public, h, grant_id, owner, len(rows), outcome.report())
+            return {"buckets": message.to_dict(), "release": outcome.report()}
 
     def _session(self, caller: str, chain_job_id: int) -> VerticalSession:
         session = self.sessions.get((caller, chain_job_id))
@@ -255,11 +258,16 @@ class Participant:
                     spec = session.owner.spec
                     noise = {b: spec.laplace_noise_vector(session.public["epsilon"], session.public["value_bound"])
                              for b in spec.buckets}
-                payload = session.owner.bucket_sums(noise=noise).to_dict()
+                sums = session.owner.bucket_sums(noise=noise)
+                matched = session.owner.matched_counts
+                released = sum(n for b, n in matched.items() if b in sums.sums)
+                report = session.release | {"suppressed": sums.suppressed, "records": released}
+                payload = sums.to_dict()
                 commitment = message_commitment(payload)
-                self.store.save_own_contribution(caller, chain_job_id, "vertical", session.spec_hash, payload, commitment, session.rows)
+                self.store.save_own_contribution(caller, chain_job_id, "vertical", session.spec_hash,
+                                                 {"sums": payload, "release": report}, commitment, released)
                 self._commit(chain_job_id, commitment)
-                self._log_access(caller, session.public, session.spec_hash, session.grant_id, session.rows)
-                stored = {"payload": payload, "commitment": commitment}
+                self._log_access(caller, session.public, session.spec_hash, session.grant_id, released)
+                stored = {"payload": {"sums": payload, "release": report}, "commitment": commitment}
             self.sessions.pop((caller, chain_job_id), None)
-            return {"sums": stored["payload"], "commitment": stored["commitment"]}
+            return {**stored["payload"], "commitment": stored["commitment"]}

@@ -4,8 +4,10 @@ Requester side, one thread per job (state in the store, so a restart resumes it)
 OPEN -> openJob on StatsLedger (spec hash, participants, key fingerprint, k, deadline) -> COLLECTING:
 each participant is asked over the signed node API (endpoint and audience from the registry); every
 answer is checked against the participant's commitment on chain before it is kept -> aggregate,
-decrypt, release (k-suppression, optional DP noise charged to the persisted budget) -> publishResult
--> PUBLISHED. A refusal fails the job at once with the participant's reason; a participant still
+decrypt, check every bucket against the spec's declared bounds (``implausible_result`` fails the job),
+release (the participants' own suppressions and k, already applied by each data owner's release gate,
+applied again here as a second line) -> publishResult -> PUBLISHED. Minimum cohort, differencing and
+the DP budget are enforced by each data owner (node/release_gate.py), never trusted to this side. A refusal fails the job at once with the participant's reason; a participant still
 missing at the deadline fails it with ``deadline_missed``; either way the job is aborted on chain
 once the deadline has passed, and ``rerun`` opens a new round without the missing participants.
 """
@@ -26,6 +28,8 @@ from node.stats import local
 from node.stats.participant import PARALLEL_ROWS, Participant
 from node.stats.peer import PeerClient, PeerError
 from node.stats.spec import (
+    MAX_BUCKETS,
+    OVERFLOW,
     JobRequest,
     SpecError,
     canonical_json,
@@ -43,6 +47,7 @@ from privacy.fraud import FraudSignalQuery, MembershipAnswer
 from privacy.join import BucketSums, LabelOwner, PlatformBuckets
 from privacy import workers
 from privacy.paillier import PrivateKey
+from privacy.plausibility import Bounds, ImplausibleResult, check_buckets
 from privacy.psi import Blinder
 from privacy.release import BudgetAccountant, ReleasePolicy, release
 
@@ -50,6 +55,8 @@ log = logging.getLogger("consortium.stats")
 
 ZERO32 = b"\x00" * 32
 LABEL_BATCH_ROWS = 5000
+# the most records one participant may claim to have used: a plausibility bound on counts it cannot raise at will
+MAX_RECORDS = 100_000_000
 JOB_PUBLISHED, JOB_ABORTED = 2, 3
 
 
@@ -153,15 +160,19 @@ class StatsService:
         private_key = self.wait_key()
         request = parse_request(data, self._resolver(), self.ctx.address)
         self._check_participants(request.participants)
-        if request.private.get("epsilon"):  # refuse before anything goes on chain; charged again at release
-            state = self.store.budget_state()
-            try:
-                (BudgetAccountant.from_dict(state) if state else BudgetAccountant()).check(
-                    self.ctx.address, request.public["dataset"], float(request.private["epsilon"]))
-            except PrivacyError as exc:
-                raise SpecError(str(exc), reason=exc.reason, hint="ask with a smaller epsilon or without noise") from None
+        if request.kind == "vertical":
+            self._check_population(request)
         public = complete(request, self.ctx.address, private_key.public_key)
         return self._create(request, public)
+
+    def _check_population(self, request: JobRequest) -> None:
+        """A claim rate needs a population: without policyholders every person would be a claimant (rate 1.0)."""
+        from node.stats.local import policyholder_count
+
+        if policyholder_count(self.ctx.engine, request.private.get("population_filters", {})) == 0:
+            raise SpecError("this node holds no policyholders (policies dataset, after population_filters): persons would "
+                            "equal claimants and every claim rate would be 1.0", reason="empty_population",
+                            hint="import the policies dataset first (consortium data import policies FILE.csv)")
 
     def _check_participants(self, participants: list[str]) -> None:
         for p in participants:
@@ -270,7 +281,24 @@ class StatsService:
 
     def _client(self, participant: str, timeout: float = 120.0) -> PeerClient:
         member = self.ctx.ledger.member(participant)  # endpoint from the registry, never from a request
-        return PeerClient(member.endpoint, self.ctx.keys.account, participant, self.ctx.gateway.chain_id, timeout)
+        return PeerClient(member.endpoint, self.ctx.keys.account, participant, self.ctx.gateway.chain_id, timeout,
+                          max_bytes=self.ctx.settings.peer_answer_max_bytes)
+
+    def answer_limit(self, job: dict, message: str, own_rows: int = 0) -> int:
+        """The most bytes a peer's answer to ``message`` can need for this job, doubled, and never under the
+        ``peer_answer_max_bytes`` setting: answers are ciphertexts and points whose number the spec fixes."""
+        public = job["public_spec"]
+        hex_ciphertext = 2 * ((int(public["key_bits"]) * 2 + 7) // 8) + 16
+        if message == "contribute":
+            need = horizontal_spec(public).layout.plaintext_count * hex_ciphertext
+        elif message == "fraud":
+            need = int(public["persons"]) * 2 * 70
+        elif message == "vertical/finish":
+            need = len(public["buckets"]) * (join_spec(public).layout.plaintext_count * hex_ciphertext + 200)
+        else:  # vertical/start: the platform's blinded ids per bucket, 64 hex characters each
+            padded = (public.get("pad_to") or 0) * len(public["buckets"])
+            need = 70 * max(padded, 10 * own_rows, 1_000_000)
+        return max(self.ctx.settings.peer_answer_max_bytes, 2 * need + 65536)
 
     def _onchain_commitment(self, chain_job_id: int, participant: str) -> str:
         stats = self.ctx.ledger.stats
@@ -319,9 +347,11 @@ class StatsService:
         while not self._stop.is_set() and self.chain_now() < job["deadline"]:
             try:
                 client = client or self._client(participant)
-                answer = client.post_json(path, body)
+                answer = client.post_json(path, body, max_bytes=self.answer_limit(job, path.rsplit("/", 1)[-1]))
                 payload = answer["contribution" if job["kind"] == "horizontal" else "answer"]
                 self._accept(job, participant, payload)
+                if job["kind"] == "horizontal":
+                    self.store.set_participant_release(job["id"], participant, _release_report(answer.get("release")))
                 self.store.set_participant_status(job["id"], participant, "contributed")
                 break
             except PeerError as exc:
@@ -371,6 +401,7 @@ class StatsService:
         public, platform, chain_job_id = job["public_spec"], job["participants"][0], job["chain_job_id"]
         spec, key = join_spec(public), self.private_key
         rows = local.insurer_rows(self.ctx.engine, job["private_spec"])
+        self.store.set_progress(job["id"], label_rows=len(rows))  # the plausibility bound on persons per bucket
         label_owner = LabelOwner(spec, key, rows)
         backoff = 0.5
         while not self._stop.is_set():
@@ -405,8 +436,10 @@ class StatsService:
         executor = self.executor_for(rows)
         with self._client(platform, timeout=900.0) as client:
             self.store.set_progress(job["id"], phase="platform blinding")
-            first = client.post_json("/stats/vertical/start", {"chain_job_id": chain_job_id, "spec": job["public_spec"]})
+            first = client.post_json("/stats/vertical/start", {"chain_job_id": chain_job_id, "spec": job["public_spec"]},
+                                     max_bytes=self.answer_limit(job, "vertical/start", rows))
             if "sums" in first:
+                self.store.set_participant_release(job["id"], platform, _release_report(first.get("release")))
                 return first["sums"]
             self.store.set_progress(job["id"], phase="double blinding")
             buckets = PlatformBuckets.from_dict(first["buckets"], label_owner.spec)
@@ -426,13 +459,16 @@ class StatsService:
                     self.store.set_progress(job["id"], batches=sent)
                     last_report = time.monotonic()
             self.store.set_progress(job["id"], phase="platform summing")
-            return client.post_json(f"/stats/vertical/finish?job={chain_job_id}", {})["sums"]
+            finished = client.post_json(f"/stats/vertical/finish?job={chain_job_id}", {},
+                                        max_bytes=self.answer_limit(job, "vertical/finish"))
+            self.store.set_participant_release(job["id"], platform, _release_report(finished.get("release")))
+            return finished["sums"]
 
     # ------------------------------------------------------------------ finishing
 
     def _finish(self, job_id: str) -> None:
         job = self.store.job(job_id)
-        public, private = job["public_spec"], job["private_spec"]
+        public = job["public_spec"]
         received = self.store.received_for(job_id)
         self.store.set_progress(job_id, phase="aggregating")
         try:
@@ -463,17 +499,16 @@ class StatsService:
         self.store.update_job(job_id, state=PUBLISHED)
         self.store.set_progress(job_id, phase="published")
 
-    def _release(self, job: dict, exact: dict[str, dict], sensitivities: tuple) -> Any:
-        private = job["private_spec"]
-        epsilon = private.get("epsilon")
-        policy = ReleasePolicy(min_cohort=job["public_spec"]["min_cohort"], mechanism="laplace" if epsilon else None,
-                               epsilon=float(epsilon or 0.0), sensitivities=sensitivities)
-        with self._budget_lock:
-            state = self.store.budget_state()
-            accountant = BudgetAccountant.from_dict(state) if state else BudgetAccountant()
-            released = release(job["id"], self.ctx.address, job["public_spec"]["dataset"], exact, policy, accountant)
-            self.store.save_budget_state(accountant.to_dict())  # charged before the result exists anywhere
-        return released
+    def _owner_releases(self, job: dict) -> dict[str, dict]:
+        return dict((self.store.job(job["id"])["progress"] or {}).get("releases", {}))
+
+    def _release(self, job: dict, exact: dict[str, dict], min_cohort: int, withheld: set[str]) -> Any:
+        """Second line behind the owners' gates: drop what any owner suppressed and anything under k; no noise here
+        (each owner added its own), so nothing is charged on this side either."""
+        kept = {b: s for b, s in exact.items() if b not in withheld}
+        released = release(job["id"], self.ctx.address, job["public_spec"]["dataset"], kept,
+                           ReleasePolicy(min_cohort=min_cohort), BudgetAccountant(default_limit=0.0))
+        return released, sorted(set(released.suppressed) | (withheld & set(exact)))
 
     def _release_horizontal(self, job: dict, received: dict) -> dict:
         public = job["public_spec"]
@@ -481,46 +516,61 @@ class StatsService:
         for participant in job["participants"]:
             aggregator.add(received[participant])
         exact = {b: s.to_dict() for b, s in aggregator.finish().items()}
-        bound = float(job["private_spec"].get("value_bound") or 0.0)
-        sensitivities = (("count", 1.0),) + tuple((s, w) for s, w in (("sum", bound), ("sum_of_squares", bound * bound))
-                                                 if s in public["statistics"] and bound)
-        released = self._release(job, exact, sensitivities)
+        owners = self._owner_releases(job)
+        epsilon = float(public.get("epsilon") or 0.0)
+        lo, hi = public.get("value_range") or (None, None)
+        slack = None
+        if epsilon:  # each owner's Laplace noise may move a statistic; 40 scales per owner is a miss of e^-40
+            per_stat = epsilon / len(public["statistics"])
+            bound = max(abs(lo or 0.0), abs(hi or 0.0))
+            n = len(job["participants"])
+            slack = {"count": 40 * n / per_stat, "sum": 40 * n * bound / per_stat,
+                     "sum_of_squares": 40 * n * bound * bound / per_stat}
+        records = sum(int(r.get("records", 0)) for r in owners.values())
+        check_buckets(exact, Bounds(max_count=records, lo=lo, hi=hi, slack=slack))
+        k = max([public["min_cohort"], *(int(r.get("min_cohort", 0)) for r in owners.values())])
+        withheld = {b for r in owners.values() for b in r.get("suppressed", [])}
+        released, suppressed = self._release(job, exact, 1 if epsilon else k, withheld)
         columns = ["bucket", "count"] + (["sum", "mean"] if "sum" in public["statistics"] else []) + \
                   (["variance", "stddev"] if "sum_of_squares" in public["statistics"] else [])
         buckets = {}
         for bucket, stats in released.buckets.items():
-            if released.epsilon:  # derived statistics recomputed from the noisy ones
+            if epsilon:  # derived statistics recomputed from the noisy ones
                 stats = _derive(stats)
-            buckets[bucket] = {k: stats.get(k) for k in columns[1:]}
+            buckets[bucket] = {k_: stats.get(k_) for k_ in columns[1:]}
         return {"kind": "horizontal", "dataset": public["dataset"], "value": public.get("value"), "columns": columns,
                 "buckets": buckets, "rows": [[b, *(v[c] for c in columns[1:])] for b, v in buckets.items()],
-                "suppressed": released.suppressed, "totals": released.totals, "epsilon": released.epsilon,
-                "min_cohort": public["min_cohort"]}
+                "suppressed": suppressed, "totals": released.totals, "epsilon": epsilon,
+                "min_cohort": k, "min_cohort_requested": public["min_cohort"], "min_cohort_raised": k > public["min_cohort"],
+                "overflow_bucket": OVERFLOW, "value_range": public.get("value_range"),
+                "noise": "laplace, added by each data owner" if epsilon else None,
+                "owners": {p: _release_report(owners.get(p)) for p in job["participants"]}}
 
     def _release_vertical(self, job: dict, received: dict) -> dict:
         public = job["public_spec"]
-        spec = join_spec(public)
-        sums = BucketSums.from_dict(received[job["participants"][0]], spec, self.private_key.public_key)
-        label_owner = LabelOwner(spec, self.private_key, [])
-        results = label_owner.decrypt(sums)  # buckets under k are dropped here (and were by the platform)
-        exact = {b: r.to_dict() for b, r in results.items()}
+        platform = job["participants"][0]
+        owner = self._owner_releases(job).get(platform, {})
+        k = max(public["min_cohort"], int(owner.get("min_cohort", 0)))
+        epsilon = float(public.get("epsilon") or 0.0)
+        # the platform suppressed under its k on exact counts before summing; decrypt drops anything under k again
+        # (with noise the counts are no longer exact: only the platform's decision counts)
+        spec = join_spec(public | {"min_cohort": 1 if epsilon else k})
+        sums = BucketSums.from_dict(received[platform], spec, self.private_key.public_key)
+        exact = {b: r.to_dict() for b, r in LabelOwner(spec, self.private_key, []).decrypt(sums).items()}
+        own_rows = int(self.store.job(job["id"])["progress"].get("label_rows", 0))
+        _check_vertical(exact, own_rows, epsilon, public)
+        withheld = set(sums.suppressed) | {b for b in public["buckets"] if b not in exact}
         exact |= {b: {"count": 0} for b in public["buckets"] if b not in exact}  # reported as suppressed
-        if "epsilon" in public:
-            # the platform already added the noise under encryption: release without more, charge its epsilon
-            job = job | {"private_spec": job["private_spec"] | {"epsilon": None}}
-            with self._budget_lock:
-                state = self.store.budget_state()
-                accountant = BudgetAccountant.from_dict(state) if state else BudgetAccountant()
-                accountant.charge(self.ctx.address, public["dataset"], public["epsilon"])
-                self.store.save_budget_state(accountant.to_dict())
-        released = self._release(job, exact, (("count", 1.0),))
+        released, suppressed = self._release(job, exact, 1 if epsilon else k, withheld)
         columns = ["bucket", "persons", "claimants", "claim_rate", "claim_amount", "average_claim"]
         buckets = {b: {"persons": s["count"], "claimants": s["claimed"], "claim_rate": s["claim_rate"],
                        "claim_amount": s["amount"], "average_claim": s["average_loss"]} for b, s in released.buckets.items()}
         return {"kind": "vertical", "columns": columns, "buckets": buckets,
                 "rows": [[b, *(v[c] for c in columns[1:])] for b, v in buckets.items()],
-                "suppressed": released.suppressed, "totals": released.totals, "epsilon": public.get("epsilon", released.epsilon),
-                "min_cohort": public["min_cohort"]}
+                "suppressed": suppressed, "totals": released.totals, "epsilon": public.get("epsilon", 0.0),
+                "min_cohort": k, "min_cohort_requested": public["min_cohort"], "min_cohort_raised": k > public["min_cohort"],
+                "overflow_bucket": OVERFLOW, "semantics": public.get("semantics"), "label_owner": public.get("label_owner"),
+                "owners": {platform: _release_report(owner)}}
 
     # ------------------------------------------------------------------ housekeeping
 
@@ -540,6 +590,35 @@ class StatsService:
                         self.store.update_job(job["id"], chain_aborted=True)
                 except ChainError as exc:
                     log.warning("abort of job %s postponed: %s", job["id"], exc.one_line())
+
+
+def _release_report(raw: Any) -> dict:
+    """A participant's release report, kept only in the fields the requester uses (a peer's extra keys are dropped)."""
+    raw = raw if isinstance(raw, dict) else {}
+    out = {"min_cohort": raw.get("min_cohort"), "min_cohort_raised": bool(raw.get("min_cohort_raised")),
+           "suppressed": [b for b in raw.get("suppressed", []) if isinstance(b, str)][:MAX_BUCKETS],
+           "records": min(raw["records"], MAX_RECORDS) if isinstance(raw.get("records"), int) and raw["records"] >= 0 else 0}
+    if not isinstance(out["min_cohort"], int) or out["min_cohort"] < 1:
+        out["min_cohort"] = 1
+    return out
+
+
+def _check_vertical(exact: dict[str, dict], own_rows: int, epsilon: float, public: dict) -> None:
+    """Plausibility of vertical sums: persons at most the label owner's own rows, claimants at most persons, and
+    claim amounts within the schema's money range per claim (the platform adds nothing but its noise)."""
+    if epsilon:  # the platform's noise may move every slot; the bounds then hold only loosely
+        bound = float(public.get("value_bound") or 0.0)
+        slack = {"count": 40 * 4 / epsilon, "claimed": 40 * 4 / epsilon, "amount": 40 * 4 * bound / epsilon}
+    else:
+        slack = {"count": 0.0, "claimed": 0.0, "amount": 0.0}
+    for bucket, s in exact.items():
+        count, claimed, amount = s["count"], s["claimed"], s["amount"]
+        if not -slack["count"] <= count <= own_rows + slack["count"]:
+            raise ImplausibleResult(f"bucket {bucket!r}: {count} persons, but this member holds {own_rows}")
+        if not -slack["claimed"] <= claimed <= count + slack["count"] + slack["claimed"]:
+            raise ImplausibleResult(f"bucket {bucket!r}: {claimed} claimants among {count} persons")
+        if amount < -slack["amount"]:
+            raise ImplausibleResult(f"bucket {bucket!r}: negative claim amount {amount}")
 
 
 def _derive(stats: dict) -> dict:

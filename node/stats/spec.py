@@ -24,11 +24,25 @@ from privacy.join import JoinSpec
 from privacy.paillier import PublicKey
 
 KINDS = ("horizontal", "vertical", "fraud")
+# What a vertical result means, in the spec itself (so in its hash on chain) and in every result.
+VERTICAL_SEMANTICS = {
+    "persons": "the label owner's policyholders (policies dataset, population_filters) plus its claimants, "
+               "matched with the platform's users in the bucket",
+    "claimants": "persons with at least one claim passing claim_filters",
+    "claim_rate": "claimants / persons",
+    "claim_amount": "total of those claims",
+    "filters": "platform user_features",
+    "claim_filters": "label owner's claims (private to the label owner)",
+    "population_filters": "label owner's policies (private to the label owner)",
+}
 STAT_PURPOSES = ("STATISTICS", "PRICING")
 FRAUD_CHECKS = {"fraud_list": "fraud_list", "recent_claims": "claims"}  # check -> dataset it reads
 RANGE_OPS = ("gte", "gt", "lte", "lt")
 MAX_BUCKETS = 4096
 MAX_PERSONS = 10_000
+# Records outside every declared bucket (an undeclared value, a value outside the bins or outside the
+# declared value range) are counted here instead of vanishing: the result says how many there were.
+OVERFLOW = "(other)"
 
 
 class SpecError(ConsortiumError):
@@ -92,11 +106,16 @@ def parse_axes(raw: Any, dataset: str) -> list[Axis]:
     for item in raw:
         _need(isinstance(item, dict) and isinstance(item.get("column"), str), "each group_by axis needs a column")
         field = schema.field(item["column"])
+        _need(not field.identifier, f"group_by {field.name}: {field.name} is a key or identifier column; "
+              "grouping on it would release single records", "group on a categorical or binned column", reason="identifier_column")
         values, edges = item.get("values"), item.get("edges")
         _need((values is None) != (edges is None), f"group_by {field.name}: give either values or edges")
         if values is not None:
             _need(isinstance(values, list) and values and all(isinstance(v, (str, int)) for v in values)
                   and len(set(map(str, values))) == len(values), f"group_by {field.name}: values must be distinct strings")
+            undeclared = [str(v) for v in values if field.domain and str(v) not in field.domain]
+            _need(not undeclared, f"group_by {field.name}: {', '.join(undeclared)} not in the declared values "
+                  f"({', '.join(field.domain)})", "check the spelling", reason="unknown_value")
             axes.append(Axis(field.name, values=tuple(str(v) for v in values)))
         else:
             _need(field.kind in ("int", "float"), f"group_by {field.name}: edges need a numeric column")
@@ -112,7 +131,7 @@ def bucket_names(axes: list[Axis]) -> tuple[str, ...]:
     names = [""]
     for axis in axes:
         names = [f"{n}|{label}" if n else label for n in names for label in axis.labels]
-    names = names if axes else ["all"]
+    names = (names if axes else ["all"]) + [OVERFLOW]
     _need(len(names) <= MAX_BUCKETS, f"{len(names)} buckets; at most {MAX_BUCKETS}", "declare fewer values or edges")
     return tuple(names)
 
@@ -126,6 +145,8 @@ def parse_filters(raw: Any, dataset: str) -> dict:
     out: dict[str, Any] = {}
     for column, cond in raw.items():
         field = schema.field(column)
+        _need(not field.identifier, f"filter {column}: {column} is a key or identifier column; filtering on it "
+              "would select single records", "filter on categorical, date or numeric columns", reason="identifier_column")
 
         def typed(v: Any) -> Any:
             try:
@@ -135,6 +156,9 @@ def parse_filters(raw: Any, dataset: str) -> dict:
                     _need(isinstance(v, (int, float)) and not isinstance(v, bool), f"filter {column}: {v!r} is not a number")
                     return v
                 _need(isinstance(v, (str, int)), f"filter {column}: {v!r} is not a string")
+                # a typo would otherwise match nothing and suppress every bucket without a word
+                _need(not field.domain or str(v) in field.domain, f"filter {column}: {v!r} is not one of the declared "
+                      f"values ({', '.join(field.domain)})", "check the spelling", reason="unknown_value")
                 return str(v)
             except ValueError:
                 raise SpecError(f"filter {column}: {v!r} is not an ISO date", hint="write dates as YYYY-MM-DD") from None
@@ -185,10 +209,23 @@ def parse_request(data: Any, resolve: Callable[[str], str], requester: str) -> J
     kind = data.get("kind")
     _need(kind in KINDS, f"kind must be one of {', '.join(KINDS)}")
     known = {"kind", "name", "deadline_seconds", "min_cohort", "participants", "dataset", "purpose", "filters", "group_by",
-             "value", "statistics", "decimals", "epsilon", "value_bound", "platform", "claim_filters", "population_filters",
-             "pad_to", "include_squares", "check", "days", "as_of", "persons"}
+             "value", "value_range", "statistics", "decimals", "epsilon", "value_bound", "platform", "label_owner",
+             "claim_filters", "population_filters", "pad_to", "include_squares", "check", "days", "as_of", "persons"}
     unknown = sorted(set(data) - known)
     _need(not unknown, f"unknown spec keys: {', '.join(unknown)}")
+    # keys of another kind are refused rather than ignored: a spec is computed exactly as written or not at all
+    foreign = {"vertical": {"participants", "dataset", "value", "value_range", "statistics", "decimals", "check", "days",
+                            "as_of", "persons"},
+               "horizontal": {"platform", "label_owner", "claim_filters", "population_filters", "pad_to", "include_squares",
+                              "check", "days", "as_of", "persons"},
+               "fraud": {"min_cohort", "dataset", "filters", "group_by", "value", "value_range", "statistics", "decimals",
+                         "epsilon", "value_bound", "platform", "label_owner", "claim_filters", "population_filters", "pad_to",
+                         "include_squares"}}.get(kind, set()) & set(data)
+    hints = {"participants": "a vertical job names platform (the member whose features are joined); the labels are "
+                             "always the requester's own", "min_cohort": "a fraud signal is a per-person answer under a "
+                             "FRAUD grant; no minimum cohort applies"}
+    _need(not foreign, f"{kind} specs do not take {', '.join(sorted(foreign))}",
+          next((hints[k] for k in sorted(foreign) if k in hints), "remove them"), reason="key_not_for_kind")
     deadline = data.get("deadline_seconds", 120)
     _need(isinstance(deadline, int) and 5 <= deadline <= 7 * 86400, "deadline_seconds must be 5 .. 604800")
     min_cohort = data.get("min_cohort", 10 if kind != "fraud" else 1)
@@ -221,12 +258,12 @@ def _horizontal(data, resolve, requester, deadline, min_cohort, name) -> JobRequ
     _need(value is not None or stats == ["count"], "sum and sum_of_squares need a value column")
     decimals = data.get("decimals", 2)
     _need(isinstance(decimals, int) and 0 <= decimals <= 6, "decimals must be 0 .. 6")
+    value_range = _value_range(data, dataset, value)
     epsilon = data.get("epsilon")
     if epsilon is not None:
-        _need(isinstance(epsilon, (int, float)) and 0 < epsilon <= 10, "epsilon must be in (0, 10]")
-        if value is not None:
-            _need(isinstance(data.get("value_bound"), (int, float)) and data["value_bound"] > 0,
-                  "differential privacy on sums needs value_bound (the largest absolute value one record may add)")
+        _need(isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool) and 0 < epsilon <= 10, "epsilon must be in (0, 10]")
+        _need(value is None or data.get("value_range") is not None or data.get("value_bound") is not None,
+              "differential privacy on sums needs value_range or value_bound (the largest absolute value one record may add)")
     axes = parse_axes(data.get("group_by"), dataset)
     public = {
         "kind": "horizontal", "dataset": dataset, "purpose": _purpose(data.get("purpose"), STAT_PURPOSES),
@@ -234,8 +271,31 @@ def _horizontal(data, resolve, requester, deadline, min_cohort, name) -> JobRequ
         "buckets": list(bucket_names(axes)), "value": value, "statistics": [s for s in ("count", "sum", "sum_of_squares") if s in stats],
         "decimals": decimals, "min_cohort": min_cohort, "participants": sorted(participants),
     }
-    private = {"epsilon": epsilon, "value_bound": data.get("value_bound")}
-    return JobRequest("horizontal", public, private, sorted(participants), deadline, name)
+    if value is not None:
+        public["value_range"] = value_range
+    if epsilon is not None:  # each data owner adds this noise to its own contribution and charges its own budget
+        public["epsilon"] = float(epsilon)
+    return JobRequest("horizontal", public, {}, sorted(participants), deadline, name)
+
+
+def _value_range(data: dict, dataset: str, value: str | None) -> list[float] | None:
+    """The declared range of the value column: the spec's ``value_range``, else ``[-value_bound, value_bound]``
+    within the schema's range, else the schema's range. Rows outside it are counted in the overflow bucket."""
+    if value is None:
+        return None
+    field = dataset_schema(dataset).field(value)
+    lo, hi = field.bounds or (-1e12, 1e12)
+    raw = data.get("value_range")
+    if raw is None and data.get("value_bound") is not None:
+        bound = data["value_bound"]
+        _need(isinstance(bound, (int, float)) and not isinstance(bound, bool) and bound > 0, "value_bound must be positive")
+        raw = [max(lo, -bound), min(hi, bound)]
+    if raw is None:
+        return [float(lo), float(hi)]
+    _need(isinstance(raw, list) and len(raw) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                          and math.isfinite(x) for x in raw) and raw[0] < raw[1],
+          "value_range must be [lowest, highest] with lowest < highest")
+    return [float(raw[0]), float(raw[1])]
 
 
 def _vertical(data, resolve, requester, deadline, min_cohort, name) -> JobRequest:
@@ -243,6 +303,9 @@ def _vertical(data, resolve, requester, deadline, min_cohort, name) -> JobReques
     _need(isinstance(platform, str), "vertical statistics need platform = the member whose features are joined")
     platform = resolve(platform)
     _need(platform != requester, "the platform must be another member")
+    label_owner = resolve(data["label_owner"]) if isinstance(data.get("label_owner"), str) else requester
+    _need(label_owner == requester, "a vertical job computes the requester's own labels (policies and claims); "
+          "another member's labels cannot be named", "run the job from the label owner's node", reason="not_label_owner")
     axes = parse_axes(data.get("group_by"), "user_features")
     _need(all(a.values for a in axes), "vertical group_by axes are categorical platform columns with declared values")
     pad_to = data.get("pad_to")
@@ -256,7 +319,8 @@ def _vertical(data, resolve, requester, deadline, min_cohort, name) -> JobReques
         "kind": "vertical", "dataset": "user_features", "purpose": _purpose(data.get("purpose"), STAT_PURPOSES),
         "filters": parse_filters(data.get("filters"), "user_features"), "group_by": [a.to_dict() for a in axes],
         "buckets": list(bucket_names(axes)), "min_cohort": min_cohort, "participants": [platform],
-        "include_squares": bool(data.get("include_squares", False)), "pad_to": pad_to,
+        "include_squares": bool(data.get("include_squares", False)), "pad_to": pad_to, "label_owner": requester,
+        "semantics": VERTICAL_SEMANTICS,
     }
     if epsilon is not None:  # the platform adds this Laplace noise to the encrypted sums: it must see it on chain
         public |= {"epsilon": float(epsilon), "value_bound": float(data["value_bound"])}
@@ -281,6 +345,7 @@ def _fraud(data, resolve, requester, deadline, name) -> JobRequest:
     except ValueError:
         raise SpecError("as_of must be an ISO date (YYYY-MM-DD)") from None
     persons = list(dict.fromkeys(persons))
+    # min_cohort 1 on chain: a fraud signal is a per-person count (a spec naming min_cohort is refused above)
     public = {"kind": "fraud", "check": check, "dataset": FRAUD_CHECKS[check], "purpose": "FRAUD",
               "participants": sorted(participants), "min_cohort": 1, "persons": len(persons)}
     if check == "recent_claims":
@@ -334,6 +399,11 @@ def check_public(public: dict) -> None:
             value = public.get("value")
             if value is not None:
                 _need(dataset_schema(public["dataset"]).field(value).kind in ("int", "float"), "value column is not numeric")
+                lo, hi = public["value_range"]
+                _need(isinstance(lo, float) and isinstance(hi, float) and math.isfinite(lo) and math.isfinite(hi) and lo < hi,
+                      "value_range is not valid")
+            if "epsilon" in public:
+                _need(isinstance(public["epsilon"], float) and 0 < public["epsilon"] <= 10, "epsilon out of range")
             _need(public["statistics"] in (["count"], ["count", "sum"], ["count", "sum_of_squares"], ["count", "sum", "sum_of_squares"])
                   and (value is not None or public["statistics"] == ["count"]), "statistics are not valid")
             _need(isinstance(public["decimals"], int) and 0 <= public["decimals"] <= 6, "decimals out of range")

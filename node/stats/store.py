@@ -107,6 +107,15 @@ class StatsStore:
                 statuses[participant] = status
                 self.update_job(job_id, progress={**job["progress"], "participants": statuses})
 
+    def set_participant_release(self, job_id: str, participant: str, report: dict) -> None:
+        """What a participant's release gate said about its answer (k applied, suppressed buckets, records)."""
+        with self.lock:
+            job = self.job(job_id)
+            if job is not None:
+                releases = dict(job["progress"].get("releases", {}))
+                releases[participant] = report
+                self.update_job(job_id, progress={**job["progress"], "releases": releases})
+
     def job(self, job_id: str) -> dict | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()

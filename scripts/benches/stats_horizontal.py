@@ -82,6 +82,7 @@ def run(args, progress):
             sizes[participant] = len(request) + len(response)
         conn.close()
         ciphertexts = len(json.loads(payload)["vector"]["ciphertexts"])
+        gate = _gate_cost(net.db(PARTICIPANTS[0]), json.loads(public_raw), home)
         return {
             "seconds": round(seconds, 2),
             "bytes_per_node": round(sum(sizes.values()) / len(sizes)),
@@ -92,8 +93,62 @@ def run(args, progress):
             "correct": correct,
             "records_per_second": round(args.records * len(PARTICIPANTS) / seconds),
             "includes": "5 node processes over HTTP, openJob, 4 commitContribution, publishResult, access logs",
+            **gate,
         }
     finally:
         net.stop()
         if owned is not None:
             owned.cleanup()
+
+
+def _gate_cost(db: Path, public: dict, home: Path) -> dict:
+    """What the owner's release gate costs one participant per release, measured on its own data in this process:
+    the one-pass query with persons against the plain SQL GROUP BY aggregate the node ran before the gate, the footprint (one digest per person), the differencing check against an identical
+    earlier release (the worst case: every bucket is compared set-wise) and the recorded history."""
+    from node.release_gate import ReleaseGate, Request
+    from node.chain.deployment import Purpose
+    from node.stats import local
+    from node.store.db import create_store_engine
+
+    engine = create_store_engine(f"sqlite:///{db}")
+    store = create_store_engine(f"sqlite:///{home / 'gate-bench.db'}")
+    try:
+        t0 = time.perf_counter()
+        _sql_aggregate(engine, public)
+        aggregate_only = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        totals, persons = local.horizontal_buckets(engine, public)
+        with_persons = time.perf_counter() - t0
+        gate = ReleaseGate(store, None, None, floor=10)
+        req = Request("0x" + "11" * 20, public["dataset"], Purpose.STATISTICS, b"\0" * 32, "bench")
+        t0 = time.perf_counter()
+        gate.release(req, persons, public["min_cohort"])  # first release: footprint and history only
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        gate.release(req, persons, public["min_cohort"])  # the same again: compared bucket by bucket with the first
+        second = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+        store.dispose()
+    return {"gate_sql_aggregate_seconds": round(aggregate_only, 3), "gate_query_extra_seconds": round(with_persons - aggregate_only, 3),
+            "gate_release_first_seconds": round(first, 3), "gate_release_compared_seconds": round(second, 3),
+            "gate_seconds_per_release": round(with_persons - aggregate_only + second, 3),
+            "gate_persons": sum(len(p) for p in persons.values())}
+
+
+def _sql_aggregate(engine, public: dict) -> list:
+    """The participant's local aggregate without the gate: one SQL GROUP BY per bucket, no persons (the baseline)."""
+    from sqlalchemy import func, select
+
+    from node.datasets import TABLES
+    from node.stats.local import _axis_expression, _scaled, where_clauses
+    from node.stats.spec import Axis
+
+    table = TABLES[public["dataset"]]
+    axes = [Axis(a["column"], tuple(a.get("values", ())), tuple(a.get("edges", ()))) for a in public["group_by"]]
+    keys = [_axis_expression(table, a).label(f"k{i}") for i, a in enumerate(axes)]
+    scaled = _scaled(table.c[public["value"]], public["decimals"])
+    stmt = (select(*keys, func.count(), func.sum(scaled), func.sum(scaled * scaled)).select_from(table)
+            .where(*where_clauses(public["dataset"], public["filters"])).group_by(*[k.element for k in keys]))
+    with engine.connect() as conn:
+        return conn.execute(stmt).all()

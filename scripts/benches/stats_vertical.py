@@ -192,6 +192,7 @@ def run(args, progress):
         public_key = PublicKey(int(_modulus(net, job)))  # the baseline encrypts under the same job key
         baseline_per_row = _baseline(public_key, features, claims, min(args.baseline_rows, args.rows), progress)
         ours_per_row = seconds / args.rows
+        gate = _gate_cost(net, job, home)
         return {
             "ratio": round(baseline_per_row / ours_per_row, 1),
             "rows": args.rows,
@@ -204,6 +205,7 @@ def run(args, progress):
             "baseline_sample_rows": min(args.baseline_rows, args.rows),
             "chain_job_id": job["chain_job_id"],
             "includes": "HTTP between 2 node processes, openJob, commitContribution, publishResult, access log",
+            **gate,
         }
     finally:
         net.stop()
@@ -219,3 +221,41 @@ def _modulus(net: BenchNetwork, job: dict) -> str:
     (raw,) = conn.execute("SELECT public_spec FROM stats_jobs WHERE id = ?", (job["id"],)).fetchone()
     conn.close()
     return json.loads(raw)["public_key"]["n"]
+
+
+def _gate_cost(net: BenchNetwork, job: dict, home: Path) -> dict:
+    """What the platform's release gate costs per vertical release, on its own rows in this process: the footprint of
+    its bucket membership (one digest per user), the differencing check against an identical earlier release and the
+    recorded history. (Included in ``seconds`` above already: this is its share.)"""
+    import json
+    import time
+
+    from node.chain.deployment import Purpose
+    from node.release_gate import ReleaseGate, Request
+    from node.stats import local
+    from node.store.db import create_store_engine
+
+    conn = sqlite3.connect(net.db("insurer"))
+    (raw,) = conn.execute("SELECT public_spec FROM stats_jobs WHERE id = ?", (job["id"],)).fetchone()
+    conn.close()
+    public = json.loads(raw)
+    engine = create_store_engine(f"sqlite:///{net.db('platform')}")
+    store = create_store_engine(f"sqlite:///{home / 'gate-bench.db'}")
+    try:
+        rows = local.platform_rows(engine, public)
+        persons: dict[str, list[str]] = {b: [] for b in public["buckets"]}
+        for person, bucket in rows:
+            persons[bucket].append(person)
+        gate = ReleaseGate(store, None, None, floor=10)
+        req = Request("0x" + "11" * 20, "user_features", Purpose.STATISTICS, b"\0" * 32, "bench")
+        t0 = time.perf_counter()
+        gate.release(req, persons, public["min_cohort"])
+        first = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        gate.release(req, persons, public["min_cohort"])
+        second = time.perf_counter() - t0
+    finally:
+        engine.dispose()
+        store.dispose()
+    return {"gate_release_first_seconds": round(first, 3), "gate_release_compared_seconds": round(second, 3),
+            "gate_persons": len(rows)}
