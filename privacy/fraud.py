@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import secrets
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
 from privacy.errors import DuplicateContribution, MalformedMessage
 from privacy.psi import Blinder, blind_many, normalize_identifier, points_from_hex, points_to_hex, shuffled

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from node.access_log import AccessLog, LogRecord, outbox
+from node.access_log import AccessLog, LogRecord
 from node.chain.deployment import Purpose
 from node.chain.errors import ChainError
 from node.chain.ledger import dataset_id

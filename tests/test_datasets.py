@@ -60,8 +60,9 @@ def test_cli_import_reports_one_line_and_leaves_the_store_unchanged(tmp_path):
     good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
     good.write_text(GOOD)
     bad.write_text(GOOD + "u9,not-a-band\n")
-    run = lambda f: subprocess.run([sys.executable, "-m", "node.cli", "data", "import", "user_features", str(f),
-                                    "--config", str(config), "--json"], cwd=ROOT, capture_output=True, text=True)
+    def run(f):
+        return subprocess.run([sys.executable, "-m", "node.cli", "data", "import", "user_features", str(f),
+                               "--config", str(config), "--json"], cwd=ROOT, capture_output=True, text=True)
     ok = run(good)
     assert ok.returncode == 0 and '"rows": 3' in ok.stdout
     failed = run(bad)

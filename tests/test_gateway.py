@@ -7,7 +7,7 @@ import threading
 import pytest
 from eth_account import Account
 
-from node.chain.deployment import Deployment, GenesisMember, Role, attach, deploy_consortium
+from node.chain.deployment import Deployment, attach, deploy_consortium
 from node.chain.errors import ChainUnavailable, ContractRevert, DeploymentError
 from node.chain.events import EventReader
 from node.chain.gateway import ChainGateway

@@ -41,7 +41,8 @@ def network(anvil, artifacts, tmp_path_factory):
     node = start_node(home, "insurer_a", base / "keys" / "insurer_a", anvil.url, dep_path, log_flush_seconds=0.1,
                       release_min_cohort=1)
     ledgers = {n: Ledger(gateway, k.account) for n, k in keys.items()}
-    import subprocess, sys, os
+    import subprocess
+    import sys
     from nodes import ROOT
     imported = subprocess.run([sys.executable, "-m", "node.cli", "data", "import", "claims", str(home / "claims.csv"),
                                "--config", str(node.config), "--json"], cwd=ROOT, capture_output=True, text=True)

@@ -308,7 +308,6 @@ def test_a_retried_contribution_request_gets_the_stored_answer_and_one_commitmen
     import json
     import sqlite3
 
-    from node.stats.spec import spec_hash
 
     # act as the regulator's node: reuse the public spec of one of its jobs (with its registered key) for a new job
     conn = sqlite3.connect(net.nodes["regulator"].home / "node.db")

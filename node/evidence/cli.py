@@ -43,7 +43,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_proof(args: argparse.Namespace) -> int:
     """Export a claim's proofs from the member's store (no chain access needed: the auditor checks them)."""
     from node.evidence.errors import EvidenceError
-    from node.evidence.store import ANCHORED, EvidenceStore, create_store_engine
+    from node.evidence.store import ANCHORED, create_store_engine
 
     if not Path(args.db).exists():
         raise EvidenceError(f"evidence store {args.db} does not exist", hint="pass the node's --db file")

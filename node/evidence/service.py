@@ -35,10 +35,10 @@ from node.chain.errors import ChainError, ContractRevert
 from node.chain.ledger import Ledger, find_batch
 from node.evidence.errors import DocumentTooLarge, EvidenceError, InvalidEvidenceInput, UnknownClaim
 from node.evidence.leaf import DocType, check_claim_id, claim_id_hash, parse_sha256
-
-_TYPE_BYTE = {int(t): bytes([int(t)]) for t in DocType}
 from node.evidence.store import ANCHORED, CONFLICT, SENT, EvidenceStore
 from node.worker import BackgroundLoop
+
+_TYPE_BYTE = {int(t): bytes([int(t)]) for t in DocType}
 
 log = logging.getLogger("consortium.evidence")
 

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 from sqlalchemy import (Column, Engine, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
                         create_engine, event, inspect, select)

@@ -171,7 +171,7 @@ def run(args, progress) -> dict:
             result["block_period_s"] = net.spec.period
             result["signers"] = 4
             result["partition_method"] = "loopback TCP proxies"
-            result["gateway_rebroadcasts"] = sum(l.gateway.resends for l in ledgers.values())
+            result["gateway_rebroadcasts"] = sum(led.gateway.resends for led in ledgers.values())
         finally:
             net.stop()
             progress.remove_task(task)

@@ -67,7 +67,6 @@ def run(args, progress) -> dict:
     from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger, dataset_id
-    from node.client import NodeClient
     from node.enforcement import Enforcer
     from node.keys import create_member_keys
     from eth_account import Account

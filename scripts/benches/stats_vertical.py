@@ -12,6 +12,10 @@ import sqlite3
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from node.chain.deployment import Role
 
 describe = "vertical job across two node processes (insurer x platform), chain included, vs a per-value phe loop"
 
