@@ -296,7 +296,13 @@ def test_signer_set_follows_governance_admission_and_expulsion(net):
         start = net.nodes[EAST].head()
         wait_for(lambda: any(net.nodes[EAST].block_signer(b).lower() == newcomer.lower()
                              for b in range(start + 1, net.nodes[EAST].head() + 1)), 60, "a block sealed by the newcomer")
-        ledger(net, REGULATOR).expel(newcomer)
+        # expulsion is a proposal passed by the same supermajority: 5 of the 6 members not expelled
+        expulsion = ledger(net, REGULATOR).propose_expulsion(newcomer)
+        votes = [ledger(net, v).gateway.submit(net.keys(v).account, ledger(net, v).registry.functions.vote(expulsion),
+                                               gas=1_000_000) for v in (EAST, WEST, SHOP, REGULATOR, AUDITOR)]
+        for sent in votes:
+            sent.wait(120)
+        assert ledger(net, EAST).member(newcomer).status == Status.EXPELLED
         wait_for(lambda: newcomer.lower() not in [a.lower() for a in net.nodes[EAST].signers()], 90,
                  "the expelled member voted out")
         after = net.nodes[EAST].head()

@@ -35,15 +35,16 @@ def walkthrough_blocks() -> list[str]:
 
 def write_data(folder: Path, rng: random.Random) -> list[dict]:
     claims = []
-    for i in range(60):
-        claims.append({"claim_id": f"C-{i:04d}", "person_id": f"P-{i % 40:04d}", "amount": round(rng.uniform(50, 9000), 2),
+    # enough policyholders that every region clears the owner's minimum cohort (10 distinct persons)
+    for i in range(300):
+        claims.append({"claim_id": f"C-{i:04d}", "person_id": f"P-{i % 150:04d}", "amount": round(rng.uniform(50, 9000), 2),
                        "claim_date": f"2026-{rng.randint(1, 9):02d}-{rng.randint(1, 28):02d}",
                        "status": rng.choice(["paid", "paid", "rejected", "open"]), "region": rng.choice(["north", "south", "east"])})
     with (folder / "bolt-claims.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(claims[0]))
         writer.writeheader()
         writer.writerows(claims)
-    consents = [{"subject": f"P-{i:04d}", "scope": "claims statistics", "at": "2026-11"} for i in range(40)]
+    consents = [{"subject": f"P-{i:04d}", "scope": "claims statistics", "at": "2026-11"} for i in range(150)]
     (folder / "bolt-consents.json").write_text(json.dumps(consents))
     (folder / "invoice-0001.pdf").write_bytes(b"%PDF-1.4\n" + rng.randbytes(3000))
     return claims
@@ -93,10 +94,12 @@ def test_readme_walkthrough_own_members_own_data(tmp_path):
     assert "funded dove-health" in out
     # 5. the query answer equals the plain computation over the CSV
     answer = next(json.loads(line) for line in out.splitlines() if line.startswith("{") and '"owner_name"' in line)
-    expected = defaultdict(float)
+    expected, persons = defaultdict(float), defaultdict(set)
     for c in claims:
         if c["status"] == "paid":
             expected[c["region"]] += c["amount"]
+            persons[c["region"]].add(c["person_id"])
+    assert min(len(p) for p in persons.values()) >= 10  # so the owner's gate releases every region
     assert answer["owner_name"] == "bolt-mutual"
     assert {r["group"]: round(r["value"], 2) for r in answer["rows"]} == {k: round(v, 2) for k, v in expected.items()}
     assert answer["records"] == sum(c["status"] == "paid" for c in claims)

@@ -130,7 +130,8 @@ class AttackNetwork:
 
     def grant(self, owner: str, grantee: str, dataset: str, purpose: str) -> None:
         r = self.client(owner, owner).request("POST", "/grants", {"grantee": self.address(grantee), "dataset": dataset,
-                                                                   "purpose": purpose, "expires_at": self.now() + 7200})
+                                                                   "purpose": purpose, "expires_at": self.now() + 7200,
+                                                                   "consent_ref": "0x" + "ab" * 32})
         assert r.status_code in (200, 201), r.text
 
     def run(self, requester: str, spec: dict, timeout: float = 90.0) -> dict:

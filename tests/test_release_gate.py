@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from node.access_log import LogRecord
 from node.chain.deployment import Purpose
 from node.chain.reasons import DenialReason
 from node.release_gate import ReleaseGate, ReleaseRefusal, Request, history
@@ -33,6 +34,9 @@ class Enforcer:
 class Log(list):
     def append(self, record):  # what would go on chain, kept here
         super().append(record)
+
+    def deny(self, requester, dataset_id, purpose, reason_code):  # as AccessLog.deny, without a signed request
+        super().append(LogRecord("denial", requester, dataset_id, int(purpose), bytes(32), reason_code=int(reason_code)))
 
 
 @pytest.fixture
