@@ -25,6 +25,7 @@ from node.chain.errors import ChainUnavailable
 from node.chain.gateway import ChainGateway
 from node.chain.geth import GethNode, rpc
 from node.chain.links import LinkProxy
+from node.devnet import DEFAULT_MEMBERS
 from node.errors import ConsortiumError
 from node.keys import MemberKeys, create_member_keys, load_member_keys
 
@@ -32,13 +33,6 @@ FORMAT = 1
 ENGINES = ("clique", "besu-qbft")
 CLIQUE_EVM_VERSION = "paris"
 FUND_WEI = 10**24  # one million ether per member account
-DEFAULT_MEMBERS: tuple[tuple[str, Role], ...] = (
-    ("insurer-east", Role.INSURER),
-    ("insurer-west", Role.INSURER),
-    ("shop-platform", Role.PLATFORM),
-    ("regulator", Role.REGULATOR),
-    ("auditor", Role.AUDITOR),
-)
 
 
 class NetworkError(ConsortiumError):

@@ -5,4 +5,6 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
-exec .venv/bin/python -m pytest "$@"
+# Two workers, whole files each (module fixtures such as a chain and its nodes stay in one process): most
+# tests wait on chains and node processes, so two workers halve the wall time on two cores.
+exec .venv/bin/python -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"

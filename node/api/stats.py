@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from node.api.deps import Caller, authenticated, get_context, operator, problem
 from node.context import NodeContext
-from node.stats.participant import StatsRefusal
+from node.release_gate import ReleaseRefusal
 from node.stats.service import result_csv
 from node.stats.spec import SpecError
 from privacy.errors import PrivacyError
@@ -29,7 +29,7 @@ async def _call(fn: Callable, *args: Any) -> Any:
     """Run a service call off the event loop; its refusals become 4xx problems with a reason."""
     try:
         return await run_in_threadpool(fn, *args)
-    except StatsRefusal as exc:
+    except ReleaseRefusal as exc:  # the owner's gate, or the participant's protocol checks (StatsRefusal)
         raise problem(exc.status, exc.reason, str(exc)) from None
     except SpecError as exc:
         raise problem(_SPEC_STATUS.get(exc.reason, 422), exc.reason, exc.one_line()) from None

@@ -36,13 +36,9 @@ PARALLEL_ROWS = 20_000
 JOB_OPEN = 1
 
 
-class StatsRefusal(Exception):
-    """A request this participant refuses: HTTP ``status`` with a machine-readable ``reason``."""
-
-    def __init__(self, status: int, reason: str, message: str):
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
+class StatsRefusal(ReleaseRefusal):
+    """A request this participant refuses: HTTP ``status`` with a machine-readable ``reason`` (the gate's
+    refusals are ReleaseRefusal itself, already logged on chain; these are protocol refusals)."""
 
 
 @dataclass
@@ -153,8 +149,6 @@ class Participant:
             try:
                 grant_id, vector, outcome = horizontal_contribution(self.gate, caller, public, h)
                 spec = horizontal_spec(public)
-            except ReleaseRefusal as exc:
-                raise StatsRefusal(exc.status, exc.reason, str(exc)) from None
             except SpecError as exc:
                 raise StatsRefusal(422, exc.reason, exc.one_line()) from None
             # the peers' masking keys come from the registry, like the requester's key fingerprint
@@ -176,10 +170,7 @@ class Participant:
             stored = self._stored(caller, chain_job_id, h)
             if stored is not None:
                 return {"answer": stored["payload"], "commitment": stored["commitment"]}
-            try:
-                grant_id, _ = fraud_admission(self.gate, caller, public, h)
-            except ReleaseRefusal as exc:
-                raise StatsRefusal(exc.status, exc.reason, str(exc)) from None
+            grant_id, _ = fraud_admission(self.gate, caller, public, h)
             query = MembershipQuery.from_dict(body.get("query"))
             if query.query_id != public["job_id"] or len(query.points) != public["persons"]:
                 raise StatsRefusal(422, "bad_query", "the query does not match the job spec (id or number of persons)")
@@ -201,10 +192,7 @@ class Participant:
             if stored is not None:  # already finished: the encrypted sums are all the insurer needs
                 return {**stored["payload"], "commitment": stored["commitment"]}
             rows = local.platform_rows(self.ctx.engine, public)
-            try:
-                grant_id, outcome = vertical_admission(self.gate, caller, public, h, rows)
-            except ReleaseRefusal as exc:
-                raise StatsRefusal(exc.status, exc.reason, str(exc)) from None
+            grant_id, outcome = vertical_admission(self.gate, caller, public, h, rows)
             # k on the matched persons of each bucket is the gate's k, not the job's (it may only be raised)
             owner = FeatureOwner(join_spec(public | {"min_cohort": outcome.min_cohort}), rows, pad_to=public.get("pad_to"))
             message = owner.blinded_buckets(self.executor(len(rows)))
