@@ -100,21 +100,20 @@ class StatsStore:
                 self.update_job(job_id, progress={**job["progress"], **changes})
 
     def set_participant_status(self, job_id: str, participant: str, status: str) -> None:
-        with self.lock:
-            job = self.job(job_id)
-            if job is not None:
-                statuses = dict(job["progress"].get("participants", {}))
-                statuses[participant] = status
-                self.update_job(job_id, progress={**job["progress"], "participants": statuses})
+        self._set_per_participant(job_id, "participants", participant, status)
 
     def set_participant_release(self, job_id: str, participant: str, report: dict) -> None:
         """What a participant's release gate said about its answer (k applied, suppressed buckets, records)."""
+        self._set_per_participant(job_id, "releases", participant, report)
+
+    def _set_per_participant(self, job_id: str, key: str, participant: str, value) -> None:
+        """Set ``progress[key][participant]`` of a job (read, change, write under the store's lock)."""
         with self.lock:
             job = self.job(job_id)
             if job is not None:
-                releases = dict(job["progress"].get("releases", {}))
-                releases[participant] = report
-                self.update_job(job_id, progress={**job["progress"], "releases": releases})
+                entries = dict(job["progress"].get(key, {}))
+                entries[participant] = value
+                self.update_job(job_id, progress={**job["progress"], key: entries})
 
     def job(self, job_id: str) -> dict | None:
         with self.engine.connect() as conn:
