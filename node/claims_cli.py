@@ -59,10 +59,12 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     if args.out and proofs:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
+        from node.evidence.cli import proof_file_text
+
         by_sha = {r["doc_sha256"]: r["file"] for r in receipts}
         for p in proofs:
             path = out / (Path(by_sha[p["doc_sha256"]]).name + ".proof.json")
-            path.write_text(json.dumps(p, indent=2))
+            path.write_text(proof_file_text(p, by_sha[p["doc_sha256"]]))
             written.append(str(path))
     if args.json:
         print(json.dumps({"claim_id": claim, "doc_type": doc_type.label, "receipts": receipts, "proof_files": written}))

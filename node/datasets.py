@@ -164,8 +164,11 @@ def parse_csv(schema: DatasetSchema, text: str, max_errors: int = 20) -> list[di
     return rows
 
 
-def import_csv(engine: Engine, dataset: str, source: Path | str, *, replace: bool = True) -> int:
-    """Import a CSV file (or text) into a dataset atomically; returns the number of rows."""
+def import_csv(engine: Engine, dataset: str, source: Path | str, *, replace: bool = True, allow_empty: bool = False) -> int:
+    """Import a CSV file (or text) into a dataset atomically; returns the number of rows.
+
+    A file with a header and no rows is refused unless ``allow_empty``: replacing a dataset with nothing
+    is almost always a truncated export, and it would silently drop the member out of every statistic."""
     schema = dataset_schema(dataset)
     if isinstance(source, Path):
         try:
@@ -177,6 +180,9 @@ def import_csv(engine: Engine, dataset: str, source: Path | str, *, replace: boo
     else:
         text = source
     rows = parse_csv(schema, text)
+    if not rows and not allow_empty:
+        raise DatasetError(f"{source if isinstance(source, Path) else 'the CSV'} has a header but no rows; nothing imported",
+                           reason="empty_import", hint="check the export; to really empty the dataset, add --replace-with-empty")
     table = TABLES[dataset]
     with engine.begin() as conn:  # one transaction: all rows or none
         if replace:

@@ -106,7 +106,7 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     engine = create_store_engine(settings.db_url)
     init_datasets(engine)
-    rows = import_csv(engine, args.dataset, Path(args.file))
+    rows = import_csv(engine, args.dataset, Path(args.file), allow_empty=args.replace_with_empty)
     print(json.dumps({"dataset": args.dataset, "rows": rows}) if args.json else f"imported {rows} rows into {args.dataset}")
     return 0
 
@@ -139,6 +139,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("dataset", help="policies, claims, user_features or fraud_list")
     imp.add_argument("file", help="CSV file with a header row")
     imp.add_argument("--config", required=True, type=Path)
+    imp.add_argument("--replace-with-empty", action="store_true",
+                     help="accept a CSV with a header and no rows: empty the dataset (refused otherwise)")
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=_cmd_data_import)
     from node.data_cli import register_data

@@ -70,3 +70,46 @@ def test_cli_import_reports_one_line_and_leaves_the_store_unchanged(tmp_path):
     assert len(failed.stderr.strip().splitlines()) == 1 and "line 5" in failed.stderr
     engine = create_store_engine(f"sqlite:///{tmp_path / 'home' / 'node.db'}")
     assert dataset_rows(engine, "user_features") == 3
+
+
+def test_header_only_csv_is_refused_unless_replacing_with_empty_is_asked(engine, tmp_path):
+    import_csv(engine, "user_features", GOOD)
+    header_only = GOOD.splitlines()[0] + "\n"
+    with pytest.raises(DatasetError) as e:
+        import_csv(engine, "user_features", header_only)
+    assert e.value.reason == "empty_import" and "--replace-with-empty" in e.value.one_line()
+    assert dataset_rows(engine, "user_features") == 3  # refused: the dataset is untouched
+    assert import_csv(engine, "user_features", header_only, allow_empty=True) == 0
+    assert dataset_rows(engine, "user_features") == 0
+    # the CLI: one line and exit 1; with the flag, the dataset is emptied
+    config = write_config(tmp_path / "home", "n", tmp_path / "keys", "http://127.0.0.1:1", tmp_path / "d.json", 1)
+    (tmp_path / "good.csv").write_text(GOOD)
+    (tmp_path / "empty.csv").write_text(header_only)
+
+    def run(f, *extra):
+        return subprocess.run([sys.executable, "-m", "node.cli", "data", "import", "user_features", str(f),
+                               "--config", str(config), *extra], cwd=ROOT, capture_output=True, text=True)
+    assert run(tmp_path / "good.csv").returncode == 0
+    refused = run(tmp_path / "empty.csv")
+    assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1 and "no rows" in refused.stderr
+    store = create_store_engine(f"sqlite:///{tmp_path / 'home' / 'node.db'}")
+    assert dataset_rows(store, "user_features") == 3
+    emptied = run(tmp_path / "empty.csv", "--replace-with-empty")
+    assert emptied.returncode == 0 and "imported 0 rows" in emptied.stdout
+    assert dataset_rows(store, "user_features") == 0
+
+
+def test_values_outside_the_declared_domains_are_refused_by_line(engine):
+    header = "claim_id,person_id,amount,claim_date,status\n"
+    rows = ("c1,p1,120.5,2026-01-02,paid\n"
+            "c2,p2,-3,2026-01-02,paid\n"          # line 3: a negative amount
+            "c3,p3,10,2026-01-02,PAID-ISH\n"      # line 4: an unknown status
+            "c4,p4,10,2026-02-30,open\n")         # line 5: no such date
+    with pytest.raises(DatasetError) as e:
+        import_csv(engine, "claims", header + rows)
+    message = str(e.value)
+    assert e.value.reason == "bad_rows" and "3 bad row(s)" in message
+    assert "line 3: amount='-3' is outside 0 .. 1e+07" in message
+    assert "line 4: status='PAID-ISH' is not one of open, paid, rejected" in message
+    assert "line 5: claim_date='2026-02-30' is not a date" in message
+    assert dataset_rows(engine, "claims") == 0

@@ -123,6 +123,35 @@ def test_another_documents_valid_proof_does_not_vouch_for_this_document(anchored
     assert reason_of(anchored, other) == "wrong_proof"
 
 
+def test_a_proof_naming_another_document_is_wrong_proof_and_a_changed_document_is_tampered(anchored, tmp_path, capsys):
+    """Proof files written by the CLI name their document: handing over the wrong proof file is a mix-up
+    (wrong_proof), a document of the proof's own name that hashes differently was changed (tampered_document)."""
+    other = {**copy.deepcopy(anchored["other"]), "document": "photo-3.jpg"}
+    with pytest.raises(EvidenceVerificationError) as err:
+        verify_evidence(hashlib.sha256(DOCUMENT).digest(), other, anchored["chain"], document_name="invoice.pdf")
+    assert err.value.reason == "wrong_proof" and "photo-3.jpg" in str(err.value)
+    mine = {**copy.deepcopy(anchored["proof"]), "document": "invoice.pdf"}
+    with pytest.raises(EvidenceVerificationError) as err:
+        verify_evidence(hashlib.sha256(DOCUMENT + b" ").digest(), mine, anchored["chain"], document_name="in/invoice.pdf")
+    assert err.value.reason == "tampered_document"
+    assert verify_evidence(hashlib.sha256(DOCUMENT).digest(), mine, anchored["chain"], document_name="invoice.pdf")
+    # through the CLI, with the proof file as `evidence upload --out` writes it (0x transaction hash, document name)
+    from node.evidence.cli import proof_file_text
+
+    anchored_proof = copy.deepcopy(anchored["proof"])
+    text = proof_file_text(anchored_proof, "somewhere/invoice.pdf")
+    assert json.loads(text)["anchor"]["tx_hash"].startswith("0x") and json.loads(text)["document"] == "invoice.pdf"
+    assert not anchored_proof["anchor"]["tx_hash"].startswith("0x")  # the caller's dict is left alone
+    (tmp_path / "invoice.pdf.proof.json").write_text(text)
+    (tmp_path / "invoice.pdf").write_bytes(DOCUMENT.replace(b"1,234.00", b"9,234.00"))
+    (tmp_path / "receipt.pdf").write_bytes(b"another document entirely")
+    proof_path = tmp_path / "invoice.pdf.proof.json"
+    assert _cli(anchored, "--json", document=tmp_path / "invoice.pdf", proof_path=proof_path) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "tampered_document"
+    assert _cli(anchored, "--json", document=tmp_path / "receipt.pdf", proof_path=proof_path) == 1
+    assert json.loads(capsys.readouterr().out)["reason"] == "wrong_proof"
+
+
 def test_self_consistent_proof_of_a_root_never_anchored_is_an_unknown_root(anchored):
     leaf = evidence_leaf_hash(hashlib.sha256(DOCUMENT).digest(), "CLM-4711", DocType.INVOICE)
     tree = MerkleTree([leaf, hashlib.sha256(b"x").digest(), hashlib.sha256(b"y").digest()])

@@ -14,13 +14,26 @@ def _gateway(args: argparse.Namespace):
     return attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment))
 
 
+def proof_file_text(proof: dict, document: str | None = None) -> str:
+    """A proof file as written by the CLI: the anchoring transaction as a 0x hash (what explorers and
+    `cast tx` take), and the document's file name, which lets `verify` tell a proof of another document
+    (``wrong_proof``) from a changed document (``tampered_document``)."""
+    proof = json.loads(json.dumps(proof))
+    anchor = proof.get("anchor")
+    if isinstance(anchor, dict) and isinstance(anchor.get("tx_hash"), str) and not anchor["tx_hash"].startswith("0x"):
+        anchor["tx_hash"] = "0x" + anchor["tx_hash"]
+    if document:
+        proof["document"] = Path(document).name
+    return json.dumps(proof, indent=2)
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from node.evidence.errors import EvidenceVerificationError
     from node.evidence.verify import RegistryEvidenceChain, load_proof_file, sha256_file, verify_evidence
 
     chain = RegistryEvidenceChain(_gateway(args))
     try:
-        verdict = verify_evidence(sha256_file(args.file), load_proof_file(args.proof), chain)
+        verdict = verify_evidence(sha256_file(args.file), load_proof_file(args.proof), chain, document_name=args.file)
     except EvidenceVerificationError as exc:
         if args.json:
             print(json.dumps({"valid": False, "reason": exc.reason, "message": exc.one_line()}))
@@ -64,12 +77,13 @@ def _cmd_proof(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for p in proofs:
             if p["state"] == ANCHORED:
-                (out / f"{p['claim_id']}-{p['doc_sha256'][:16]}.proof.json").write_text(json.dumps(p, indent=2))
+                (out / f"{p['claim_id']}-{p['doc_sha256'][:16]}.proof.json").write_text(proof_file_text(p))
     if args.json:
         print(json.dumps(proofs))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from node.console import stdout_console
 
     table = Table(title=f"Evidence of claim {args.claim}")
     for col in ("document sha256", "type", "state", "leaf", "batch", "block"):
@@ -79,7 +93,7 @@ def _cmd_proof(args: argparse.Namespace) -> int:
         table.add_row(p["doc_sha256"][:16] + "…", p["doc_type"], p["state"],
                       f"{pr['leaf_index']}/{pr['tree_size']}" if pr else "-", p["batch_id"][:12] + "…",
                       str(p.get("anchor", {}).get("block_number", "-")))
-    Console().print(table)
+    stdout_console().print(table)
     if args.out:
         print(f"proof files written to {args.out}", file=sys.stderr)
     return 0
@@ -112,8 +126,9 @@ def _cmd_claim_history(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([h.__dict__ for h in history]))
         return 0
-    from rich.console import Console
     from rich.table import Table
+
+    from node.console import stdout_console
 
     table = Table(title=f"Claim {args.claim}")
     for col in ("step", "block", "time (UTC)", "actor", "express"):
@@ -121,7 +136,7 @@ def _cmd_claim_history(args: argparse.Namespace) -> int:
     for h in history:
         when = datetime.datetime.fromtimestamp(h.block_time, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(h.step, str(h.block_number), when, f"{h.actor_name} ({h.actor})", "yes" if h.express else "")
-    Console().print(table)
+    stdout_console().print(table)
     return 0
 
 

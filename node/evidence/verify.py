@@ -7,8 +7,11 @@ and which path to hash. Each failure has a precise ``reason``:
 ==================  ================================================================================
 malformed_proof     the proof file is not a proof (bad JSON, missing keys, bad hex)
 tampered_document   the document's SHA-256, or the leaf it gives with the claim id and type, is not the proof's
+                    (the document was changed since it was submitted)
 unknown_root        the proof's root is not anchored by the named submitter on this deployment's EvidenceRegistry
-wrong_proof         size, index, number of nodes, batch id, or the audit path does not lead to the anchored root
+wrong_proof         size, index, number of nodes, batch id, or the audit path does not lead to the anchored root;
+                    or the proof is another document's: it names a document (``document``, the file name at
+                    upload) other than the one given, so a mix-up of files is not reported as tampering
 non_member          the root was anchored by an account that is not a consortium member
 ==================  ================================================================================
 """
@@ -93,8 +96,12 @@ def load_proof_file(path: str | Path) -> dict:
         raise _fail("malformed_proof", f"proof file {path} is not JSON: {exc}") from None
 
 
-def verify_evidence(document_sha256: bytes, proof_file: Any, chain: EvidenceChain) -> EvidenceVerdict:
+def verify_evidence(document_sha256: bytes, proof_file: Any, chain: EvidenceChain,
+                    document_name: str | None = None) -> EvidenceVerdict:
     """Check that the document with this SHA-256 is the leaf the proof file names, in a batch anchored by a member.
+
+    ``document_name`` (the file's name) only tells the two failures of a different hash apart: a proof that
+    names another document is ``wrong_proof``; one for a document of this name is ``tampered_document``.
 
     Raises :class:`EvidenceVerificationError` whose ``reason`` is one of the module's reasons.
     """
@@ -121,6 +128,11 @@ def verify_evidence(document_sha256: bytes, proof_file: Any, chain: EvidenceChai
         raise _fail("malformed_proof", f"proof file is malformed: {exc}") from None
 
     # 2. the document against the proof's leaf
+    proof_for = proof_file.get("document")
+    if document_sha256 != claimed_sha and isinstance(proof_for, str) and document_name \
+            and Path(proof_for).name != Path(document_name).name:
+        raise _fail("wrong_proof", f"the proof is for document {Path(proof_for).name!r} (SHA-256 {claimed_sha.hex()}), "
+                    f"not for {Path(document_name).name!r}", hint=f"use the proof file of {Path(document_name).name}")
     if document_sha256 != claimed_sha:
         raise _fail("tampered_document", f"the document's SHA-256 {document_sha256.hex()} is not the submitted "
                     f"document's {claimed_sha.hex()}")
