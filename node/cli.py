@@ -6,7 +6,6 @@ the traceback is shown only with --debug.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import signal
 import sys
@@ -29,8 +28,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_chain_up(args: argparse.Namespace) -> int:
     from node.chain.anvil import free_port
-    from node.console import stdout_console
-    from node.devnet import DEFAULT_MEMBERS, dev_passphrase, parse_founders, start_dev_consortium, write_node_config
+    from node.console import step_progress, stdout_console
+    from node.devnet import (DEFAULT_MEMBERS, chain_description, dev_passphrase, parse_founders, start_dev_consortium,
+                             write_json_atomic, write_member_configs)
 
     console = stdout_console(stderr=True)
     home = Path(args.home)
@@ -40,27 +40,16 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
     ports = {name: free_port() for name, _ in founders}
     endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
 
-    # Progress on a terminal only, as a status line that each step replaces: piped, an error stays one line.
-    with console.status("chain up: starting") if console.is_terminal else contextlib.nullcontext() as status:
-        def progress(step: str) -> None:
-            if status is not None:
-                status.update(f"chain up: {step} ...")
-
+    # Progress on a terminal only (node/console.py): piped, an error stays one line.
+    with step_progress(console, "chain up") as progress:
         dev = start_dev_consortium(home, port=args.port, block_time=args.block_time, members=founders,
                                    endpoints=endpoints, progress=progress)
-    configs = {}
-    for name, _ in founders:
-        node_home = (home / "nodes" / name).resolve()
-        configs[name] = write_node_config(node_home, name, (home / "members" / name).resolve(), dev.gateway.rpc_url,
-                                          dev.deployment_path.resolve(), ports[name]).resolve()
-    passphrase_file = (home / "passphrase").resolve()
+    configs = write_member_configs(home, founders, ports, dev.gateway.rpc_url, dev.deployment_path)
     dev_passphrase(home)  # the file exists unless CONSORTIUM_PASSPHRASE was set
-    info = {"rpc_url": dev.gateway.rpc_url, "deployment": str(dev.deployment_path.resolve()),
-            "chain_id": dev.deployment.chain_id, "members": {n: k.address for n, k in dev.keys.items()},
-            "roles": {n: r.name for n, r in founders}, "configs": {n: str(c) for n, c in configs.items()},
-            "endpoints": endpoints, "keys": str((home / "members").resolve()),
-            "passphrase_file": str(passphrase_file) if passphrase_file.exists() else None}
-    _write_json_atomic(home / "chain.json", info)  # written last: its presence means the chain is up and deployed
+    info = chain_description(home, rpc_url=dev.gateway.rpc_url, deployment=dev.deployment_path,
+                             chain_id=dev.deployment.chain_id, founders=founders,
+                             addresses={n: k.address for n, k in dev.keys.items()}, configs=configs, endpoints=endpoints)
+    write_json_atomic(home / "chain.json", info)  # written last: its presence means the chain is up and deployed
     if args.json:
         print(json.dumps(info), flush=True)
     else:
@@ -69,7 +58,7 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
         console.print(f"member keys: {info['keys']} (encrypted)")
         for name, role in founders:
             console.print(f"  {name:<20} {role.name:<10} {info['members'][name]}  {configs[name]}", highlight=False)
-        secret = (f"CONSORTIUM_PASSPHRASE_FILE={passphrase_file}" if info["passphrase_file"]
+        secret = (f"CONSORTIUM_PASSPHRASE_FILE={info['passphrase_file']}" if info["passphrase_file"]
                   else "CONSORTIUM_PASSPHRASE (as set now)")
         console.print(f"start a member's node: {secret} consortium node start --config {configs[founders[0][0]]}",
                       highlight=False, soft_wrap=True)
@@ -86,12 +75,6 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
         (home / "chain.json").unlink(missing_ok=True)
         dev.stop()
     return 0
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(path)
 
 
 def _cmd_chain_info(args: argparse.Namespace) -> int:

@@ -24,11 +24,11 @@ import httpx
 from eth_account import Account
 
 from node.chain.anvil import AnvilNode, free_port
-from node.chain.deployment import Deployment, GenesisMember, Role, deploy_consortium
+from node.chain.deployment import Deployment, GenesisMember, Role, attach, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.errors import ConsortiumError
-from node.keys import PASSPHRASE_ENV, MemberKeys, create_member_keys, load_member_keys
+from node.keys import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, MemberKeys, create_member_keys, load_member_keys
 from node.paths import PROJECT_ROOT
 
 DEFAULT_MEMBERS: tuple[tuple[str, Role], ...] = (
@@ -133,8 +133,13 @@ def spawn_node(home: Path, name: str, keys: Path, rpc_url: str, deployment: Path
 
 
 def dev_passphrase(home: Path) -> str:
+    """CONSORTIUM_PASSPHRASE; else the file CONSORTIUM_PASSPHRASE_FILE names when it exists; else ``home/passphrase``,
+    made on first use (mode 0600)."""
     if os.environ.get(PASSPHRASE_ENV):
         return os.environ[PASSPHRASE_ENV]
+    named = os.environ.get(PASSPHRASE_FILE_ENV)
+    if named and Path(named).is_file():
+        return Path(named).read_text().rstrip("\r\n")
     path = home / "passphrase"
     if path.exists():
         return path.read_text().strip()
@@ -151,6 +156,33 @@ def member_keys(home: Path, name: str, passphrase: str) -> MemberKeys:
     if (folder / "account.json").exists():
         return load_member_keys(folder, passphrase)
     return create_member_keys(folder, passphrase)
+
+
+def write_member_configs(home: Path, founders: tuple[tuple[str, Role], ...], ports: dict[str, int], rpc_url: str,
+                         deployment: Path) -> dict[str, Path]:
+    """One node config per founder in ``home/nodes/NAME/node.toml`` (keys in ``home/members/NAME``)."""
+    home = Path(home)
+    return {name: write_node_config((home / "nodes" / name).resolve(), name, (home / "members" / name).resolve(), rpc_url,
+                                    Path(deployment).resolve(), ports[name]).resolve()
+            for name, _ in founders}
+
+
+def chain_description(home: Path, *, rpc_url: str, deployment: Path, chain_id: int, founders: tuple[tuple[str, Role], ...],
+                      addresses: dict[str, str], configs: dict[str, Path], endpoints: dict[str, str]) -> dict:
+    """What ``home/chain.json`` holds (`consortium chain info`), for `chain up` and `network up` alike."""
+    home = Path(home)
+    passphrase_file = (home / "passphrase").resolve()
+    return {"rpc_url": rpc_url, "deployment": str(Path(deployment).resolve()), "chain_id": chain_id,
+            "members": dict(addresses), "roles": {n: r.name for n, r in founders},
+            "configs": {n: str(c) for n, c in configs.items()}, "endpoints": endpoints,
+            "keys": str((home / "members").resolve()),
+            "passphrase_file": str(passphrase_file) if passphrase_file.exists() else None}
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
 
 
 @dataclass
@@ -175,10 +207,12 @@ class DevConsortium:
 def start_dev_consortium(home: Path, *, rpc_url: str | None = None, port: int | None = None,
                          members: tuple[tuple[str, Role], ...] = DEFAULT_MEMBERS,
                          endpoints: dict[str, str] | None = None, block_time: float | None = None,
-                         progress: Callable[[str], None] | None = None) -> DevConsortium:
+                         progress: Callable[[str], None] | None = None, reuse_deployment: bool = False) -> DevConsortium:
     """Start anvil (unless ``rpc_url`` names a running dev chain), create keys, deploy, write the deployment file.
 
     ``progress`` is told each step as it starts (key generation and deployment take a few seconds).
+    ``reuse_deployment``: when ``home/deployment.json`` names contracts that exist on this chain (a chain
+    restarted from its saved state), keep them instead of deploying again.
     """
     home = Path(home)
     say = progress or (lambda _: None)
@@ -193,6 +227,11 @@ def start_dev_consortium(home: Path, *, rpc_url: str | None = None, port: int | 
         rpc_url = anvil.url
     try:
         gateway = ChainGateway.connect(rpc_url)
+        existing = _deployed(gateway, home / "deployment.json") if reuse_deployment else None
+        if existing is not None:
+            say("contracts already deployed on this chain; reusing them")
+            attach(gateway, existing)
+            return DevConsortium(home, anvil, gateway, existing, home / "deployment.json", keys, dict(members))
         deployer = Account.create()  # a one-off account: deploying confers no rights
         say("funding the member accounts")
         for account in [deployer, *(k.account for k in keys.values())]:
@@ -208,3 +247,14 @@ def start_dev_consortium(home: Path, *, rpc_url: str | None = None, port: int | 
             anvil.stop()
         raise
     return DevConsortium(home, anvil, gateway, deployment, path, keys, dict(members))
+
+
+def _deployed(gateway: ChainGateway, path: Path) -> Deployment | None:
+    if not path.exists():
+        return None
+    deployment = Deployment.load(path)
+    if deployment.chain_id != gateway.chain_id:
+        return None
+    if not all(gateway.w3.eth.get_code(address) for address in deployment.contracts.values()):
+        return None
+    return deployment

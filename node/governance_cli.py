@@ -243,11 +243,11 @@ def _gov(args) -> int:
         ledger.vote(args.proposal_id)
         tally = _tally(ledger, args.proposal_id, before)
         hint = ""
-        if tally["admitted"] and ledger.gateway.dev:
-            from node.settings import load_settings
+        if tally["admitted"] and args.fund_ether > 0:  # the consortium pays the newcomer's gas (node/members.py)
+            from node.members import fund_new_member
 
-            hint = (f"; give its account gas: `consortium chain fund {tally['name']} --rpc {ledger.gateway.rpc_url} "
-                    f"--deployment {load_settings(args.config).deployment}`")
+            tally["funding"] = fund_new_member(ledger.gateway, ledger.account, tally["candidate"], args.fund_ether)
+            hint = f"; funded {tally['name']} with {args.fund_ether:g} ether for gas from this member's account"
         _print(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
     elif action in ("warn", "suspend", "reinstate"):
         member = MemberDirectory(ledger.members()).resolve(args.member)
@@ -315,6 +315,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_gov)
     v = common(gov.add_parser("vote", help="vote for a proposal"))
     v.add_argument("proposal_id", type=int)
+    v.add_argument("--fund-ether", type=float, default=1.0,
+                   help="if this vote admits the candidate, send it this much ether for gas (0: a zero-gas-price chain)")
     v.set_defaults(func=_gov)
     for action in ("warn", "suspend", "reinstate", "expel"):
         c = common(gov.add_parser(action, help="propose expelling a member (decided by vote)" if action == "expel"

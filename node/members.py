@@ -77,3 +77,36 @@ def resolve_member(value: str, members: Iterable["MemberRecord"], what: str = "m
                             hint="give a name from `consortium members` or a 0x address")
     raise UnknownMember(f"{what} name {value!r} is ambiguous: it names {', '.join(addresses)}",
                         reason="ambiguous_member", hint="give the member's 0x address instead")
+
+
+class _ValueTransfer:
+    """A plain ether transfer shaped like a contract call, so ChainGateway.submit signs and sends it with the
+    account's managed nonce (the member's node may be sending from the same account)."""
+
+    def __init__(self, to: str, wei: int):
+        self.to, self.wei = Web3.to_checksum_address(to), wei
+
+    def estimate_gas(self, _tx: dict) -> int:
+        return 21_000
+
+    def build_transaction(self, call: dict) -> dict:
+        return {**call, "to": self.to, "value": self.wei}
+
+
+def fund_new_member(gateway: "ChainGateway", funder, address: str, ether: float) -> dict:
+    """Send ``ether`` from ``funder`` (a member's account) to a newly admitted member for its gas.
+
+    The consortium pays a newcomer's first transactions: the vote that admits it funds it (`gov vote
+    --fund-ether`), so its node can register its keys without anyone outside the consortium acting.
+    """
+    wei = int(Web3.to_wei(ether, "ether"))
+    balance = gateway.w3.eth.get_balance(funder.address)
+    if balance < wei + 21_000 * gateway.w3.eth.gas_price:
+        raise ConsortiumError(f"cannot fund the new member with {ether:g} ether: this account holds "
+                              f"{balance / 10**18:g}", reason="insufficient_funds",
+                              hint="fund it later with `consortium chain fund NAME` or a transfer from another member")
+    receipt = gateway.submit(funder, _ValueTransfer(address, wei), gas=21_000).wait()
+    from hexbytes import HexBytes
+
+    return {"funded": Web3.to_checksum_address(address), "ether": ether, "from": funder.address,
+            "tx_hash": "0x" + HexBytes(receipt["transactionHash"]).hex().removeprefix("0x")}

@@ -6,7 +6,17 @@ import json
 from pathlib import Path
 
 
+def _anvil(folder) -> bool:
+    from node.network_anvil import is_anvil_network
+
+    return is_anvil_network(folder)
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
+    if args.engine == "anvil":  # the local engine lives in node/network_anvil.py
+        from node.network_anvil import cmd_init
+
+        return cmd_init(args)
     if args.engine == "besu-qbft":
         from node.network import DEFAULT_MEMBERS
         from node.network_besu import init_besu_qbft
@@ -32,6 +42,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
+    if _anvil(args.folder):
+        from node.network_anvil import cmd_up
+
+        return cmd_up(args)
     from node.network import up
 
     info = up(args.folder)
@@ -42,6 +56,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
+    if _anvil(args.folder):
+        from node.network_anvil import cmd_down
+
+        return cmd_down(args)
     from node.network import down
 
     names = down(args.folder)
@@ -50,6 +68,10 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    if _anvil(args.folder):
+        from node.network_anvil import cmd_status
+
+        return cmd_status(args)
     from node.network import status
 
     rows = status(args.folder)
@@ -83,11 +105,16 @@ def _cmd_allowlist(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    net = sub.add_parser("network", help="a multi-validator chain: geth Clique here, a Besu QBFT kit for production")
+    net = sub.add_parser("network", help="a consortium's chain: local anvil (default), geth Clique, a Besu QBFT kit")
     cmds = net.add_subparsers(dest="network_command", required=True)
     init = cmds.add_parser("init", help="write a network folder (keys, genesis, node configs)")
     init.add_argument("folder", type=Path)
-    init.add_argument("--engine", choices=("clique", "besu-qbft"), default="clique")
+    init.add_argument("--engine", choices=("anvil", "clique", "besu-qbft"), default="anvil",
+                      help="anvil: one local chain for your founders (--member or --members-file); clique, besu-qbft: "
+                           "one validator per member")
+    init.add_argument("--member", action="append", metavar="NAME:ROLE", help="anvil: a founding member (repeat)")
+    init.add_argument("--members-file", type=Path, help="anvil: a TOML file of [[member]] name, role, endpoint")
+    init.add_argument("--chain-port", type=int, help="anvil: the chain's port (default: a free one, fixed at init)")
     init.add_argument("--validators", type=int, default=4, help="validators (signers); besu-qbft needs 4 or more")
     init.add_argument("--period", type=int, default=1, help="block period in seconds")
     init.add_argument("--confirmations", type=int, default=2, help="blocks on top before a transaction is settled")

@@ -66,6 +66,7 @@ def _cmd_node_init(args: argparse.Namespace) -> int:
 
 def _cmd_node_wait(args: argparse.Namespace) -> int:
     """Poll the node's /ready (signed as its operator, so the reason comes with its message)."""
+    import sys
     import time
 
     import httpx
@@ -85,6 +86,8 @@ def _cmd_node_wait(args: argparse.Namespace) -> int:
                     print(json.dumps(r.json()) if args.json else f"ready at block {r.json()['block']}")
                     return 0
                 detail = r.json().get("detail", {})
+                if f"{detail.get('reason')}: {detail.get('message')}" != last and detail.get("reason") != "starting":
+                    print(f"waiting: {detail.get('reason')}: {detail.get('message')}", file=sys.stderr, flush=True)
                 last = f"{detail.get('reason')}: {detail.get('message')}"
                 if detail.get("reason") == "key_not_ready":  # persistent until fixed: no point waiting
                     break

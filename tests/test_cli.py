@@ -237,17 +237,80 @@ def test_ready_is_not_ready_with_the_reason_when_the_key_could_not_be_registered
 
     from node.api.health import not_ready_reason
 
-    def ctx(key_ready=True, key_error=None, log_error=None, evidence_error=None):
+    def ctx(key_ready=True, key_error=None, log_error=None, evidence_error=None, retrying=False):
         event = threading.Event()
         if key_ready:
             event.set()
-        return SimpleNamespace(stats=SimpleNamespace(key_ready=event, key_error=key_error),
+        return SimpleNamespace(stats=SimpleNamespace(key_ready=event, key_error=key_error, key_retrying=retrying),
                                access_log=SimpleNamespace(last_error=log_error),
                                evidence=SimpleNamespace(last_error=evidence_error))
 
     assert not_ready_reason(ctx()) is None
-    reason, message = not_ready_reason(ctx(False, "ChainError: insufficient funds for gas"))
-    assert reason == "key_not_ready" and "insufficient funds" in message and "consortium chain fund" in message
+    reason, message = not_ready_reason(ctx(False, "ChainError: insufficient funds for gas", retrying=True))
+    assert reason == "key_not_registered" and "insufficient funds" in message and "retries by itself" in message
+    assert "gov vote --fund-ether" in message and "consortium chain fund" in message
+    reason, message = not_ready_reason(ctx(False, "KeyStoreError: wrong passphrase"))
+    assert reason == "key_not_ready" and "restart" in message
     assert not_ready_reason(ctx(False))[0] == "starting"
     assert not_ready_reason(ctx(log_error="nonce too low"))[0] == "access_log_failing"
     assert not_ready_reason(ctx(evidence_error="timeout"))[0] == "evidence_anchoring_failing"
+
+
+def test_admitting_vote_funds_the_newcomer_whose_running_node_then_becomes_ready_without_restart(anvil, artifacts, tmp_path):
+    """The candidate's node is started before it is even a member: it cannot register its keys (not a
+    member, no gas) and says so on /ready, retrying. The vote that admits it also funds it from the
+    voter's account; the same node process then registers its keys and is ready."""
+    import time
+
+    import httpx
+    from eth_account import Account
+
+    from node.chain.deployment import GenesisMember, Role, deploy_consortium
+    from node.chain.gateway import ChainGateway
+    from node.keys import create_member_keys
+
+    from nodes import TEST_PASSPHRASE, start_node, write_config
+
+    gateway = ChainGateway.connect(anvil.url, artifacts)
+    keys = {n: create_member_keys(tmp_path / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in ("acme", "bolt", "dove")}
+    deployer = Account.create()
+    for account in (deployer, keys["acme"].account, keys["bolt"].account):
+        gateway.fund(account.address)
+    deployment = deploy_consortium(gateway, deployer, [GenesisMember(keys[n].address, n, Role.INSURER) for n in ("acme", "bolt")])
+    dep = deployment.save(tmp_path / "deployment.json")
+    configs = {n: write_config(tmp_path / n, n, tmp_path / "keys" / n, anvil.url, dep, free_port()) for n in ("acme", "bolt")}
+    dove = start_node(tmp_path / "dove", "dove", tmp_path / "keys" / "dove", anvil.url, dep)
+    try:
+        def ready() -> tuple[int, str | None]:
+            r = httpx.get(dove.url + "/ready", timeout=5)
+            return r.status_code, (r.json().get("detail") or {}).get("reason")
+
+        deadline = time.monotonic() + 60
+        while ready() == (503, "starting") and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert ready() == (503, "key_not_registered")
+        env = {"CONSORTIUM_PASSPHRASE": TEST_PASSPHRASE}
+        proposed = run("gov", "propose", "--candidate", str(tmp_path / "keys" / "dove"), "--name", "dove", "--role", "INSURER",
+                       "--endpoint", dove.url, "--config", str(configs["acme"]), env=env)
+        assert proposed.returncode == 0, proposed.stderr
+        assert "0 of 2 votes needed (2 members not expelled" in proposed.stdout and "2 more" in proposed.stdout
+        first = run("gov", "vote", "1", "--config", str(configs["acme"]), env=env)
+        assert first.returncode == 0 and "1 of 2 votes needed" in first.stdout and "1 more" in first.stdout, first.stdout
+        assert gateway.w3.eth.get_balance(keys["dove"].address) == 0
+        bolt_before = gateway.w3.eth.get_balance(keys["bolt"].address)
+        second = run("gov", "vote", "1", "--config", str(configs["bolt"]), "--json", env=env)
+        assert second.returncode == 0, second.stderr
+        tally = json.loads(second.stdout)
+        assert tally["admitted"] and tally["funding"]["ether"] == 1.0 and tally["funding"]["from"] == keys["bolt"].address
+        assert tally["funding"]["tx_hash"].startswith("0x")
+        assert gateway.w3.eth.get_balance(keys["dove"].address) == 10**18
+        assert bolt_before - gateway.w3.eth.get_balance(keys["bolt"].address) >= 10**18
+        deadline = time.monotonic() + 60  # backoff tops out at 15 s between attempts
+        while ready()[0] != 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert ready() == (200, None)
+        assert dove.process.poll() is None  # the same process: no restart
+        log = (tmp_path / "dove" / "node.log").read_text()
+        assert "retrying in" in log and "registered X25519 key" in log
+    finally:
+        dove.stop()

@@ -23,9 +23,13 @@ def not_ready_reason(ctx: NodeContext) -> tuple[str, str] | None:
     """
     stats = ctx.stats
     if stats is not None and not stats.key_ready.is_set():
+        if stats.key_error and stats.key_retrying:
+            return "key_not_registered", (f"statistics key not registered on chain yet: {stats.key_error}; the node "
+                                          "retries by itself (an unfunded account needs gas: a member's `consortium "
+                                          "gov vote --fund-ether N`, or `consortium chain fund NAME` on a dev chain)")
         if stats.key_error:
-            return "key_not_ready", (f"statistics key not registered: {stats.key_error}; fix it (an unfunded account "
-                                     "needs `consortium chain fund NAME`), then restart the node")
+            return "key_not_ready", (f"statistics key not loaded: {stats.key_error}; fix it (the passphrase, the key "
+                                     "file in the node's home), then restart the node")
         return "starting", "the statistics key is still being loaded or generated"
     if ctx.access_log.last_error:
         return "access_log_failing", f"access log cannot be written on chain: {ctx.access_log.last_error}"

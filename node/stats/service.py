@@ -70,6 +70,7 @@ class StatsService:
         self.key_ready = threading.Event()
         self.private_key: PrivateKey | None = None
         self.key_error: str | None = None
+        self.key_retrying = False  # key_error is about registering on chain, which is being retried
         self._stop = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
         self._wake: dict[str, threading.Event] = {}
@@ -96,10 +97,11 @@ class StatsService:
                 raise SpecError("no passphrase to unlock the Paillier key", reason="key_not_ready",
                                 hint="start the node with CONSORTIUM_PASSPHRASE set")
             self.private_key = load_or_create(self.ctx.settings.home, self.passphrase, bits=self.key_bits)
-            self.publish_keys()
         except Exception as exc:  # the node still serves everything else; stats requests say why they wait
             self.key_error = f"{type(exc).__name__}: {exc}"
             log.error("statistics key not ready: %s", self.key_error)
+            return
+        if not self._publish_until_registered():
             return
         self.key_ready.set()
         for job in self.store.jobs_in(OPEN, COLLECTING):
@@ -107,6 +109,25 @@ class StatsService:
             self._launch(job["id"])
         self._housekeeper = threading.Thread(target=self._housekeeping, name="stats-housekeeping", daemon=True)
         self._housekeeper.start()
+
+    def _publish_until_registered(self) -> bool:
+        """Publish the keys, retrying with backoff (1 s doubling to 15 s) until it works or the node stops.
+
+        A new member's account often has no gas yet when its node first starts; once the consortium funds
+        it, the next attempt succeeds and the node becomes ready without a restart (False: stopped first)."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                self.publish_keys()
+            except Exception as exc:
+                self.key_error, self.key_retrying = f"{type(exc).__name__}: {exc}", True
+                log.warning("statistics key not registered on chain (%s); retrying in %.0f s", self.key_error, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 15.0)
+                continue
+            self.key_error, self.key_retrying = None, False
+            return True
+        return False
 
     def publish_keys(self) -> None:
         """Register this node's X25519 key and Paillier fingerprint on the registry if they differ."""
