@@ -108,10 +108,12 @@ def rerun_hint(job: dict) -> str | None:
 
 
 def print_job(job: dict, console=None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        from node.console import stdout_console
+
+        console = stdout_console()  # tables whole when piped
     console.print(f"job [bold]{job['id']}[/bold] ({job['kind']}, {job['name']}): [bold]{job['state']}[/bold], "
                   f"chain job {job['chain_job_id']}")
     if job["state"] == "FAILED":
@@ -190,7 +192,6 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     client = _operator_client(args.config)
@@ -204,7 +205,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for job in jobs:
         table.add_row(job["id"], job["kind"], job["name"], job["state"], str(job["chain_job_id"]),
                       (job["error"] or {}).get("reason") or "")
-    Console().print(table)
+    from node.console import stdout_console
+
+    stdout_console().print(table)
     return 0
 
 

@@ -314,3 +314,36 @@ def test_admitting_vote_funds_the_newcomer_whose_running_node_then_becomes_ready
         assert "retrying in" in log and "registered X25519 key" in log
     finally:
         dove.stop()
+
+
+def test_every_command_a_message_names_exists():
+    """Hints and messages across node/ name commands as `consortium GROUP COMMAND`: each must parse."""
+    import argparse
+    import re
+
+    from node.cli import build_parser
+
+    def commands(parser: argparse.ArgumentParser, prefix: tuple = ()) -> dict:
+        found = {}
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    found[prefix + (name,)] = sub
+                    found.update(commands(sub, prefix + (name,)))
+        return found
+
+    known = commands(build_parser())
+    named = set()
+    for path in (ROOT / "node").rglob("*.py"):
+        # a command and its subcommand, up to the closing backtick or the first argument
+        for match in re.finditer(r"`consortium ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?(?=[` ])", path.read_text()):
+            if match.group(0).endswith("`consortium " + match.group(1)):  # the group alone, as a name (`consortium audit`)
+                continue
+            named.add((path.name, tuple(w for w in match.groups() if w)))
+    assert len(named) > 20
+    for source, words in sorted(named):
+        group = words[:1]
+        assert group in known, f"{source} names `consortium {' '.join(words)}`, which does not exist"
+        has_subcommands = any(len(k) == 2 and k[0] == group[0] for k in known)
+        if has_subcommands:
+            assert len(words) == 2 and words in known, f"{source} names `consortium {' '.join(words)}`, which does not exist"
