@@ -347,3 +347,23 @@ def test_every_command_a_message_names_exists():
         has_subcommands = any(len(k) == 2 and k[0] == group[0] for k in known)
         if has_subcommands:
             assert len(words) == 2 and words in known, f"{source} names `consortium {' '.join(words)}`, which does not exist"
+
+
+def test_step_progress_shows_each_step_on_a_terminal_and_nothing_when_piped():
+    import io
+
+    from rich.console import Console
+
+    from node.console import step_progress
+
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with step_progress(terminal, "network up") as progress:
+        progress("starting anvil")
+        progress("deploying ConsortiumRegistry")
+    shown = terminal.file.getvalue()
+    assert "network up: starting anvil" in shown and "network up: deploying ConsortiumRegistry" in shown
+    assert shown.count("✓") >= 2  # both steps end ticked
+    piped = Console(file=io.StringIO(), force_terminal=False)
+    with step_progress(piped, "network up") as progress:
+        progress("starting anvil")
+    assert piped.file.getvalue() == ""
