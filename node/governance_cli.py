@@ -246,8 +246,12 @@ def _gov(args) -> int:
         if tally["admitted"] and args.fund_ether > 0:  # the consortium pays the newcomer's gas (node/members.py)
             from node.members import fund_new_member
 
-            tally["funding"] = fund_new_member(ledger.gateway, ledger.account, tally["candidate"], args.fund_ether)
-            hint = f"; funded {tally['name']} with {args.fund_ether:g} ether for gas from this member's account"
+            try:
+                tally["funding"] = fund_new_member(ledger.gateway, ledger.account, tally["candidate"], args.fund_ether)
+                hint = f"; funded {tally['name']} with {args.fund_ether:g} ether for gas from this member's account"
+            except ConsortiumError as exc:  # the vote stands; only the transfer failed
+                tally["funding"] = {"error": exc.one_line()}
+                hint = f"; NOT funded: {exc.one_line()}"
         _print(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
     elif action in ("warn", "suspend", "reinstate"):
         member = MemberDirectory(ledger.members()).resolve(args.member)

@@ -19,6 +19,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 from node.chain.anvil import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +135,7 @@ def stop_chain(folder: Path) -> None:
             pass
 
 
+@pytest.mark.timeout(1500)  # about 40 CLI processes and five nodes: minutes on a loaded 2-core machine
 def test_readme_walkthrough_own_members_own_data(tmp_path):
     blocks = walkthrough_blocks()
     assert len(blocks) == 8, "the walkthrough's eight steps"
@@ -150,7 +153,7 @@ def test_readme_walkthrough_own_members_own_data(tmp_path):
         proc = subprocess.Popen(["bash", "-c", script], cwd=tmp_path, env=env, stdout=out_file, stderr=err_file,
                                 start_new_session=True)
     try:
-        proc.wait(timeout=900)  # scrypt key decryption per command dominates; slow under load on 2 cores
+        proc.wait(timeout=1400)  # scrypt key decryption per command dominates; slow under load on 2 cores
         out, err = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
     finally:
         stop_chain(tmp_path)  # `network up` detaches the chain from the walkthrough's process group
@@ -179,6 +182,8 @@ def test_readme_walkthrough_own_members_own_data(tmp_path):
     assert "funded dove-health with 1 ether" in out  # by the vote that admitted it
     # its node, started before it was a member, retried its key registration and became ready unrestarted
     assert "retrying in" in (tmp_path / "net" / "dove-health.log").read_text()
+    # 4. `grant list`, piped, shows whole rows with names and the dataset
+    assert re.search(r"│\s*\d+\s*│ bolt-mutual\s*│ dove-health\s*│ claims\s*│ STATISTICS\s*│", out), out
     # 5. the query answer equals the plain computation over the CSV
     answer = json_lines(out, "owner_name")[0]
     expected, persons = defaultdict(float), defaultdict(set)
