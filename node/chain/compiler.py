@@ -19,6 +19,9 @@ from node.paths import BUILD_DIR, CONTRACTS_DIR, NODE_MODULES, SOLC_WRAPPER
 
 # The contracts that get deployed, in deployment order (each later one takes the registry address).
 DEPLOYED_CONTRACTS = ("ConsortiumRegistry", "DataUseAuthorization", "EvidenceRegistry", "StatsLedger")
+# Pools (risk pool, mutual aid): they also take EvidenceRegistry's address, so they are deployed after it.
+POOL_CONTRACTS = ("RiskPool", "MutualAid")
+DEPLOYED_CONTRACTS += POOL_CONTRACTS
 
 # The EVM version is a property of the network the contracts run on: py-evm (eth-tester) and anvil run
 # "prague" (solc 0.8.37 would default to "osaka"); geth 1.13.15's Clique network stops before Shanghai,

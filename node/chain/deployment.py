@@ -17,7 +17,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from node.chain.compiler import DEPLOYED_CONTRACTS, EVM_VERSION, check_evm_version, compile_contracts
+from node.chain.compiler import DEPLOYED_CONTRACTS, EVM_VERSION, POOL_CONTRACTS, check_evm_version, compile_contracts
 from node.chain.errors import DeploymentError
 from node.chain.gateway import ChainGateway
 
@@ -129,7 +129,7 @@ def attach(gateway: ChainGateway, deployment: Deployment, *, check: bool = True)
 
 def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: list[GenesisMember], *,
                       evm_version: str | None = None) -> Deployment:
-    """Deploy all four contracts with ``genesis`` as the founding members and return the deployment.
+    """Deploy the consortium contracts with ``genesis`` as the founding members and return the deployment.
 
     ``evm_version`` is the network's (``paris`` on a Clique network, which has no PUSH0); by default the
     version the gateway's artifacts were compiled for.
@@ -150,9 +150,18 @@ def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: li
     # back to back and wait once.
     sent = {}
     for name in DEPLOYED_CONTRACTS[1:]:
+        if name in POOL_CONTRACTS:
+            continue
         factory = gateway.w3.eth.contract(abi=gateway.artifacts[name].abi, bytecode=gateway.artifacts[name].bytecode)
         sent[name] = gateway.submit(deployer, factory.constructor(registry))
     for name, tx in sent.items():
+        addresses[name] = tx.wait()["contractAddress"]
+    # Pools read claims from EvidenceRegistry: deployed once its address is known.
+    pools = {}
+    for name in POOL_CONTRACTS:
+        factory = gateway.w3.eth.contract(abi=gateway.artifacts[name].abi, bytecode=gateway.artifacts[name].bytecode)
+        pools[name] = gateway.submit(deployer, factory.constructor(registry, addresses["EvidenceRegistry"]))
+    for name, tx in pools.items():
         addresses[name] = tx.wait()["contractAddress"]
     deployment = Deployment(
         chain_id=gateway.chain_id, deployment_block=start_block + 1, contracts=addresses,

@@ -260,3 +260,84 @@ class Ledger:
         j = self.gateway.call(self.stats.functions.getJob(job_id))
         return {"requester": j[0], "spec_hash": bytes(j[1]), "key_fingerprint": bytes(j[2]), "min_cohort": j[3],
                 "deadline": j[4], "opened_at": j[5], "state": j[6], "committed": j[7], "result_hash": bytes(j[8])}
+
+    # ------------------------------------------------------------------ pools (risk pool, mutual aid; node/pools/)
+
+    @property
+    def risk_pool(self) -> Any:
+        return self.gateway.contract("RiskPool")
+
+    @property
+    def mutual_aid(self) -> Any:
+        return self.gateway.contract("MutualAid")
+
+    def open_pool(self, pool_id: bytes, members: Sequence[str], weights: Sequence[int], cap_per_period: int,
+                  period_seconds: int) -> Any:
+        return self._send(self.risk_pool.functions.openPool(pool_id, [Web3.to_checksum_address(m) for m in members],
+                                                            list(weights), cap_per_period, period_seconds))
+
+    def join_pool(self, pool_id: bytes) -> Any:
+        return self._send(self.risk_pool.functions.joinPool(pool_id))
+
+    def propose_ratio(self, pool_id: bytes, weights: Sequence[int]) -> int:
+        receipt = self._send(self.risk_pool.functions.proposeRatio(pool_id, list(weights)))
+        return self._event_arg(receipt, self.risk_pool, "RatioProposed", "proposal")
+
+    def approve_ratio(self, pool_id: bytes, proposal: int) -> bool:
+        """Approve; True when this approval was the last one and the new ratio took effect."""
+        receipt = self._send(self.risk_pool.functions.approveRatio(pool_id, proposal))
+        return bool(self.risk_pool.events.RatioChanged().process_receipt(receipt, errors=DISCARD))
+
+    def report_loss(self, pool_id: bytes, claim_id_hash: bytes, amount: int, evidence_root: bytes,
+                    finding_hash: bytes = ZERO32) -> dict:
+        """Report a confirmed loss on this member's claim; returns the loss id, the shared amount and each share."""
+        receipt = self._send(self.risk_pool.functions.reportLoss(pool_id, claim_id_hash, amount, evidence_root, finding_hash))
+        shared = self.risk_pool.events.LossShared().process_receipt(receipt, errors=DISCARD)[0]["args"]
+        shares = self.risk_pool.events.ShareAssigned().process_receipt(receipt, errors=DISCARD)
+        return {"loss_id": bytes(shared["lossId"]), "shared": shared["loss"][5], "period": shared["loss"][6],
+                "shares": {s["args"]["member"]: s["args"]["amount"] for s in shares}, "block_number": receipt["blockNumber"]}
+
+    def record_contribution(self, loss_id: bytes, payment_ref: bytes) -> Any:
+        return self._send(self.risk_pool.functions.recordContribution(loss_id, payment_ref))
+
+    def confirm_contribution(self, loss_id: bytes, payer: str) -> Any:
+        return self._send(self.risk_pool.functions.confirmContribution(loss_id, Web3.to_checksum_address(payer)))
+
+    def get_pool(self, pool_id: bytes) -> dict:
+        p, members, weights = self.gateway.call(self.risk_pool.functions.getPool(pool_id))
+        return {"opener": p[0], "opened_at": p[1], "period_seconds": p[2], "cap_per_period": p[3], "ratio_version": p[4],
+                "ratio_proposal": p[5], "active": p[6], "members": list(members), "weights": list(weights)}
+
+    def pool_period(self, pool_id: bytes, timestamp: int) -> dict:
+        period, shared = self.gateway.call(self.risk_pool.functions.periodOf(pool_id, timestamp))
+        return {"period": period, "shared": shared}
+
+    def get_loss(self, loss_id: bytes) -> dict:
+        loss = self.gateway.call(self.risk_pool.functions.getLoss(loss_id))
+        return {"pool_id": bytes(loss[0]), "insurer": loss[1], "claim_id_hash": bytes(loss[2]), "kind": loss[3],
+                "reported": loss[4], "shared": loss[5], "period": loss[6], "ratio_version": loss[7], "finding_hash": bytes(loss[8])}
+
+    def loss_share(self, loss_id: bytes, member: str) -> tuple[int, int]:
+        """(amount, payment state: 1 owed, 2 recorded, 3 confirmed) of ``member``'s share of a loss."""
+        amount, state = self.gateway.call(self.risk_pool.functions.shareOf(loss_id, Web3.to_checksum_address(member)))
+        return amount, state
+
+    def anchor_apportionment(self, claim_id_hash: bytes, evidence_root: bytes, payout: int, participants: int, rule: int,
+                             share_root: bytes, share_list_hash: bytes, payee: str) -> bytes:
+        """Anchor a mutual-aid apportionment of this member's approved claim; returns its claim key."""
+        terms = (claim_id_hash, evidence_root, payout, participants, rule, share_root, share_list_hash,
+                 Web3.to_checksum_address(payee))
+        receipt = self._send(self.mutual_aid.functions.anchorApportionment(terms))
+        return bytes(self._event_arg(receipt, self.mutual_aid, "ApportionmentAnchored", "claimKey"))
+
+    def record_payout(self, claim_key: bytes, payment_ref: bytes) -> Any:
+        return self._send(self.mutual_aid.functions.recordPayout(claim_key, payment_ref))
+
+    def confirm_payout(self, claim_key: bytes) -> Any:
+        return self._send(self.mutual_aid.functions.confirmPayout(claim_key))
+
+    def get_apportionment(self, claim_key: bytes) -> dict:
+        a = self.gateway.call(self.mutual_aid.functions.getApportionment(claim_key))
+        return {"organiser": a[0], "claim_id_hash": bytes(a[1]), "share_root": bytes(a[2]), "payout": a[3],
+                "participants": a[4], "rule": a[5], "state": a[6], "share_list_hash": bytes(a[7]), "payee": a[8],
+                "payment_ref": bytes(a[9]), "anchored_at": a[10]}

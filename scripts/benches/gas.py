@@ -34,9 +34,9 @@ def run(args, progress) -> dict:
         genesis = [GenesisMember(acct[n].address, n, r, f"https://{n}.example", _h(n)) for n, r in roles.items()]
         task = progress.add_task("measuring gas", total=None)
         # Deployment gas: replay each deployment and read its receipt.
-        deploy_consortium(gw, acct["deployer"], genesis)
+        deployment = deploy_consortium(gw, acct["deployer"], genesis)
         start = gw.w3.eth.block_number
-        for block in range(start - 3, start + 1):
+        for block in range(deployment.deployment_block, start + 1):
             for tx in gw.w3.eth.get_block(block, full_transactions=True)["transactions"]:
                 receipt = gw.w3.eth.get_transaction_receipt(tx["hash"])
                 if receipt["contractAddress"]:
