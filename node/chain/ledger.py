@@ -294,7 +294,7 @@ class Ledger:
         receipt = self._send(self.risk_pool.functions.reportLoss(pool_id, claim_id_hash, amount, evidence_root, finding_hash))
         shared = self.risk_pool.events.LossShared().process_receipt(receipt, errors=DISCARD)[0]["args"]
         shares = self.risk_pool.events.ShareAssigned().process_receipt(receipt, errors=DISCARD)
-        return {"loss_id": bytes(shared["lossId"]), "shared": shared["loss"][5], "period": shared["loss"][6],
+        return {"loss_id": bytes(shared["lossId"]), "shared": shared["loss"]["shared"], "period": shared["loss"]["period"],
                 "shares": {s["args"]["member"]: s["args"]["amount"] for s in shares}, "block_number": receipt["blockNumber"]}
 
     def record_contribution(self, loss_id: bytes, payment_ref: bytes) -> Any:
