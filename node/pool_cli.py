@@ -41,10 +41,14 @@ def _reader(args):
     from eth_account import Account
 
     from node.chain.ledger import Ledger
+
+    return Ledger(_gateway(args), Account.create())  # reads only: any account will do
+
+
+def _directory(ledger):
     from node.members import MemberDirectory
 
-    gateway = _gateway(args)
-    return Ledger(gateway, Account.create()), MemberDirectory.from_chain(gateway)  # reads only: any account will do
+    return MemberDirectory.from_chain(ledger.gateway)
 
 
 def _print(args, result: dict, text: str) -> int:
@@ -162,7 +166,8 @@ def _cmd_confirm(args) -> int:
 def _cmd_show(args) -> int:
     from node.pools.refs import pool_id
 
-    ledger, directory = _reader(args)
+    ledger = _reader(args)
+    directory = _directory(ledger)
     pid = pool_id(args.pool)
     pool = ledger.get_pool(pid)
     now = ledger.gateway.block_time()
@@ -180,7 +185,8 @@ def _cmd_show(args) -> int:
 def _cmd_loss_show(args) -> int:
     from node.pools.refs import hex32
 
-    ledger, directory = _reader(args)
+    ledger = _reader(args)
+    directory = _directory(ledger)
     lid = hex32(args.loss_id, "loss id")
     loss = ledger.get_loss(lid)
     pool = ledger.get_pool(loss["pool_id"])
@@ -224,7 +230,7 @@ def _cmd_aid_verify(args) -> int:
     from node.pools.mutual_aid import read_proof_line, verify_participant
     from node.pools.refs import hex32
 
-    ledger, _ = _reader(args)
+    ledger = _reader(args)
     on_chain = ledger.get_apportionment(hex32(args.claim_key, "claim key"))
     result = verify_participant(read_proof_line(args.proof, args.participant), args.participant, on_chain)
     return _print(args, result, f"VALID: {args.participant}'s share is {result['share']} of the anchored payout "
@@ -235,7 +241,7 @@ def _cmd_aid_check(args) -> int:
     from node.pools.mutual_aid import check_published_shares
     from node.pools.refs import hex32
 
-    ledger, _ = _reader(args)
+    ledger = _reader(args)
     on_chain = ledger.get_apportionment(hex32(args.claim_key, "claim key"))
     result = check_published_shares(args.shares, on_chain)
     return _print(args, result, f"VALID: {result['participants']} shares sum to the anchored payout {result['payout']} "
