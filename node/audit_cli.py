@@ -288,7 +288,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="csv exports every matching row")
     p.add_argument("--all", action="store_true", help="with --format json: every matching row")
     p = command("events", "authorization, governance, statistics-job and evidence events", _cmd_events)
-    p.add_argument("--category", choices=["authorization", "governance", "statistics", "evidence"])
+    p.add_argument("--category", choices=["authorization", "governance", "statistics", "evidence", "pools"])
     p.add_argument("--event", help="event name, e.g. JobOpened")
     p.add_argument("--account")
     p.add_argument("--grant-id", type=int, dest="grant_id")

@@ -295,3 +295,29 @@ def test_a_suspended_member_payee_cannot_be_paid_mutual_aid(consortium):
     c["platform"].record_payout(key, _h("pay"))
     c["regulator"].suspend(b)
     expect("PayeeNotInGoodStanding", c["insurer_b"].confirm_payout, key)
+
+
+def test_the_regulators_index_takes_every_pool_and_mutual_aid_event(consortium, tmp_path):
+    """Every money event is on chain and the regulator's index holds it, under the category `pools`."""
+    from node.audit.indexer import AuditIndexer
+    from node.audit.queries import AuditQueries
+    from node.audit.verify import verify_index
+    from node.store.db import create_store_engine
+
+    c = consortium
+    open_pool(c)
+    cid, root = claim(c, "insurer_a", "CLM-IDX")
+    lid = c["insurer_a"].report_loss(POOL, cid, 1_000, root)["loss_id"]
+    c["insurer_b"].record_contribution(lid, _h("ref"))
+    c["insurer_a"].confirm_contribution(lid, c.accounts["insurer_b"].address)
+    _, _, tree = _apportionment(4, 40)
+    key = c["insurer_a"].anchor_apportionment(cid, root, tree.total, tree.size, 1, tree.root_hash, bytes(32),
+                                              c.accounts["insurer_b"].address)
+    c["insurer_a"].record_payout(key, _h("payout"))
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    AuditIndexer(engine, c.gateway, c.deployment).sync()
+    assert verify_index(engine, c.gateway, c.deployment.deployment_block).matches
+    events = [e["event"] for e in AuditQueries(engine).search_events(category="pools", limit=100).items]
+    for name in ("PoolOpened", "PoolJoined", "PoolActivated", "LossShared", "ShareAssigned", "ContributionRecorded",
+                 "ContributionConfirmed", "ApportionmentAnchored", "PayoutRecorded"):
+        assert name in events, name

@@ -429,9 +429,9 @@ class AuditQueries:
         """Authorization, governance, statistics-job and evidence events, newest first."""
         if not 1 <= limit <= MAX_PAGE:
             raise AuditQueryError(f"limit {limit} is out of range", hint=f"use 1..{MAX_PAGE}")
-        if category is not None and category not in ("authorization", "governance", "statistics", "evidence"):
+        if category is not None and category not in ("authorization", "governance", "statistics", "evidence", "pools"):
             raise AuditQueryError(f"unknown category {category!r}",
-                                  hint="use authorization, governance, statistics or evidence")
+                                  hint="use authorization, governance, statistics, evidence or pools")
         e = s.events
         with self.engine.connect() as conn:
             block = self._as_of(conn, as_of)
