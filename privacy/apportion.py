@@ -177,13 +177,6 @@ def _leaf_node(ref: bytes, share: int) -> bytes:
     return leaf_hash(share_leaf(ref, share)) + share.to_bytes(AMOUNT_BYTES, "big")
 
 
-def _parent(left: bytes, right: bytes) -> bytes:
-    total = int.from_bytes(left[HASH_SIZE:], "big") + int.from_bytes(right[HASH_SIZE:], "big")
-    if total > MAX_AMOUNT:
-        raise SumMismatchError("a subtree's sum exceeds 2**128 - 1")
-    return _sha256(_NODE_PREFIX + left + right).digest() + total.to_bytes(AMOUNT_BYTES, "big")
-
-
 # -------------------------------------------------------------------------------------------- tree
 
 
@@ -291,24 +284,32 @@ def root_from_share_proof(ref: bytes, share: int, index: int, size: int,
             raise MalformedError(f"proof node {i}'s hash must be 32 bytes")
         if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_AMOUNT:
             raise MalformedError(f"proof node {i}'s sum must be an integer in 0..2**128 - 1")
-        nodes.append(h + s.to_bytes(AMOUNT_BYTES, "big"))
+        nodes.append((h, s))
     expected = inclusion_proof_length(index, size)
     if len(nodes) != expected:
         raise ProofLengthError(f"share proof for leaf {index} of {size} needs {expected} nodes, got {len(nodes)}",
                                expected=expected, actual=len(nodes))
     fn, sn = index, size - 1
-    for sibling in nodes:
+    sha, prefix, width = _sha256, _NODE_PREFIX, AMOUNT_BYTES
+    node_hash, node_sum = node[:HASH_SIZE], share
+    # The walk keeps hash and sum apart (sums as ints): a node is SHA-256(0x01 || hL || sL || hR || sR), sL + sR.
+    for sibling_hash, sibling_sum in nodes:
         if fn & 1 or fn == sn:
-            node = _parent(sibling, node)
+            node_hash = sha(prefix + sibling_hash + sibling_sum.to_bytes(width, "big") + node_hash
+                            + node_sum.to_bytes(width, "big")).digest()
             while not fn & 1 and fn:  # climb past levels where this node was promoted unpaired
                 fn >>= 1
                 sn >>= 1
         else:
-            node = _parent(node, sibling)
+            node_hash = sha(prefix + node_hash + node_sum.to_bytes(width, "big") + sibling_hash
+                            + sibling_sum.to_bytes(width, "big")).digest()
+        node_sum += sibling_sum
+        if node_sum > MAX_AMOUNT:
+            raise SumMismatchError("a subtree's sum exceeds 2**128 - 1")
         fn >>= 1
         sn >>= 1
     assert sn == 0, "share proof walk did not reach the root"
-    return node[:HASH_SIZE], int.from_bytes(node[HASH_SIZE:], "big")
+    return node_hash, node_sum
 
 
 def verify_share(ref: bytes, share: int, index: int, size: int, proof: Sequence[tuple[bytes, int]],

@@ -137,6 +137,7 @@ def test_tampered_proofs_and_anchors_are_refused_with_a_precise_error():
         ((refs[i + 1], shares[i], i, n, path, root, total), RootMismatchError),                     # someone else's ref
         ((refs[i], shares[i], i + 1, n, path, root, total), RootMismatchError),                     # wrong index
         ((refs[i], shares[i], i, n, path, root, total + 1), SumMismatchError),                      # another total anchored
+        ((refs[i], shares[i], i, n, [(h0, MAX_AMOUNT), *path[1:]], root, total), SumMismatchError),  # sums overflow
         ((refs[i], shares[i], i, n, path[:-1], root, total), ProofLengthError),
         ((refs[i], shares[i], i, n, [*path, path[0]], root, total), ProofLengthError),
         # (like RFC 6962 roots, the root does not encode the size: the size must come from the chain)
