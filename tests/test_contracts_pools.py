@@ -321,3 +321,32 @@ def test_the_regulators_index_takes_every_pool_and_mutual_aid_event(consortium, 
     for name in ("PoolOpened", "PoolJoined", "PoolActivated", "LossShared", "ShareAssigned", "ContributionRecorded",
                  "ContributionConfirmed", "ApportionmentAnchored", "PayoutRecorded"):
         assert name in events, name
+
+
+def test_random_losses_never_share_more_than_the_cap_and_shares_always_sum_to_what_is_shared(consortium):
+    c = consortium
+    rnd = random.Random(2026)
+    members = ("insurer_a", "insurer_b", "platform")
+    weights = [rnd.randint(1, 97) for _ in members]
+    cap, period = 10_000, 7 * DAY
+    open_pool(c, members, weights, cap=cap, period=period)
+    opened_at = c["auditor"].get_pool(POOL)["opened_at"]
+    shared_by_period: dict[int, int] = {}
+    for i in range(12):
+        insurer = rnd.choice(members)
+        cid, root = claim(c, insurer, f"CLM-RND-{i}")
+        amount = rnd.choice([1, rnd.randint(1, 3_000), rnd.randint(3_000, 12_000)])
+        now_period = (c.now() + 1 - opened_at) // period  # the next block's time, give or take the clock's second
+        if shared_by_period.get(now_period, 0) >= cap:
+            expect("PeriodCapReached", c[insurer].report_loss, POOL, cid, amount, root)
+        else:
+            loss = c[insurer].report_loss(POOL, cid, amount, root)
+            shared_by_period[loss["period"]] = shared_by_period.get(loss["period"], 0) + loss["shared"]
+            assert loss["shared"] == min(amount, cap - (shared_by_period[loss["period"]] - loss["shared"]))
+            assert sum(loss["shares"].values()) == loss["shared"]
+            assert list(loss["shares"].values()) == apportion_pro_rata(loss["shared"], weights)
+        assert all(v <= cap for v in shared_by_period.values())
+        if rnd.random() < 0.3:
+            c.advance(period)
+    for p, total in shared_by_period.items():
+        assert c["auditor"].pool_period(POOL, opened_at + p * period)["shared"] == total
