@@ -157,7 +157,7 @@ def _my_log(request: Request, session: PageSession) -> Response:
     keep = {k: v for k, v in params.items() if v and k not in ("cursor", "as_of")}
     pinned = {**keep, **({"as_of": str(page.as_of_block)} if page else {})}
     title = "Uses of my data" if side == "owner" else "My uses of others' data"
-    return _render("member_logs.html", title=title, session=session, page=page, error=error, names=names,
+    return _render("member_logs.html", 422 if error else 200, title=title, session=session, page=page, error=error, names=names,
                    members=[m for m in service.members() if m.address != me], params=params, side=side,
                    purposes=[p.name for p in Purpose], csv_url="/web/me/logs.csv?" + urlencode(pinned),
                    next_url=("/web/me/logs?" + urlencode({**keep, "as_of": page.as_of_block, "cursor": page.next_cursor})

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from html import escape
+from typing import Callable
 
 from markupsafe import Markup
 
@@ -69,12 +70,15 @@ class Series:
 
 
 def line_chart(chart_id: str, title: str, labels: list[str], series: list[Series], *, width: int = 640,
-               height: int = 240) -> Markup:
-    """One line per series over the same x labels (e.g. days); each point a circle with its value."""
+               height: int = 240, tick: Callable[[str], str] = str) -> Markup:
+    """One line per series over the same x labels (e.g. days); each point a circle with its value.
+
+    ``tick`` shortens a label for the axis (the point keeps the full label in ``data-x`` and its tooltip).
+    """
     for s in series:
         if len(s.values) != len(labels) or (s.hrefs is not None and len(s.hrefs) != len(labels)):
             raise ValueError(f"series {s.name!r} has {len(s.values)} values for {len(labels)} labels")
-    left, right, top, bottom = 48, 12, 14, 40
+    left, right, top, bottom = 48, 28, 14, 40
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = _nice_max(max([v for s in series for v in s.values] or [0]))
     step = plot_w / max(len(labels) - 1, 1)
@@ -95,7 +99,7 @@ def line_chart(chart_id: str, title: str, labels: list[str], series: list[Series
     for i, label in enumerate(labels):
         if i % every == 0 or i == len(labels) - 1:
             body.append(f'<text x="{_num(x(i))}" y="{height - bottom + 16}" text-anchor="middle" font-size="11" '
-                        f'fill="#4a5868">{_a(label)}</text>')
+                        f'fill="#4a5868">{_a(tick(label))}</text>')
     body.append("</g>")
     for n, s in enumerate(series):
         stroke = colour(s.name, n)
@@ -211,11 +215,11 @@ def flow_map(chart_id: str, title: str, nodes: list[FlowNode], edges: list[FlowE
         place[n.key] = (cx + radius * math.cos(angle), cy + radius * math.sin(angle))
     heaviest = max([e.rows for e in edges] or [0]) or 1
     body = ['<defs>'
-            f'<marker id="{_a(chart_id)}-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" markerHeight="5" '
-            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#2f6690"/></marker>'
-            f'<marker id="{_a(chart_id)}-arrow-red" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5" markerHeight="5" '
-            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#c0392b"/></marker></defs>']
-    node_r = 26
+            f'<marker id="{_a(chart_id)}-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="12" markerHeight="12" '
+            'markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#2f6690"/></marker>'
+            f'<marker id="{_a(chart_id)}-arrow-red" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="12" markerHeight="12" '
+            'markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#c0392b"/></marker></defs>']
+    node_r = 16
     for e in sorted(edges, key=lambda e: (e.source, e.target)):
         (x1, y1), (x2, y2) = place[e.source], place[e.target]
         if e.source == e.target:
@@ -233,6 +237,9 @@ def flow_map(chart_id: str, title: str, nodes: list[FlowNode], edges: list[FlowE
         label = f"{e.uses:,} use(s), {e.rows:,} row(s)" + (f", {e.denials:,} refused" if e.denials else "")
         mark = (f'<g class="{cls}" data-source="{_a(e.source)}" data-target="{_a(e.target)}" data-uses="{e.uses}" '
                 f'data-rows="{e.rows}" data-denials="{e.denials}">'
+                # an invisible wide stroke under the line, so a thin edge is easy to click or tap
+                f'<path class="hit" d="M{_num(sx)},{_num(sy)} Q{_num(mx)},{_num(my)} {_num(ex)},{_num(ey)}" fill="none" '
+                f'stroke="#000" stroke-opacity="0" stroke-width="14"/>'
                 f'<path d="M{_num(sx)},{_num(sy)} Q{_num(mx)},{_num(my)} {_num(ex)},{_num(ey)}" fill="none" '
                 f'stroke="{"#c0392b" if red else "#2f6690"}" stroke-opacity="0.8" stroke-width="{_num(width)}"'
                 f'{dash} '
@@ -246,8 +253,8 @@ def flow_map(chart_id: str, title: str, nodes: list[FlowNode], edges: list[FlowE
         mark = (f'<g class="node{" flagged" if n.flagged else ""}" data-key="{_a(n.key)}" data-label="{_a(n.label)}">'
                 f'<circle cx="{_num(x)}" cy="{_num(y)}" r="{node_r}" fill="#f1f4f8" '
                 f'stroke="{"#c0392b" if n.flagged else "#1d3557"}" stroke-width="{4 if n.flagged else 1.5}"/>'
-                f'<text x="{_num(x)}" y="{_num(y + 4)}" text-anchor="middle" font-size="12" fill="#1d2733">'
-                f'{_a(n.label[:14])}</text><title>{_a(n.label)}{" (anomalies)" if n.flagged else ""}</title></g>')
+                f'<text x="{_num(x)}" y="{_num(y + node_r + 14)}" text-anchor="middle" font-size="12" fill="#1d2733">'
+                f'{_a(n.label[:16])}</text><title>{_a(n.label)}{" (anomalies)" if n.flagged else ""}</title></g>')
         body.append(_wrap(mark, n.href))
     return _svg(chart_id, "flow", title, size, size, body)
 

@@ -54,6 +54,10 @@ class Window:
         return [(self.since + i * DAY, _day(self.since + i * DAY)[5:]) for i in range(0, self.days + 1, every)]
 
 
+def _short_day(label: str) -> str:
+    return label[5:]  # 2026-01-31 -> 01-31 on the axis; the window line above states the year
+
+
 def _day(ts: int) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
 
@@ -125,7 +129,7 @@ def regulator_figures(queries: AuditQueries, anomalies: dict, names: Names, w: W
 
     series, rows = _daily_series(queries, window, w, table, {})
     figures.append(Figure("daily", "Accesses and denials per day", charts.line_chart(
-        "chart-daily", "Accesses and denials per day", w.day_labels, series), w.as_of,
+        "chart-daily", "Accesses and denials per day", w.day_labels, series, tick=_short_day), w.as_of,
         _link(table, whole), _link(table_csv, whole), ["day", "outcome", "events", "rows"], rows))
 
     by_purpose = queries.summarize_logs(LogFilter(since=w.since, until=w.until, outcome=1), group_by=("day", "purpose"),
@@ -136,7 +140,7 @@ def regulator_figures(queries: AuditQueries, anomalies: dict, names: Names, w: W
                                     [_link(table, w.params(purpose=p, outcome="access")) for _ in w.day_labels])
                       for p in used]
     figures.append(Figure("purposes", "Accesses per day by purpose", charts.line_chart(
-        "chart-purposes", "Accesses per day by purpose", w.day_labels, purpose_series), w.as_of,
+        "chart-purposes", "Accesses per day by purpose", w.day_labels, purpose_series, tick=_short_day), w.as_of,
         _link(table, w.params(outcome="access")), _link(table_csv, w.params(outcome="access")),
         ["day", "purpose", "events", "rows"],
         [[d, p, per[(d, p)]["events"], per[(d, p)]["rows"]] for d in w.day_labels for p in used if (d, p) in per]))
@@ -210,7 +214,7 @@ def member_figures(queries: AuditQueries, me: str, names: Names, w: Window) -> l
     mine = LogFilter(owner=me, since=w.since, until=w.until)
     series, rows = _daily_series(queries, mine, w, table, {"side": "owner"})
     figures.append(Figure("my-daily", "Uses of my data per day", charts.line_chart(
-        "chart-my-daily", "Uses of my data per day", w.day_labels, series), w.as_of,
+        "chart-my-daily", "Uses of my data per day", w.day_labels, series, tick=_short_day), w.as_of,
         _link(table, w.params(side="owner")), _link(table_csv, w.params(side="owner")),
         ["day", "outcome", "events", "rows"], rows))
     for side, other, f, title in (("owner", "requester", mine, "Who used my data"),
