@@ -88,18 +88,34 @@ def _login(net, browser, node: str, landing: str, **context):
     return ctx, page
 
 
-@pytest.fixture
-def regulator(net, browser):
-    ctx, page = _login(net, browser, "regulator", "/web/dashboard")
+@pytest.fixture(scope="module")
+def _regulator_session(net, browser):
+    ctx, page = _login(net, browser, "regulator", "/web/dashboard")  # one login per module: logins are slow here
     yield page
     ctx.close()
 
 
-@pytest.fixture
-def member(net, browser):
+@pytest.fixture(scope="module")
+def _member_session(net, browser):
     ctx, page = _login(net, browser, "insurer_a", "/web/me")
     yield page
     ctx.close()
+
+
+@pytest.fixture
+def regulator(net, _regulator_session):
+    _regulator_session.set_viewport_size(WIDE)
+    _regulator_session.goto(net.nodes["regulator"].url + "/web/")  # the landing page after login
+    _regulator_session.wait_for_url("**/web/dashboard")
+    return _regulator_session
+
+
+@pytest.fixture
+def member(net, _member_session):
+    _member_session.set_viewport_size(WIDE)
+    _member_session.goto(net.nodes["insurer_a"].url + "/web/")
+    _member_session.wait_for_url("**/web/me")
+    return _member_session
 
 
 def _count(page, selector: str) -> int:
@@ -122,6 +138,18 @@ def _window(page) -> dict:
     """since/until/as_of of the page's window, read from its first table link."""
     href = page.get_attribute("#fig-daily .fig-table, #fig-my-daily .fig-table", "href")
     return {k: v[0] for k, v in parse_qs(urlparse(href).query).items()}
+
+
+def _fits_narrow_screen(page) -> None:
+    """Nothing widens the page past a phone's screen: wide tables and charts scroll inside their own box,
+    and a chart is never shrunk below 480 px (so its 11 px labels stay readable)."""
+    wide = page.evaluate("""() => Array.from(document.querySelectorAll('body *')).filter(e =>
+        e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-scroll, .chart-box'))
+        .map(e => e.tagName + '#' + e.id)""")
+    assert wide == [] and page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+    boxes = page.eval_on_selector_all(".chart-box", "els => els.map(e => e.getBoundingClientRect().right)")
+    charts = page.eval_on_selector_all("svg.chart", "els => els.map(e => e.getBoundingClientRect().width)")
+    assert boxes and max(boxes) <= NARROW["width"] and min(charts) >= 479
 
 
 # ---------------------------------------------------------------------- regulator
@@ -239,11 +267,7 @@ def test_screenshots_of_the_dashboard_at_desktop_and_phone_width(net, regulator)
     page.set_viewport_size(NARROW)
     page.reload()
     # Readable on a phone: nothing makes the page wider than the screen, and charts shrink to fit.
-    wide = page.evaluate("""() => Array.from(document.querySelectorAll('body *')).filter(e =>
-        e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-scroll')).map(e => e.tagName + '#' + e.id)""")
-    assert wide == [] and page.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
-    widths = page.eval_on_selector_all("svg.chart", "els => els.map(e => e.getBoundingClientRect().width)")
-    assert widths and max(widths) <= NARROW["width"]
+    _fits_narrow_screen(page)
     page.screenshot(path=str(SHOTS / "dashboard-390.png"), full_page=True)
     assert (SHOTS / "dashboard-1280x800.png").stat().st_size > 10_000
 
@@ -313,7 +337,7 @@ def test_member_view_shows_nothing_of_other_members(net, member):
     assert "not owner or requester" in page.text_content("#filter-error")
 
 
-def test_pages_refuse_who_may_not_see_them(net, browser, member):
+def test_pages_refuse_who_may_not_see_them(net, browser, member, regulator):
     base_a, base_r = net.nodes["insurer_a"].url, net.nodes["regulator"].url
     anonymous = browser.new_context()
     for url in (f"{base_a}/web/me", f"{base_a}/web/me/logs", f"{base_a}/web/me/logs.csv", f"{base_a}/web/me/users.csv",
@@ -324,12 +348,12 @@ def test_pages_refuse_who_may_not_see_them(net, browser, member):
     # insurer_a's operator is not a regulator: no dashboard, on its own node either.
     r = member.request.get(f"{base_a}/web/dashboard")
     assert r.status == 403 and "regulator" in r.text()
-    ctx, page = _login(net, browser, "regulator", "/web/dashboard")
-    r = page.request.get(f"{base_r}/web/me")  # the regulator holds no data of its own to show
+    r = regulator.request.get(f"{base_r}/web/me")  # the regulator holds no data of its own to show
     assert r.status == 403
-    assert page.request.get(f"{base_r}/web/dashboard?days=0").status == 422
-    assert page.request.get(f"{base_r}/web/dashboard/nothing.csv").status == 404
-    ctx.close()
+    assert regulator.request.get(f"{base_r}/web/dashboard?days=0").status == 422
+    assert regulator.request.get(f"{base_r}/web/dashboard?days=x").status == 422
+    assert regulator.request.get(f"{base_r}/web/dashboard?as_of=999999999").status == 409
+    assert regulator.request.get(f"{base_r}/web/dashboard/nothing.csv").status == 404
 
 
 def test_screenshots_of_the_member_view(net, member):
@@ -337,5 +361,5 @@ def test_screenshots_of_the_member_view(net, member):
     member.screenshot(path=str(SHOTS / "member-1280x800.png"), full_page=True)
     member.set_viewport_size(NARROW)
     member.reload()
-    assert member.evaluate("document.documentElement.scrollWidth") <= NARROW["width"]
+    _fits_narrow_screen(member)
     member.screenshot(path=str(SHOTS / "member-390.png"), full_page=True)
