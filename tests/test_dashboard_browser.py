@@ -161,11 +161,12 @@ def test_dashboard_is_the_landing_page_and_each_chart_has_the_marks_of_the_histo
     assert as_of >= net.gateway.block_number() - 1
     # every figure states the block it reflects
     blocks = page.eval_on_selector_all(".figure", "els => els.map(e => +e.dataset.asOfBlock)")
-    assert len(blocks) == 6 and all(b >= as_of for b in blocks) and blocks[:5] == [as_of] * 5
+    assert len(blocks) == 7 and all(b >= as_of for b in blocks) and blocks[:6] == [as_of] * 6
     assert _count(page, "#chart-daily circle.point") == 7 * 2  # 7 days, accesses and denials
     purposes_used = {p.name for _, _, p, *_ in USES}
     assert _count(page, "#chart-purposes circle.point") == 7 * len(purposes_used)
     assert set(page.eval_on_selector_all("#chart-purposes g.series", "els => els.map(e => e.dataset.series)")) == purposes_used
+    assert _count(page, "#chart-members circle.point") == 7 * len({r for _, r, *_ in USES})
     requesters = {r for _, r, *_ in USES} | {r for _, r, _, _ in DENIALS}
     assert _count(page, "#chart-requesters g.bar") == len(requesters)
     assert _count(page, "#chart-owners g.bar") == len({o for o, *_ in USES} | {o for o, *_ in DENIALS})

@@ -9,6 +9,7 @@ catches the index up with the chain (incremental, from its cursor).
 """
 from __future__ import annotations
 
+import threading
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
@@ -28,15 +29,26 @@ member_page = _guard(MEMBER_ROLES)
 SIDES = ("owner", "requester")  # my data used by others / others' data used by me
 
 
+CATCH_UP_SECONDS = 10.0  # a first visit to a long chain indexes in the background of later visits, not in one page load
+
+
 async def _catch_up(session: PageSession) -> str | None:
     """Bring the index up to the chain unless the indexer thread already does; a failure is shown, not fatal."""
     service = session.service
     if service.indexer.running:
         return None
+    stop = threading.Event()
+    timer = threading.Timer(CATCH_UP_SECONDS, stop.set)
+    timer.start()
     try:
-        await run_in_threadpool(service.indexer.sync)
+        report = await run_in_threadpool(service.indexer.sync, stop=stop)
     except ChainError as exc:
         return f"the chain could not be read ({exc.one_line()}); figures show the index as it was"
+    finally:
+        timer.cancel()
+    if stop.is_set() and service.indexer.indexed_block() < report.to_block:
+        return (f"the index is catching up with the chain (block {service.indexer.indexed_block()} of "
+                f"{report.to_block}); reload for newer figures")
     return None
 
 
@@ -139,11 +151,11 @@ async def my_log_csv(request: Request, session: PageSession = Depends(member_pag
 
 @router.get("/logs", response_class=HTMLResponse)
 async def my_log(request: Request, session: PageSession = Depends(member_page)) -> Response:
-    await _catch_up(session)
-    return await run_in_threadpool(_my_log, request, session)
+    warning = await _catch_up(session)
+    return await run_in_threadpool(_my_log, request, session, warning)
 
 
-def _my_log(request: Request, session: PageSession) -> Response:
+def _my_log(request: Request, session: PageSession, warning: str | None) -> Response:
     service, me = session.service, session.service.ctx.address
     params = dict(request.query_params)
     names = service.member_names()
@@ -157,7 +169,8 @@ def _my_log(request: Request, session: PageSession) -> Response:
     keep = {k: v for k, v in params.items() if v and k not in ("cursor", "as_of")}
     pinned = {**keep, **({"as_of": str(page.as_of_block)} if page else {})}
     title = "Uses of my data" if side == "owner" else "My uses of others' data"
-    return _render("member_logs.html", 422 if error else 200, title=title, session=session, page=page, error=error, names=names,
+    return _render("member_logs.html", 422 if error else 200, title=title, session=session, page=page, error=error,
+                   warning=warning, names=names,
                    members=[m for m in service.members() if m.address != me], params=params, side=side,
                    purposes=[p.name for p in Purpose], csv_url="/web/me/logs.csv?" + urlencode(pinned),
                    next_url=("/web/me/logs?" + urlencode({**keep, "as_of": page.as_of_block, "cursor": page.next_cursor})

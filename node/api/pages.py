@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -169,7 +170,7 @@ def figure_window(service: AuditService, days: str | None, as_of: str | None) ->
     try:
         end = int(service.ctx.gateway.w3.eth.get_block(block)["timestamp"])
     except Exception:  # chain unreachable: the newest indexed event's time still dates the window
-        end = service.queries.newest_event_time(block) or 0
+        end = service.queries.newest_event_time(block) or int(time.time())
     return Window(block, end, n)
 
 

@@ -145,6 +145,21 @@ def regulator_figures(queries: AuditQueries, anomalies: dict, names: Names, w: W
         ["day", "purpose", "events", "rows"],
         [[d, p, per[(d, p)]["events"], per[(d, p)]["rows"]] for d in w.day_labels for p in used if (d, p) in per]))
 
+    by_member = queries.summarize_logs(LogFilter(since=w.since, until=w.until, outcome=1), group_by=("day", "requester"),
+                                       as_of=w.as_of)["groups"]
+    per_member = {(g["day"], g["requester"]): g for g in by_member}
+    busiest = sorted(_totals([{**g, "outcome": "access"} for g in by_member], "requester").items(),
+                     key=lambda kv: (-kv[1]["rows"], -kv[1]["access"], kv[0]))[:8]  # more lines would not be readable
+    member_series = [charts.Series(names(a), [per_member[(d, a)]["events"] if (d, a) in per_member else 0 for d in w.day_labels],
+                                   [_link(table, w.params(requester=a, outcome="access")) for _ in w.day_labels])
+                     for a, _ in busiest]
+    figures.append(Figure("members", "Accesses per day by requester", charts.line_chart(
+        "chart-members", "Accesses per day by requester", w.day_labels, member_series, tick=_short_day), w.as_of,
+        _link(table, w.params(outcome="access")), _link(table_csv, w.params(outcome="access")),
+        ["day", "requester", "name", "events", "rows"],
+        [[d, a, names(a), per_member[(d, a)]["events"], per_member[(d, a)]["rows"]] for d in w.day_labels
+         for a, _ in busiest if (d, a) in per_member]))
+
     pairs = queries.summarize_logs(window, group_by=("owner", "requester", "outcome"), as_of=w.as_of)["groups"]
     for side, title in (("requester", "Top requesters (rows used)"), ("owner", "Top owners (rows served)")):
         totals = _totals(pairs, side)
