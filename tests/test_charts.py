@@ -83,9 +83,13 @@ def test_flow_map_draws_every_edge_and_node_with_denials_and_anomalies_marked():
     assert [g.get("data-label") for g in node_groups] == ["insurer_a", "insurer_b", "platform"]
     assert [g.get("data-key") for g in node_groups if "flagged" in g.get("class")] == ["0xA"]
     # Heavier flows are drawn wider.
-    width = {g.get("data-target"): float([p for p in g.iter(f"{{{NS['s']}}}path") if p.get("class") != "hit"][0]
+    width = {g.get("data-target"): float([p for p in g.iter(f"{{{NS['s']}}}path") if p.get("class") == "use"][0]
                                          .get("stroke-width")) for g in drawn if g.get("data-source") == "0xA"}
     assert width["0xP"] > width["0xB"]
+    paths = {(g.get("data-source"), g.get("data-target")): sorted(p.get("class") for p in g.iter(f"{{{NS['s']}}}path"))
+             for g in drawn}
+    assert paths == {("0xA", "0xP"): ["hit", "use"], ("0xA", "0xB"): ["hit", "refusal", "use"],
+                     ("0xB", "0xP"): ["hit", "refusal"]}
     assert "/t?o=a&r=p" in _links(root)
 
 

@@ -198,9 +198,9 @@ class FlowEdge:
 def flow_map(chart_id: str, title: str, nodes: list[FlowNode], edges: list[FlowEdge], *, size: int = 520) -> Markup:
     """Members on a circle (sorted by name, so the layout never moves), data use as arrows owner -> requester.
 
-    Arrow width grows with rows used (square root, so one heavy user does not hide the rest); an edge
-    with refusals is drawn red and dashed where it had no allowed use; a member with anomalies gets a
-    red ring.
+    Arrow width grows with rows used (square root, so one heavy user does not hide the rest); refusals
+    add a thin red dashed arrow beside it (alone when nothing was allowed); a member with anomalies
+    gets a red ring.
     """
     known = {n.key for n in nodes}
     missing = [k for e in edges for k in (e.source, e.target) if k not in known]
@@ -230,23 +230,27 @@ def flow_map(chart_id: str, title: str, nodes: list[FlowNode], edges: list[FlowE
         # Start and end on the circles' rims; bend to the right so A->B and B->A stay apart.
         sx, sy, ex, ey = x1 + ux * node_r, y1 + uy * node_r, x2 - ux * (node_r + 2), y2 - uy * (node_r + 2)
         mx, my = (sx + ex) / 2 - uy * dist * 0.15, (sy + ey) / 2 + ux * dist * 0.15
-        width = 1.5 + 8 * math.sqrt(e.rows / heaviest) if e.uses else 1.5
-        red = e.denials > 0
-        dash = "" if e.uses else ' stroke-dasharray="6 4"'
-        cls = "edge" + (" has-denials" if red else "") + ("" if e.uses else " denied-only")
+        curve = f"M{_num(sx)},{_num(sy)} Q{_num(mx)},{_num(my)} {_num(ex)},{_num(ey)}"
+        cls = "edge" + (" has-denials" if e.denials else "") + ("" if e.uses else " denied-only")
         label = f"{e.uses:,} use(s), {e.rows:,} row(s)" + (f", {e.denials:,} refused" if e.denials else "")
-        mark = (f'<g class="{cls}" data-source="{_a(e.source)}" data-target="{_a(e.target)}" data-uses="{e.uses}" '
-                f'data-rows="{e.rows}" data-denials="{e.denials}">'
-                # an invisible wide stroke under the line, so a thin edge is easy to click or tap
-                f'<path class="hit" d="M{_num(sx)},{_num(sy)} Q{_num(mx)},{_num(my)} {_num(ex)},{_num(ey)}" fill="none" '
-                f'stroke="#000" stroke-opacity="0" stroke-width="14"/>'
-                f'<path d="M{_num(sx)},{_num(sy)} Q{_num(mx)},{_num(my)} {_num(ex)},{_num(ey)}" fill="none" '
-                f'stroke="{"#c0392b" if red else "#2f6690"}" stroke-opacity="0.8" stroke-width="{_num(width)}"'
-                f'{dash} '
-                f'marker-end="url(#{_a(chart_id)}-arrow{"-red" if red else ""})"><title>{_a(label)}</title></path>'
-                f'<text x="{_num((sx + ex) / 2 * 0.5 + mx * 0.5)}" y="{_num((sy + ey) / 2 * 0.5 + my * 0.5)}" '
-                f'text-anchor="middle" font-size="11" fill="{"#9b1c1c" if red else "#1d2733"}">'
-                f'{e.rows:,}{(" / " + format(e.denials, ",") + "✕") if e.denials else ""}</text></g>')
+        parts = [f'<g class="{cls}" data-source="{_a(e.source)}" data-target="{_a(e.target)}" data-uses="{e.uses}" '
+                 f'data-rows="{e.rows}" data-denials="{e.denials}"><title>{_a(label)}</title>',
+                 # an invisible wide stroke under the line, so a thin edge is easy to click or tap
+                 f'<path class="hit" d="{curve}" fill="none" stroke="#000" stroke-opacity="0" stroke-width="14"/>']
+        if e.uses:
+            width = 1.5 + 8 * math.sqrt(e.rows / heaviest)
+            parts.append(f'<path class="use" d="{curve}" fill="none" stroke="#2f6690" stroke-opacity="0.8" '
+                         f'stroke-width="{_num(width)}" marker-end="url(#{_a(chart_id)}-arrow)"/>')
+        if e.denials:
+            # Refusals: a thin red dashed curve bent a little further, so it shows beside the uses.
+            rx, ry = (sx + ex) / 2 - uy * dist * 0.24, (sy + ey) / 2 + ux * dist * 0.24
+            parts.append(f'<path class="refusal" d="M{_num(sx)},{_num(sy)} Q{_num(rx)},{_num(ry)} {_num(ex)},{_num(ey)}" '
+                         f'fill="none" stroke="#c0392b" stroke-width="1.5" stroke-dasharray="5 3" '
+                         f'marker-end="url(#{_a(chart_id)}-arrow-red)"/>')
+        text = " · ".join(([f"{e.rows:,}"] if e.uses else []) + ([f"{e.denials:,}✕"] if e.denials else []))
+        parts.append(f'<text x="{_num((sx + ex) / 4 + mx / 2)}" y="{_num((sy + ey) / 4 + my / 2)}" text-anchor="middle" '
+                     f'font-size="11" fill="{"#9b1c1c" if e.denials else "#1d2733"}">{_a(text)}</text></g>')
+        mark = "".join(parts)
         body.append(_wrap(mark, e.href))
     for n in ordered:
         x, y = place[n.key]
