@@ -181,6 +181,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     from node.audit.service import install_audit
 
     install_audit(app, ctx)  # regulator/auditor API and pages, and the event indexer for the app's lifetime
+    from node.api import member_pages
+
+    app.include_router(member_pages.router)  # a member's own view of who used its data (operator login)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):
