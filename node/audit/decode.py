@@ -21,7 +21,7 @@ from node.chain.events import EventCatalog
 from node.chain.gateway import ChainGateway
 
 CATEGORIES = {"DataUseAuthorization": "authorization", "ConsortiumRegistry": "governance", "StatsLedger": "statistics",
-              "EvidenceRegistry": "evidence"}
+              "EvidenceRegistry": "evidence", "DataMarket": "settlement", "Settlement": "settlement"}
 HOT_EVENTS = ("AccessRecorded", "DenialRecorded")
 
 
