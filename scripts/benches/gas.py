@@ -36,7 +36,7 @@ def run(args, progress) -> dict:
         # Deployment gas: replay each deployment and read its receipt.
         deploy_consortium(gw, acct["deployer"], genesis)
         start = gw.w3.eth.block_number
-        for block in range(start - 3, start + 1):
+        for block in range(start - 6, start + 1):  # registry, four batched, DataMarket, bindMarket
             for tx in gw.w3.eth.get_block(block, full_transactions=True)["transactions"]:
                 receipt = gw.w3.eth.get_transaction_receipt(tx["hash"])
                 if receipt["contractAddress"]:
