@@ -150,7 +150,11 @@ def _declare(args) -> int:
 
     ledger, _ = _ledger(args)
     provider = _member(ledger, args.provider, "provider") if args.provider else ledger.address
-    evidence = hashlib.sha256(Path(args.evidence).read_bytes()).digest() if args.evidence else bytes(32)
+    try:
+        evidence = hashlib.sha256(Path(args.evidence).read_bytes()).digest() if args.evidence else bytes(32)
+    except OSError as exc:
+        raise ConsortiumError(f"cannot read the evidence file {args.evidence}: {exc.strerror}", reason="bad_argument",
+                              hint="pass the document the figure rests on") from None
     ledger.declare_figure(args.agreement_id, args.period, provider, Figure[args.figure], args.value, evidence)
     return _out(args, {"agreement_id": args.agreement_id, "period": args.period, "provider": provider, "figure": args.figure,
                        "value": args.value, "evidence_hash": "0x" + evidence.hex()},
