@@ -85,7 +85,7 @@ def access_records(m, grant_id):
 def test_certificate_grant_served_metered_and_settled(market):
     m = market
     owner, buyer = m["nodes"]["insurer_b"], m["nodes"]["insurer_a"]
-    owner_addr, buyer_addr = m["keys"]["insurer_b"].address, m["keys"]["insurer_a"].address
+    owner_addr = m["keys"]["insurer_b"].address
     # 1. the owner offers, the buyer buys: certificate and grant
     offer = settle(owner.config, "offer", "--dataset", "claims", "--purpose", "STATISTICS", "--days", "30", "--period-fee", "1000",
                    "--per-access", "7", "--per-row", "2", "--share-bps", "2000", "--consent-ref", "owner consent record 2026-07")
