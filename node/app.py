@@ -174,6 +174,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     from node.api import denials as denials_api
 
     app.include_router(denials_api.router)  # the signed request behind each denial, for the regulator
+    from node.api import settlement as settlement_api
+
+    app.include_router(settlement_api.router)  # what this member earned and owes (operator only)
     # Evidence intake, receipts and proofs belong to the member's own systems (operator); verification
     # is open to any authenticated member, typically an auditor.
     app.state.evidence = ctx.evidence

@@ -341,3 +341,104 @@ class Ledger:
         return {"organiser": a[0], "claim_id_hash": bytes(a[1]), "share_root": bytes(a[2]), "payout": a[3],
                 "participants": a[4], "rule": a[5], "state": a[6], "share_list_hash": bytes(a[7]), "payee": a[8],
                 "payment_ref": bytes(a[9]), "anchored_at": a[10]}
+
+    # ------------------------------------------------------------------ settlement (offers, certificates, statements)
+    # Area: settlement (issue 15). DataMarket sells certificates that create grants; Settlement holds the
+    # agreements, declared figures, statements and payments. Amounts are integers in the smallest currency unit.
+
+    @property
+    def market(self) -> Any:
+        return self.gateway.contract("DataMarket")
+
+    @property
+    def settlement(self) -> Any:
+        return self.gateway.contract("Settlement")
+
+    def publish_offer(self, dataset: bytes, purpose: Purpose, *, term: int, period_fee: int = 0, per_access_price: int = 0,
+                      per_row_price: int = 0, per_contribution_price: int = 0, revenue_share_bps: int = 0,
+                      scope_hash: bytes = ZERO32, consent_ref: bytes = ZERO32) -> int:
+        terms = (dataset, int(purpose), scope_hash, term, period_fee, per_access_price, per_row_price, per_contribution_price,
+                 revenue_share_bps, consent_ref)
+        receipt = self._send(self.market.functions.publishOffer(terms))
+        return self._event_arg(receipt, self.market, "OfferPublished", "offerId")
+
+    def withdraw_offer(self, offer_id: int) -> Any:
+        return self._send(self.market.functions.withdrawOffer(offer_id))
+
+    def buy_offer(self, offer_id: int) -> dict:
+        """Buy an offer: returns the certificate id and the id of the grant it created."""
+        receipt = self._send(self.market.functions.buy(offer_id))
+        logs = self.market.events.CertificateIssued().process_receipt(receipt, errors=DISCARD)
+        return {"certificate_id": logs[0]["args"]["certificateId"], "grant_id": logs[0]["args"]["grantId"],
+                "expires_at": logs[0]["args"]["expiresAt"]}
+
+    def revoke_certificate(self, certificate_id: int, reason_hash: bytes = ZERO32) -> Any:
+        return self._send(self.market.functions.revokeCertificate(certificate_id, reason_hash))
+
+    def get_offer(self, offer_id: int) -> dict:
+        o = self.gateway.call(self.market.functions.getOffer(offer_id))
+        t = o[3]
+        return {"offer_id": offer_id, "owner": o[0], "open": o[1], "published_at": o[2], "dataset_id": bytes(t[0]),
+                "purpose": Purpose(t[1]), "scope_hash": bytes(t[2]), "term": t[3], "period_fee": t[4], "per_access_price": t[5],
+                "per_row_price": t[6], "per_contribution_price": t[7], "revenue_share_bps": t[8], "consent_ref": bytes(t[9])}
+
+    def get_certificate(self, certificate_id: int) -> dict:
+        c = self.gateway.call(self.market.functions.getCertificate(certificate_id))
+        return {"certificate_id": certificate_id, "offer_id": c[0], "grant_id": c[1], "holder": c[2], "owner": c[3],
+                "issued_at": c[4], "expires_at": c[5], "revoked_at": c[6]}
+
+    def certificate_valid(self, certificate_id: int) -> bool:
+        return self.gateway.call(self.market.functions.certificateValid(certificate_id))
+
+    def propose_agreement(self, payer: str, providers: Sequence[str], formula: Any, *, period_start: int, period_seconds: int,
+                          dispute_window: int) -> int:
+        """``formula``: node.settlement.formula.Formula. The proposer (a party) accepts by proposing."""
+        receipt = self._send(self.settlement.functions.proposeAgreement(
+            Web3.to_checksum_address(payer), [Web3.to_checksum_address(p) for p in providers], formula.as_tuple(),
+            period_start, period_seconds, dispute_window))
+        return self._event_arg(receipt, self.settlement, "AgreementProposed", "agreementId")
+
+    def accept_agreement(self, agreement_id: int) -> Any:
+        return self._send(self.settlement.functions.acceptAgreement(agreement_id))
+
+    def get_agreement(self, agreement_id: int) -> dict:
+        a = self.gateway.call(self.settlement.functions.getAgreement(agreement_id))
+        return {"agreement_id": agreement_id, "payer": a[0], "state": a[1], "period_start": a[2], "period_seconds": a[3],
+                "dispute_window": a[4], "acceptances": a[5], "formula": tuple(a[6]), "providers": list(a[7])}
+
+    def agreement_count(self) -> int:
+        return self.gateway.call(self.settlement.functions.agreementCount())
+
+    def declare_figure(self, agreement_id: int, period: int, provider: str, figure: int, value: int,
+                       evidence_hash: bytes = ZERO32) -> Any:
+        return self._send(self.settlement.functions.declareFigure(agreement_id, period, Web3.to_checksum_address(provider),
+                                                                  int(figure), value, evidence_hash))
+
+    def issue_statement(self, agreement_id: int, period: int, inputs_hash: bytes, amounts: Sequence[int]) -> Any:
+        return self._send(self.settlement.functions.issueStatement(agreement_id, period, inputs_hash, list(amounts)))
+
+    def confirm_statement(self, agreement_id: int, period: int) -> Any:
+        return self._send(self.settlement.functions.confirmStatement(agreement_id, period))
+
+    def dispute_statement(self, agreement_id: int, period: int, reason_hash: bytes = ZERO32) -> Any:
+        return self._send(self.settlement.functions.disputeStatement(agreement_id, period, reason_hash))
+
+    def record_payment(self, agreement_id: int, period: int, payee: str, payment_ref: bytes) -> Any:
+        return self._send(self.settlement.functions.recordPayment(agreement_id, period, Web3.to_checksum_address(payee),
+                                                                  payment_ref))
+
+    def confirm_payment(self, agreement_id: int, period: int) -> Any:
+        return self._send(self.settlement.functions.confirmPayment(agreement_id, period))
+
+    def get_statement(self, agreement_id: int, period: int) -> dict:
+        s = self.gateway.call(self.settlement.functions.getStatement(agreement_id, period))
+        amounts = self.gateway.call(self.settlement.functions.statementAmounts(agreement_id, period))
+        return {"agreement_id": agreement_id, "period": period, "state": STATEMENT_STATES[s[0]], "revision": s[1],
+                "confirmations": s[2], "unpaid": s[3], "issued_at": s[4], "inputs_hash": bytes(s[5]), "total": s[6],
+                "issuer": s[7], "amounts": list(amounts)}
+
+    def payment_state(self, agreement_id: int, period: int, payee: str) -> int:
+        return self.gateway.call(self.settlement.functions.paymentState(agreement_id, period, Web3.to_checksum_address(payee)))
+
+
+STATEMENT_STATES = ("NONE", "ISSUED", "DISPUTED", "CONFIRMED", "SETTLED")
