@@ -61,6 +61,9 @@ contract DataUseAuthorization is MemberGated {
     error ConsentAlreadyUsed(bytes32 digest, uint256 grantId);
     error BadConsentSignature(address signer);
     error ConsentSignerNotMember(address signer);
+    error NotMarket(address caller);
+    error MarketAlreadyBound(address market);
+    error NotDeployer(address caller);
 
     event AuthorizationGranted(
         uint256 indexed grantId, address indexed owner, address indexed grantee,
@@ -73,6 +76,8 @@ contract DataUseAuthorization is MemberGated {
         address indexed requester, address indexed owner, Purpose indexed purpose,
         uint256 grantId, bytes32 datasetId, bytes32 queryHash, uint32 rows
     );
+    /// @notice The data market whose certificates create grants was bound (once, by the deployer).
+    event MarketBound(address indexed market);
     event DenialRecorded(
         address indexed requester, address indexed owner, Purpose indexed purpose,
         bytes32 datasetId, uint16 reasonCode, bytes32 queryHash
@@ -97,7 +102,25 @@ contract DataUseAuthorization is MemberGated {
     /// @notice The grant each consent digest was used for (0 = unused): a consent authorizes one grant.
     mapping(bytes32 => uint256) public consentUsedBy;
 
-    constructor(IConsortiumRegistry registry_) MemberGated(registry_) {}
+    /// @notice The data market (DataMarket) whose certificate purchases create grants; 0 until bound.
+    address public market;
+    // Only the deployer may bind the market, once, right after deploying both: no later admin exists.
+    address private immutable _deployer;
+    /// @notice Whether a grant was created by the market (only those may be revoked by it).
+    mapping(uint256 => bool) public createdByMarket;
+
+    constructor(IConsortiumRegistry registry_) MemberGated(registry_) {
+        _deployer = msg.sender;
+    }
+
+    /// @notice Bind the data market whose certificates create grants; callable once, by the deployer.
+    function bindMarket(address market_) external {
+        if (msg.sender != _deployer) revert NotDeployer(msg.sender);
+        if (market != address(0)) revert MarketAlreadyBound(market);
+        if (market_ == address(0)) revert NotMarket(market_);
+        market = market_;
+        emit MarketBound(market_);
+    }
 
     // ---------------------------------------------------------------- grants
 
@@ -136,6 +159,47 @@ contract DataUseAuthorization is MemberGated {
         _grantsByGrantee[grantee].push(grantId);
         emit ConsentAccepted(grantId, consentRef, consent.signer, consent.subjectsRoot);
         emit AuthorizationGranted(grantId, msg.sender, grantee, datasetId, purpose, scopeHash, notBefore, expiresAt, consentRef);
+    }
+
+    /// @notice Grant created by a certificate purchase on the bound market: `owner` published the offer
+    ///         (a transaction it signed, carrying `consentRef`, its attestation of the consent to sell this
+    ///         use to members), `grantee` bought it. Same rules as `grant`, enforced the same way by the owner's node.
+    /// @dev An offer's consent covers every certificate sold under it, so `consentUsedBy` is not set here;
+    ///      the ConsentAccepted event names the owner as the attesting signer.
+    function grantFromMarket(
+        address owner,
+        address grantee,
+        bytes32 datasetId,
+        Purpose purpose,
+        bytes32 scopeHash,
+        uint64 expiresAt,
+        bytes32 consentRef
+    ) external returns (uint256 grantId) {
+        if (msg.sender != market || market == address(0)) revert NotMarket(msg.sender);
+        _requireGoodStanding(owner);
+        if (purpose == Purpose.NONE) revert InvalidPurpose();
+        if (grantee == owner) revert SelfGrant();
+        if (!registry.isInGoodStanding(grantee)) revert GranteeNotMember(grantee);
+        uint64 notBefore = uint64(block.timestamp);
+        if (expiresAt <= notBefore) revert InvalidWindow(notBefore, expiresAt);
+        _grants.push(Grant(owner, grantee, datasetId, purpose, scopeHash, notBefore, expiresAt, consentRef, notBefore, 0));
+        grantId = _grants.length;
+        createdByMarket[grantId] = true;
+        _grantsByKey[_key(owner, grantee, datasetId, purpose)].push(grantId);
+        _grantsByOwner[owner].push(grantId);
+        _grantsByGrantee[grantee].push(grantId);
+        emit ConsentAccepted(grantId, consentRef, owner, bytes32(0));
+        emit AuthorizationGranted(grantId, owner, grantee, datasetId, purpose, scopeHash, notBefore, expiresAt, consentRef);
+    }
+
+    /// @notice Revoke a grant the market created, when its certificate is revoked.
+    function revokeFromMarket(uint256 grantId) external {
+        if (msg.sender != market || market == address(0)) revert NotMarket(msg.sender);
+        Grant storage g = _grant(grantId);
+        if (!createdByMarket[grantId]) revert NotMarket(msg.sender);
+        if (g.revokedAt != 0) revert AlreadyRevoked(grantId);
+        g.revokedAt = uint64(block.timestamp);
+        emit AuthorizationRevoked(grantId, g.owner, g.grantee);
     }
 
     /// @notice The EIP-712 digest a consent's signer signs (and the consentRef of the grant it authorizes).

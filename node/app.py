@@ -174,6 +174,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     from node.api import denials as denials_api
 
     app.include_router(denials_api.router)  # the signed request behind each denial, for the regulator
+    from node.api import settlement as settlement_api
+
+    app.include_router(settlement_api.router)  # what this member earned and owes (operator only)
     # Evidence intake, receipts and proofs belong to the member's own systems (operator); verification
     # is open to any authenticated member, typically an auditor.
     app.state.evidence = ctx.evidence
@@ -181,6 +184,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     from node.audit.service import install_audit
 
     install_audit(app, ctx)  # regulator/auditor API and pages, and the event indexer for the app's lifetime
+    from node.api import member_pages
+
+    app.include_router(member_pages.router)  # a member's own view of who used its data (operator login)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError):

@@ -288,7 +288,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="csv exports every matching row")
     p.add_argument("--all", action="store_true", help="with --format json: every matching row")
     p = command("events", "authorization, governance, statistics-job and evidence events", _cmd_events)
-    p.add_argument("--category", choices=["authorization", "governance", "statistics", "evidence"])
+    p.add_argument("--category", choices=["authorization", "governance", "statistics", "evidence", "pools"])
     p.add_argument("--event", help="event name, e.g. JobOpened")
     p.add_argument("--account")
     p.add_argument("--grant-id", type=int, dest="grant_id")
@@ -311,4 +311,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--from-block", type=int, dest="from_block", help="default: the deployment block")
     p.add_argument("--to-block", type=int, dest="to_block", help="default: the indexed height")
     command("web-url", "print a one-time login URL (expires after web_login_seconds) for this node's "
-            "regulator/auditor web pages", _cmd_web_url)
+            "web pages (regulator's dashboard, auditor's check, a member's own view)", _cmd_web_url)

@@ -16,7 +16,7 @@ from node.errors import ConsortiumError
 
 DEFAULT_HOME = Path(".consortium")
 EXTRA_COMMAND_MODULES: list[str] = ["node.node_cli", "node.evidence.cli", "node.audit_cli", "node.stats_cli",
-                                     "node.network_cli"]
+                                     "node.network_cli", "node.settle_cli", "node.pool_cli"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -145,11 +145,16 @@ def test_web_login_url_opens_the_pages_and_the_token_file_is_private(net):
         assert r.status_code == 403  # a state change needs the session's CSRF token
 
 
-def test_a_member_nodes_pages_are_403_even_for_its_operator(net):
+def test_a_member_nodes_regulator_pages_are_403_even_for_its_operator(net):
+    """The operator of a member node gets its own view (issue 16), never the regulator's pages."""
     login = _web_url(net, "insurer_a")
+    base = login.split("/web/")[0]
     with httpx.Client(follow_redirects=True) as browser:
         r = _open(browser, login)
-        assert r.status_code == 403 and "regulator" in r.text
+        assert r.status_code == 200 and str(r.url).endswith("/web/me") and "My data" in r.text
+        for page in ("/web/logs", "/web/dashboard", "/web/anomalies", "/web/members"):
+            r = browser.get(base + page)
+            assert r.status_code == 403 and "regulator" in r.text, page
 
 
 def test_cli_queries_the_index_and_verifies_it_against_the_chain(net):

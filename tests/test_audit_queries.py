@@ -166,3 +166,72 @@ def test_unknown_member_or_dataset_matches_nothing(history):
     queries = history["queries"]
     assert queries.search_logs(LogFilter.parse(requester=Web3.to_checksum_address("0x" + "11" * 20))).items == []
     assert queries.search_logs(LogFilter.parse(dataset="no_such_dataset")).items == []
+
+
+# ---------------------------------------------------------------------- aggregates for the dashboard (issue 16)
+
+
+def _plain_summary(events, f: LogFilter, group_by, as_of=None) -> dict:
+    """The same grouping computed by hand from the chain's own events (the test's ground truth)."""
+    from datetime import datetime, timezone
+
+    from node.audit.queries import DATASET_NAMES
+
+    keep = set(_expected(events, f))
+    out: dict = {}
+    for e in events:
+        if (e["block"], e["log_index"]) not in keep or (as_of is not None and e["block"] > as_of):
+            continue
+        a = e["args"]
+        access = e["event"] == "AccessRecorded"
+        value = {"day": datetime.fromtimestamp(e["ts"], timezone.utc).strftime("%Y-%m-%d"), "requester": a["requester"],
+                 "owner": a["owner"], "purpose": Purpose(a["purpose"]).name, "outcome": "access" if access else "denial",
+                 "dataset": DATASET_NAMES.get(bytes.fromhex(a["datasetId"][2:]), a["datasetId"]),
+                 "grant_id": a.get("grantId") if access else None}
+        key = tuple(value[g] for g in group_by)
+        events_rows = out.setdefault(key, [0, 0])
+        events_rows[0] += 1
+        events_rows[1] += a.get("rows", 0) if access else 0
+    return {k: tuple(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("group_by", [("day", "outcome"), ("owner", "requester", "outcome"), ("requester", "purpose"),
+                                      ("requester", "purpose", "grant_id", "outcome"), ("dataset",), ("day", "purpose")])
+def test_summaries_match_a_plain_count_of_the_events(history, group_by):
+    queries, events = history["queries"], history["events"]
+    for f in [LogFilter(), *_random_filters(history, 6, seed=len(group_by))]:
+        result = queries.summarize_logs(f, group_by=group_by)
+        got = {tuple(g[k] for k in group_by): (g["events"], g["rows"]) for g in result["groups"]}
+        assert got == _plain_summary(events, f, group_by), (f, group_by)
+    assert sum(g["events"] for g in queries.summarize_logs(LogFilter(), group_by=group_by)["groups"]) == len(events)
+
+
+def test_summaries_are_pinned_to_the_block_asked_for(history):
+    queries, events = history["queries"], history["events"]
+    middle = sorted(e["block"] for e in events)[len(events) // 2]
+    result = queries.summarize_logs(LogFilter(), group_by=("requester", "outcome"), as_of=middle)
+    assert result["as_of_block"] == middle
+    got = {(g["requester"], g["outcome"]): (g["events"], g["rows"]) for g in result["groups"]}
+    assert got == _plain_summary(events, LogFilter(), ("requester", "outcome"), as_of=middle)
+    assert sum(v[0] for v in got.values()) < len(events)
+
+
+def test_summary_refuses_unknown_groupings(history):
+    for bad in ((), ("tx_hash",), ("day", "query_hash")):
+        with pytest.raises(AuditQueryError):
+            history["queries"].summarize_logs(LogFilter(), group_by=bad)
+
+
+def test_grants_of_a_member_are_exactly_those_it_gave_and_received(history):
+    c, queries, grants = history["consortium"], history["queries"], history["grants"]
+    for name in MEMBERS:
+        me = c.accounts[name].address
+        result = queries.grants_of(me)
+        assert sorted(g["grant_id"] for g in result["given"]) == sorted(g for (o, _, _), g in grants.items() if o == name)
+        assert sorted(g["grant_id"] for g in result["received"]) == sorted(g for (_, r, _), g in grants.items() if r == name)
+        assert all(g["owner"] == me for g in result["given"]) and all(g["grantee"] == me for g in result["received"])
+        for g in result["given"]:
+            chain = c[name].get_grant(g["grant_id"])
+            assert (g["purpose"], g["expires_at"], g["not_before"]) == (chain.purpose.name, chain.expires_at, chain.not_before)
+    assert queries.grants_of(c.accounts["outsider"].address) == {"as_of_block": result["as_of_block"], "given": [],
+                                                                   "received": []}

@@ -80,7 +80,8 @@ def page(net, browser):
     context = browser.new_context(accept_downloads=True)
     page = context.new_page()
     page.goto(_login_url(net))
-    page.wait_for_url("**/web/logs")  # the page's script POSTs the token, the session cookie is set
+    page.wait_for_url("**/web/dashboard")  # the page's script POSTs the token, the session cookie is set
+    page.goto(net.nodes["regulator"].url + "/web/logs")
     yield page
     context.close()
 
@@ -174,7 +175,7 @@ def test_login_link_works_once_and_leaves_no_token_in_the_address_bar(net, brows
     history = []
     page.on("framenavigated", lambda frame: history.append(frame.url) if frame == page.main_frame else None)
     page.goto(url)
-    page.wait_for_url("**/web/logs")
+    page.wait_for_url("**/web/dashboard")
     assert "token=" not in page.url and all("token=" not in u for u in history[1:])
     page.click("form.logout button")
     page.wait_for_url("**/web/login")

@@ -43,6 +43,7 @@ TABLE = [
     ("GET", "/evidence/proofs/CLM-1", None, (UNSIGNED, "not_operator", "not_operator", OK, "not_operator")),
     ("GET", "/evidence/status", None, (UNSIGNED, "not_operator", "not_operator", OK, "not_operator")),
     ("GET", "/evidence/claims/CLM-1/history", None, (UNSIGNED, "not_operator", "not_operator", OK, "not_operator")),
+    ("GET", "/settlement/earnings", None, (UNSIGNED, "not_operator", "not_operator", OK, "not_operator")),
     ("GET", "/stats/jobs", None, (UNSIGNED, "not_operator", "not_operator", OK, "not_operator")),
     ("GET", "/stats/jobs/nope", None, (UNSIGNED, "not_operator", "not_operator", OK, "not_operator")),
     ("GET", "/audit/logs", None, (UNSIGNED, "not_regulator", "not_regulator", "not_regulator", OK)),

@@ -46,9 +46,11 @@ def run_slither(out: Path) -> list[dict]:
     (work / "contracts").mkdir(parents=True, exist_ok=True)
     for source in sorted((ROOT / "contracts").glob("*.sol")):
         shutil.copy(source, work / "contracts" / source.name)
+    # OpenZeppelin (npm) next to them, so the wrapper resolves its imports; its own findings are filtered out.
+    shutil.copytree(ROOT / "node_modules" / "@openzeppelin", work / "@openzeppelin", dirs_exist_ok=True)
     # slither exits non-zero whenever it finds anything; success is read from its JSON instead
     proc = subprocess.run([str(ensure_slither()), "contracts/", "--solc", str(ROOT / "scripts" / "solc"),
-                           "--solc-standard-json", "--json", str(out)],
+                           "--solc-standard-json", "--filter-paths", "@openzeppelin", "--json", str(out)],
                           cwd=work, capture_output=True, text=True, timeout=300)
     assert out.exists(), f"slither wrote no report: {proc.stderr[-2000:]}"
     report = json.loads(out.read_text())

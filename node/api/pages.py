@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -18,13 +19,14 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from web3 import Web3
 
-from node.audit.queries import AuditQueryError, LogFilter, iso
+from node.audit.queries import AuditQueryError, LogFilter, bounded_int, iso
 from node.audit.service import AuditService
 from node.audit.web_auth import COOKIE
 from node.chain.deployment import Purpose, Role, Status
 from node.chain.errors import ChainError
 from node.chain.reasons import DenialReason
 from node.errors import ConsortiumError
+from node.web.figures import MAX_DAYS, Names, Window, regulator_figures
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 router = APIRouter(prefix="/web", tags=["web"], include_in_schema=False)
@@ -130,7 +132,7 @@ def _login(request: Request, token: str) -> Response:
     if sid is None:
         return _render("login.html", 403, message="That login link is used, expired or not this node's; run "
                        "`consortium audit web-url --config <node.toml>` for a new one.", next="/web/", token="")
-    response = RedirectResponse("/web/", status_code=303)  # the token leaves the address bar
+    response = RedirectResponse("/web/", status_code=303)  # the token leaves the address bar; / picks the landing page
     response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/web",
                         secure=request.url.scheme == "https")
     return response
@@ -147,11 +149,70 @@ def logout(request: Request) -> Response:
 # ---------------------------------------------------------------------- regulator
 
 
+MEMBER_ROLES = (Role.INSURER, Role.PLATFORM, Role.TECH)
+any_member_page = _guard(MEMBER_ROLES + AUDITOR_OR_REGULATOR)
+
+
 @router.get("/", response_class=HTMLResponse)
-def home(session: PageSession = Depends(auditor_page)) -> Response:
+def home(session: PageSession = Depends(any_member_page)) -> Response:
+    """The landing page after login: the regulator's dashboard, the auditor's check, a member's own view."""
     if session.role == Role.AUDITOR:
         return RedirectResponse("/web/evidence", status_code=303)
-    return RedirectResponse("/web/logs", status_code=303)
+    if session.role == Role.REGULATOR:
+        return RedirectResponse("/web/dashboard", status_code=303)
+    return RedirectResponse("/web/me", status_code=303)
+
+
+def figure_window(service: AuditService, days: str | None, as_of: str | None) -> Window:
+    """Whole days ending at the pinned block's chain time (the chain's clock, not this machine's)."""
+    n = bounded_int(days, "days", low=1, high=MAX_DAYS) if days not in (None, "") else 7
+    block = service.queries.pinned_block(bounded_int(as_of, "as_of block") if as_of not in (None, "") else None)
+    try:
+        end = int(service.ctx.gateway.w3.eth.get_block(block)["timestamp"])
+    except Exception:  # chain unreachable: the newest indexed event's time still dates the window
+        end = service.queries.newest_event_time(block) or int(time.time())
+    return Window(block, end, n)
+
+
+def _dashboard(request: Request, session: PageSession):
+    service = session.service
+    q = request.query_params
+    w = figure_window(service, q.get("days"), q.get("as_of"))
+    names = Names(service.member_names())
+    found = service.anomalies.find(since=w.since, until=w.until)
+    return w, regulator_figures(service.queries, found, names, w)
+
+
+@router.get("/dashboard", response_class=HTMLResponse)
+def dashboard(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    """Who uses whose data, how much, and is anything odd: charts over a window of days, each linked to its table."""
+    try:
+        w, (figures, top) = _dashboard(request, session)
+    except AuditQueryError as exc:
+        return _render("error.html", 409 if exc.reason == "not_indexed" else 503 if exc.reason == "index_not_ready" else 422,
+                       title="Dashboard", message=exc.one_line(), session=session)
+    return _render("dashboard.html", title="Dashboard", session=session, window=w, figures=figures, top=top,
+                   since=iso(w.since), until=iso(w.until), iso=iso)
+
+
+@router.get("/dashboard/{chart}.csv")
+def dashboard_csv(chart: str, request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    """The numbers behind one chart of the dashboard, for the same window and block."""
+    try:
+        w, (figures, _) = _dashboard(request, session)
+    except AuditQueryError as exc:
+        return _render("error.html", 422, title="Bad request", message=exc.one_line())
+    return figure_csv(figures, chart, w)
+
+
+def figure_csv(figures: list, chart: str, w: Window) -> Response:
+    found = next((f for f in figures if f.key == chart), None)
+    if found is None:
+        return _render("error.html", 404, title="Not found", message=f"no chart {chart!r}; charts: "
+                       + ", ".join(f.key for f in figures))
+    return Response(found.csv_text(), media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{chart}-{w.as_of}.csv"', "X-Audit-As-Of-Block": str(found.as_of_block),
+        "Cache-Control": "no-store"})
 
 
 def _members_view(service: AuditService) -> tuple[list, dict[str, str]]:

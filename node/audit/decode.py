@@ -21,7 +21,8 @@ from node.chain.events import EventCatalog
 from node.chain.gateway import ChainGateway
 
 CATEGORIES = {"DataUseAuthorization": "authorization", "ConsortiumRegistry": "governance", "StatsLedger": "statistics",
-              "EvidenceRegistry": "evidence"}
+              "EvidenceRegistry": "evidence", "RiskPool": "pools", "MutualAid": "pools",
+              "DataMarket": "settlement", "Settlement": "settlement"}
 HOT_EVENTS = ("AccessRecorded", "DenialRecorded")
 
 

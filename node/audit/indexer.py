@@ -411,7 +411,8 @@ class AuditIndexer(BackgroundLoop):
     def _other_event(self, conn: Connection, chunk: _Chunk, contract: str, event: str, args: dict, pos: int, ts: int,
                      tx_hash: str) -> None:
         subject = next((args[k] for k in ("owner", "account", "requester", "submitter", "candidate", "participant",
-                                          "voter", "actor", "by") if k in args), None)
+                                          "voter", "actor", "by", "insurer", "payer", "organiser", "opener", "proposer",
+                                          "member") if k in args), None)
         chunk.event_rows.append({"pos": pos, "ts": ts, "tx": tx_hash, "category": CATEGORIES[contract], "event": event,
                                  "account": self._account(conn, subject) if subject else None,
                                  "grant_id": args.get("grantId"), "job_id": args.get("jobId"),

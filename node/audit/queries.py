@@ -420,6 +420,88 @@ class AuditQueries:
                 groups.append(item)
         return {"as_of_block": block, "group_by": list(group_by), "groups": groups}
 
+    # Group keys of ``summarize_logs``: the log's own columns, so every filter of the table applies too.
+    SUMMARY_KEYS = ("day", "requester", "owner", "purpose", "outcome", "dataset", "grant_id", "flag")
+
+    def summarize_logs(self, f: LogFilter, *, group_by: tuple[str, ...], as_of: int | None = None) -> dict:
+        """Accesses and denials matching ``f`` counted per group, pinned to block ``as_of``.
+
+        Unlike ``daily_counts`` (the rollup: fast, whole days, newest block only) this reads the log
+        itself, so a chart built from it holds exactly the rows the filtered table and its CSV list at
+        the same block. ``events`` counts log entries, ``rows`` sums the rows each access returned
+        (denials return none).
+        """
+        bad = [g for g in group_by if g not in self.SUMMARY_KEYS]
+        if bad or not group_by:
+            raise AuditQueryError(f"cannot group by {', '.join(bad) or 'nothing'}",
+                                  hint=f"group by any of {', '.join(self.SUMMARY_KEYS)}")
+        lg = s.log.c
+        req, own = s.accounts.alias("req"), s.accounts.alias("own")
+        columns = {"day": (lg.ts // 86_400), "requester": req.c.address, "owner": own.c.address, "purpose": lg.purpose,
+                   "outcome": lg.kind, "dataset": s.datasets.c.dataset_id, "grant_id": lg.grant_id, "flag": lg.flag}
+        with self.engine.connect() as conn:
+            block = self._as_of(conn, as_of)
+            conds = self._log_conditions(conn, f, block)
+            groups: list[dict] = []
+            if conds is not None:
+                keys = [columns[g].label(g) for g in group_by]
+                query = (select(*keys, func.count().label("events"), func.coalesce(func.sum(lg.rows), 0).label("rows"))
+                         .select_from(s.log.join(req, req.c.id == lg.requester).join(own, own.c.id == lg.owner)
+                                      .join(s.datasets, s.datasets.c.id == lg.dataset))
+                         .where(and_(*conds)).group_by(*keys).order_by(*keys))
+                for r in conn.execute(query):
+                    item = dict(r._mapping)
+                    item["events"], item["rows"] = int(item["events"]), int(item["rows"])
+                    if "day" in item:
+                        item["day"] = datetime.fromtimestamp(int(item["day"]) * 86_400, timezone.utc).strftime("%Y-%m-%d")
+                    if "purpose" in item:
+                        item["purpose"] = _purpose_name(item["purpose"])
+                    if "outcome" in item:
+                        item["outcome"] = s.OUTCOME_NAMES[item["outcome"]]
+                    if "dataset" in item:
+                        item["dataset"] = DATASET_NAMES.get(bytes(item["dataset"]), "0x" + bytes(item["dataset"]).hex())
+                    if "flag" in item:
+                        item["flag"] = s.FLAG_NAMES.get(item["flag"])
+                    groups.append(item)
+        return {"as_of_block": block, "group_by": list(group_by), "filters": f.to_params(), "groups": groups}
+
+    def pinned_block(self, as_of: int | None = None) -> int:
+        """The block an answer is pinned to: ``as_of`` if indexed (else refused), the indexed head by default."""
+        with self.engine.connect() as conn:
+            return self._as_of(conn, as_of)
+
+    def newest_event_time(self, as_of: int | None = None) -> int | None:
+        """The chain time of the newest indexed block with a consortium event at or below ``as_of``."""
+        with self.engine.connect() as conn:
+            block = self._as_of(conn, as_of)
+            return conn.execute(select(func.max(s.blocks.c.ts)).where(s.blocks.c.block_number <= block)).scalar()
+
+    def grants_of(self, address: str, *, as_of: int | None = None) -> dict:
+        """Grants ``address`` gave and received, as the index holds them at block ``as_of``."""
+        address = parse_address(address, "member")
+        g = s.grants.c
+        own, gee = s.accounts.alias("own"), s.accounts.alias("gee")
+        with self.engine.connect() as conn:
+            block = self._as_of(conn, as_of)
+            aid = self._account_id(conn, address)
+            given: list[dict] = []
+            received: list[dict] = []
+            if aid is not None:
+                hi = s.pos_of(block, s.POS_MASK)
+                query = (select(g.grant_id, own.c.address, gee.c.address, s.datasets.c.dataset_id, g.purpose, g.not_before,
+                                g.expires_at, g.revoked_pos, g.revoked_ts)
+                         .select_from(s.grants.join(own, own.c.id == g.owner).join(gee, gee.c.id == g.grantee)
+                                      .join(s.datasets, s.datasets.c.id == g.dataset))
+                         .where(and_(g.granted_pos <= hi, (g.owner == aid) | (g.grantee == aid))).order_by(g.grant_id))
+                for gid, owner, grantee, ds, purpose, not_before, expires_at, revoked_pos, revoked_ts in conn.execute(query):
+                    revoked = revoked_pos is not None and revoked_pos <= hi
+                    item = {"grant_id": gid, "owner": owner, "grantee": grantee,
+                            "dataset": DATASET_NAMES.get(bytes(ds), "0x" + bytes(ds).hex()), "purpose": _purpose_name(purpose),
+                            "not_before": not_before, "expires_at": expires_at, "expires": iso(expires_at),
+                            "revoked_at": iso(revoked_ts) if revoked else None}
+                    (given if owner == address else received).append(item)
+        return {"as_of_block": block, "given": given, "received": received}
+
     # ------------------------------------------------------------------ other events
 
     def search_events(self, *, category: str | None = None, event: str | None = None, account: str | None = None,
@@ -429,9 +511,9 @@ class AuditQueries:
         """Authorization, governance, statistics-job and evidence events, newest first."""
         if not 1 <= limit <= MAX_PAGE:
             raise AuditQueryError(f"limit {limit} is out of range", hint=f"use 1..{MAX_PAGE}")
-        if category is not None and category not in ("authorization", "governance", "statistics", "evidence"):
+        if category is not None and category not in ("authorization", "governance", "statistics", "evidence", "pools"):
             raise AuditQueryError(f"unknown category {category!r}",
-                                  hint="use authorization, governance, statistics or evidence")
+                                  hint="use authorization, governance, statistics, evidence or pools")
         e = s.events
         with self.engine.connect() as conn:
             block = self._as_of(conn, as_of)

@@ -18,7 +18,10 @@ from node.errors import ConsortiumError
 from node.paths import BUILD_DIR, CONTRACTS_DIR, NODE_MODULES, SOLC_WRAPPER
 
 # The contracts that get deployed, in deployment order (each later one takes the registry address).
-DEPLOYED_CONTRACTS = ("ConsortiumRegistry", "DataUseAuthorization", "EvidenceRegistry", "StatsLedger")
+DEPLOYED_CONTRACTS = ("ConsortiumRegistry", "DataUseAuthorization", "EvidenceRegistry", "StatsLedger", "DataMarket", "Settlement")
+# Pools (risk pool, mutual aid): they also take EvidenceRegistry's address, so they are deployed after it.
+POOL_CONTRACTS = ("RiskPool", "MutualAid")
+DEPLOYED_CONTRACTS += POOL_CONTRACTS
 
 # The EVM version is a property of the network the contracts run on: py-evm (eth-tester) and anvil run
 # "prague" (solc 0.8.37 would default to "osaka"); geth 1.13.15's Clique network stops before Shanghai,
@@ -67,12 +70,20 @@ def _standard_input(sources: dict[str, str], evm_version: str) -> dict:
     }
 
 
+def _library_versions() -> str:
+    package = NODE_MODULES / "@openzeppelin" / "contracts" / "package.json"
+    return package.read_text() if package.exists() else ""
+
+
 def _check_toolchain() -> None:
     if shutil.which("node") is None:
         raise CompilerError("Node.js is not installed, so the Solidity compiler cannot run",
                             hint="install Node.js >= 18 and run scripts/setup.sh")
     if not (NODE_MODULES / "solc" / "package.json").exists():
         raise CompilerError("the Solidity compiler (npm package solc) is missing",
+                            hint="run scripts/setup.sh (it runs npm ci)")
+    if not (NODE_MODULES / "@openzeppelin" / "contracts" / "package.json").exists():
+        raise CompilerError("OpenZeppelin Contracts (npm package @openzeppelin/contracts) is missing",
                             hint="run scripts/setup.sh (it runs npm ci)")
 
 
@@ -88,7 +99,8 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR, build_dir: Path = BUI
     check_evm_version(evm_version)
     sources = _sources(contracts_dir)
     std_input = _standard_input(sources, evm_version)
-    key = hashlib.sha256(json.dumps(std_input, sort_keys=True).encode()).hexdigest()
+    # Imported libraries (OpenZeppelin, from node_modules) are not in std_input: their version joins the key.
+    key = hashlib.sha256((json.dumps(std_input, sort_keys=True) + _library_versions()).encode()).hexdigest()
     name = "artifacts.json" if evm_version == EVM_VERSION else f"artifacts-{evm_version}.json"
     cache = build_dir / "contracts" / name
     if not force and cache.exists():
@@ -103,7 +115,8 @@ def compile_contracts(contracts_dir: Path = CONTRACTS_DIR, build_dir: Path = BUI
     from solcx.exceptions import SolcError
 
     try:
-        output = solcx.compile_standard(std_input, solc_binary=str(SOLC_WRAPPER), allow_paths=[str(contracts_dir)])
+        output = solcx.compile_standard(std_input, solc_binary=str(SOLC_WRAPPER),
+                                        allow_paths=[str(contracts_dir), str(NODE_MODULES)])
     except SolcError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
         raise CompilerError(f"Solidity compilation failed: {first}", hint="fix the contract source and retry") from exc

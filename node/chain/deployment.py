@@ -17,7 +17,7 @@ from pathlib import Path
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from node.chain.compiler import DEPLOYED_CONTRACTS, EVM_VERSION, check_evm_version, compile_contracts
+from node.chain.compiler import DEPLOYED_CONTRACTS, EVM_VERSION, POOL_CONTRACTS, check_evm_version, compile_contracts
 from node.chain.errors import DeploymentError
 from node.chain.gateway import ChainGateway
 
@@ -129,7 +129,7 @@ def attach(gateway: ChainGateway, deployment: Deployment, *, check: bool = True)
 
 def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: list[GenesisMember], *,
                       evm_version: str | None = None) -> Deployment:
-    """Deploy all four contracts with ``genesis`` as the founding members and return the deployment.
+    """Deploy every consortium contract with ``genesis`` as the founding members and return the deployment.
 
     ``evm_version`` is the network's (``paris`` on a Clique network, which has no PUSH0); by default the
     version the gateway's artifacts were compiled for.
@@ -146,14 +146,26 @@ def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: li
         [m.endpoint for m in genesis], [m.x25519_key for m in genesis], [m.paillier_fingerprint for m in genesis],
     )
     addresses = {"ConsortiumRegistry": registry}
-    # The three others only take the registry's address and do not depend on each other: send them
+    # These only take the registry's address and do not depend on each other: send them
     # back to back and wait once.
     sent = {}
-    for name in DEPLOYED_CONTRACTS[1:]:
+    for name in ("DataUseAuthorization", "EvidenceRegistry", "StatsLedger", "Settlement"):
         factory = gateway.w3.eth.contract(abi=gateway.artifacts[name].abi, bytecode=gateway.artifacts[name].bytecode)
         sent[name] = gateway.submit(deployer, factory.constructor(registry))
     for name, tx in sent.items():
         addresses[name] = tx.wait()["contractAddress"]
+    # Pools read claims from EvidenceRegistry: deployed once its address is known.
+    pools = {}
+    for name in POOL_CONTRACTS:
+        factory = gateway.w3.eth.contract(abi=gateway.artifacts[name].abi, bytecode=gateway.artifacts[name].bytecode)
+        pools[name] = gateway.submit(deployer, factory.constructor(registry, addresses["EvidenceRegistry"]))
+    for name, tx in pools.items():
+        addresses[name] = tx.wait()["contractAddress"]
+    # Settlement: the data market needs the authorization contract, which then accepts grants from it
+    # (bound once, by this deployer; nobody can rebind it later).
+    addresses["DataMarket"] = gateway.deploy_contract(deployer, "DataMarket", registry, addresses["DataUseAuthorization"])
+    authorizations = gateway.w3.eth.contract(address=addresses["DataUseAuthorization"], abi=gateway.artifacts["DataUseAuthorization"].abi)
+    gateway.transact(deployer, authorizations.functions.bindMarket(addresses["DataMarket"]))
     deployment = Deployment(
         chain_id=gateway.chain_id, deployment_block=start_block + 1, contracts=addresses,
         abi_hashes={n: gateway.artifacts[n].abi_hash for n in DEPLOYED_CONTRACTS}, rpc_url=gateway.rpc_url,

@@ -260,3 +260,185 @@ class Ledger:
         j = self.gateway.call(self.stats.functions.getJob(job_id))
         return {"requester": j[0], "spec_hash": bytes(j[1]), "key_fingerprint": bytes(j[2]), "min_cohort": j[3],
                 "deadline": j[4], "opened_at": j[5], "state": j[6], "committed": j[7], "result_hash": bytes(j[8])}
+
+    # ------------------------------------------------------------------ pools (risk pool, mutual aid; node/pools/)
+
+    @property
+    def risk_pool(self) -> Any:
+        return self.gateway.contract("RiskPool")
+
+    @property
+    def mutual_aid(self) -> Any:
+        return self.gateway.contract("MutualAid")
+
+    def open_pool(self, pool_id: bytes, members: Sequence[str], weights: Sequence[int], cap_per_period: int,
+                  period_seconds: int) -> Any:
+        return self._send(self.risk_pool.functions.openPool(pool_id, [Web3.to_checksum_address(m) for m in members],
+                                                            list(weights), cap_per_period, period_seconds))
+
+    def join_pool(self, pool_id: bytes) -> Any:
+        return self._send(self.risk_pool.functions.joinPool(pool_id))
+
+    def propose_ratio(self, pool_id: bytes, weights: Sequence[int]) -> int:
+        receipt = self._send(self.risk_pool.functions.proposeRatio(pool_id, list(weights)))
+        return self._event_arg(receipt, self.risk_pool, "RatioProposed", "proposal")
+
+    def approve_ratio(self, pool_id: bytes, proposal: int) -> bool:
+        """Approve; True when this approval was the last one and the new ratio took effect."""
+        receipt = self._send(self.risk_pool.functions.approveRatio(pool_id, proposal))
+        return bool(self.risk_pool.events.RatioChanged().process_receipt(receipt, errors=DISCARD))
+
+    def report_loss(self, pool_id: bytes, claim_id_hash: bytes, amount: int, evidence_root: bytes,
+                    finding_hash: bytes = ZERO32) -> dict:
+        """Report a confirmed loss on this member's claim; returns the loss id, the shared amount and each share."""
+        receipt = self._send(self.risk_pool.functions.reportLoss(pool_id, claim_id_hash, amount, evidence_root, finding_hash))
+        shared = self.risk_pool.events.LossShared().process_receipt(receipt, errors=DISCARD)[0]["args"]
+        shares = self.risk_pool.events.ShareAssigned().process_receipt(receipt, errors=DISCARD)
+        return {"loss_id": bytes(shared["lossId"]), "shared": shared["loss"]["shared"], "period": shared["loss"]["period"],
+                "shares": {s["args"]["member"]: s["args"]["amount"] for s in shares}, "block_number": receipt["blockNumber"]}
+
+    def record_contribution(self, loss_id: bytes, payment_ref: bytes) -> Any:
+        return self._send(self.risk_pool.functions.recordContribution(loss_id, payment_ref))
+
+    def confirm_contribution(self, loss_id: bytes, payer: str) -> Any:
+        return self._send(self.risk_pool.functions.confirmContribution(loss_id, Web3.to_checksum_address(payer)))
+
+    def get_pool(self, pool_id: bytes) -> dict:
+        p, members, weights = self.gateway.call(self.risk_pool.functions.getPool(pool_id))
+        return {"opener": p[0], "opened_at": p[1], "period_seconds": p[2], "cap_per_period": p[3], "ratio_version": p[4],
+                "ratio_proposal": p[5], "active": p[6], "members": list(members), "weights": list(weights)}
+
+    def pool_period(self, pool_id: bytes, timestamp: int) -> dict:
+        period, shared = self.gateway.call(self.risk_pool.functions.periodOf(pool_id, timestamp))
+        return {"period": period, "shared": shared}
+
+    def get_loss(self, loss_id: bytes) -> dict:
+        loss = self.gateway.call(self.risk_pool.functions.getLoss(loss_id))
+        return {"pool_id": bytes(loss[0]), "insurer": loss[1], "claim_id_hash": bytes(loss[2]), "kind": loss[3],
+                "reported": loss[4], "shared": loss[5], "period": loss[6], "ratio_version": loss[7], "finding_hash": bytes(loss[8])}
+
+    def loss_share(self, loss_id: bytes, member: str) -> tuple[int, int]:
+        """(amount, payment state: 1 owed, 2 recorded, 3 confirmed) of ``member``'s share of a loss."""
+        amount, state = self.gateway.call(self.risk_pool.functions.shareOf(loss_id, Web3.to_checksum_address(member)))
+        return amount, state
+
+    def anchor_apportionment(self, claim_id_hash: bytes, evidence_root: bytes, payout: int, participants: int, rule: int,
+                             share_root: bytes, share_list_hash: bytes, payee: str) -> bytes:
+        """Anchor a mutual-aid apportionment of this member's approved claim; returns its claim key."""
+        terms = (claim_id_hash, evidence_root, payout, participants, rule, share_root, share_list_hash,
+                 Web3.to_checksum_address(payee))
+        receipt = self._send(self.mutual_aid.functions.anchorApportionment(terms))
+        return bytes(self._event_arg(receipt, self.mutual_aid, "ApportionmentAnchored", "claimKey"))
+
+    def record_payout(self, claim_key: bytes, payment_ref: bytes) -> Any:
+        return self._send(self.mutual_aid.functions.recordPayout(claim_key, payment_ref))
+
+    def confirm_payout(self, claim_key: bytes) -> Any:
+        return self._send(self.mutual_aid.functions.confirmPayout(claim_key))
+
+    def get_apportionment(self, claim_key: bytes) -> dict:
+        a = self.gateway.call(self.mutual_aid.functions.getApportionment(claim_key))
+        return {"organiser": a[0], "claim_id_hash": bytes(a[1]), "share_root": bytes(a[2]), "payout": a[3],
+                "participants": a[4], "rule": a[5], "state": a[6], "share_list_hash": bytes(a[7]), "payee": a[8],
+                "payment_ref": bytes(a[9]), "anchored_at": a[10]}
+
+    # ------------------------------------------------------------------ settlement (offers, certificates, statements)
+    # Area: settlement (issue 15). DataMarket sells certificates that create grants; Settlement holds the
+    # agreements, declared figures, statements and payments. Amounts are integers in the smallest currency unit.
+
+    @property
+    def market(self) -> Any:
+        return self.gateway.contract("DataMarket")
+
+    @property
+    def settlement(self) -> Any:
+        return self.gateway.contract("Settlement")
+
+    def publish_offer(self, dataset: bytes, purpose: Purpose, *, term: int, period_fee: int = 0, per_access_price: int = 0,
+                      per_row_price: int = 0, per_contribution_price: int = 0, revenue_share_bps: int = 0,
+                      scope_hash: bytes = ZERO32, consent_ref: bytes = ZERO32) -> int:
+        terms = (dataset, int(purpose), scope_hash, term, period_fee, per_access_price, per_row_price, per_contribution_price,
+                 revenue_share_bps, consent_ref)
+        receipt = self._send(self.market.functions.publishOffer(terms))
+        return self._event_arg(receipt, self.market, "OfferPublished", "offerId")
+
+    def withdraw_offer(self, offer_id: int) -> Any:
+        return self._send(self.market.functions.withdrawOffer(offer_id))
+
+    def buy_offer(self, offer_id: int) -> dict:
+        """Buy an offer: returns the certificate id and the id of the grant it created."""
+        receipt = self._send(self.market.functions.buy(offer_id))
+        logs = self.market.events.CertificateIssued().process_receipt(receipt, errors=DISCARD)
+        return {"certificate_id": logs[0]["args"]["certificateId"], "grant_id": logs[0]["args"]["grantId"],
+                "expires_at": logs[0]["args"]["expiresAt"]}
+
+    def revoke_certificate(self, certificate_id: int, reason_hash: bytes = ZERO32) -> Any:
+        return self._send(self.market.functions.revokeCertificate(certificate_id, reason_hash))
+
+    def get_offer(self, offer_id: int) -> dict:
+        o = self.gateway.call(self.market.functions.getOffer(offer_id))
+        t = o[3]
+        return {"offer_id": offer_id, "owner": o[0], "open": o[1], "published_at": o[2], "dataset_id": bytes(t[0]),
+                "purpose": Purpose(t[1]), "scope_hash": bytes(t[2]), "term": t[3], "period_fee": t[4], "per_access_price": t[5],
+                "per_row_price": t[6], "per_contribution_price": t[7], "revenue_share_bps": t[8], "consent_ref": bytes(t[9])}
+
+    def get_certificate(self, certificate_id: int) -> dict:
+        c = self.gateway.call(self.market.functions.getCertificate(certificate_id))
+        return {"certificate_id": certificate_id, "offer_id": c[0], "grant_id": c[1], "holder": c[2], "owner": c[3],
+                "issued_at": c[4], "expires_at": c[5], "revoked_at": c[6]}
+
+    def certificate_valid(self, certificate_id: int) -> bool:
+        return self.gateway.call(self.market.functions.certificateValid(certificate_id))
+
+    def propose_agreement(self, payer: str, providers: Sequence[str], formula: Any, *, period_start: int, period_seconds: int,
+                          dispute_window: int) -> int:
+        """``formula``: node.settlement.formula.Formula. The proposer (a party) accepts by proposing."""
+        receipt = self._send(self.settlement.functions.proposeAgreement(
+            Web3.to_checksum_address(payer), [Web3.to_checksum_address(p) for p in providers], formula.as_tuple(),
+            period_start, period_seconds, dispute_window))
+        return self._event_arg(receipt, self.settlement, "AgreementProposed", "agreementId")
+
+    def accept_agreement(self, agreement_id: int) -> Any:
+        return self._send(self.settlement.functions.acceptAgreement(agreement_id))
+
+    def get_agreement(self, agreement_id: int) -> dict:
+        a = self.gateway.call(self.settlement.functions.getAgreement(agreement_id))
+        return {"agreement_id": agreement_id, "payer": a[0], "state": a[1], "period_start": a[2], "period_seconds": a[3],
+                "dispute_window": a[4], "acceptances": a[5], "formula": tuple(a[6]), "providers": list(a[7])}
+
+    def agreement_count(self) -> int:
+        return self.gateway.call(self.settlement.functions.agreementCount())
+
+    def declare_figure(self, agreement_id: int, period: int, provider: str, figure: int, value: int,
+                       evidence_hash: bytes = ZERO32) -> Any:
+        return self._send(self.settlement.functions.declareFigure(agreement_id, period, Web3.to_checksum_address(provider),
+                                                                  int(figure), value, evidence_hash))
+
+    def issue_statement(self, agreement_id: int, period: int, inputs_hash: bytes, amounts: Sequence[int]) -> Any:
+        return self._send(self.settlement.functions.issueStatement(agreement_id, period, inputs_hash, list(amounts)))
+
+    def confirm_statement(self, agreement_id: int, period: int) -> Any:
+        return self._send(self.settlement.functions.confirmStatement(agreement_id, period))
+
+    def dispute_statement(self, agreement_id: int, period: int, reason_hash: bytes = ZERO32) -> Any:
+        return self._send(self.settlement.functions.disputeStatement(agreement_id, period, reason_hash))
+
+    def record_payment(self, agreement_id: int, period: int, payee: str, payment_ref: bytes) -> Any:
+        return self._send(self.settlement.functions.recordPayment(agreement_id, period, Web3.to_checksum_address(payee),
+                                                                  payment_ref))
+
+    def confirm_payment(self, agreement_id: int, period: int) -> Any:
+        return self._send(self.settlement.functions.confirmPayment(agreement_id, period))
+
+    def get_statement(self, agreement_id: int, period: int) -> dict:
+        s = self.gateway.call(self.settlement.functions.getStatement(agreement_id, period))
+        amounts = self.gateway.call(self.settlement.functions.statementAmounts(agreement_id, period))
+        return {"agreement_id": agreement_id, "period": period, "state": STATEMENT_STATES[s[0]], "revision": s[1],
+                "confirmations": s[2], "unpaid": s[3], "issued_at": s[4], "inputs_hash": bytes(s[5]), "total": s[6],
+                "issuer": s[7], "amounts": list(amounts)}
+
+    def payment_state(self, agreement_id: int, period: int, payee: str) -> int:
+        return self.gateway.call(self.settlement.functions.paymentState(agreement_id, period, Web3.to_checksum_address(payee)))
+
+
+STATEMENT_STATES = ("NONE", "ISSUED", "DISPUTED", "CONFIRMED", "SETTLED")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 
-describe = "gas used by each state-changing function of the four contracts (anvil)"
+describe = "gas used by each state-changing function of the consortium contracts (anvil)"
 
 
 def add_arguments(parser) -> None:
@@ -34,9 +34,9 @@ def run(args, progress) -> dict:
         genesis = [GenesisMember(acct[n].address, n, r, f"https://{n}.example", _h(n)) for n, r in roles.items()]
         task = progress.add_task("measuring gas", total=None)
         # Deployment gas: replay each deployment and read its receipt.
-        deploy_consortium(gw, acct["deployer"], genesis)
+        deployment = deploy_consortium(gw, acct["deployer"], genesis)
         start = gw.w3.eth.block_number
-        for block in range(start - 3, start + 1):
+        for block in range(deployment.deployment_block, start + 1):
             for tx in gw.w3.eth.get_block(block, full_transactions=True)["transactions"]:
                 receipt = gw.w3.eth.get_transaction_receipt(tx["hash"])
                 if receipt["contractAddress"]:
@@ -104,6 +104,22 @@ def run(args, progress) -> dict:
         gw.w3.provider.make_request("evm_increaseTime", [7200])
         gw.w3.provider.make_request("evm_mine", [])
         measure("StatsLedger.abort", L["platform"], st.functions.abort(2))
+
+        # Pools: insurer_a's claim above is PAID with its evidence root anchored, so it is a confirmed loss.
+        rp, pool = L["insurer_a"].risk_pool, _h("pool")
+        measure("RiskPool.openPool (2 members)", L["insurer_a"], rp.functions.openPool(pool, parts, [70, 30], 10**12, 30 * 86400))
+        measure("RiskPool.joinPool (activates)", L["insurer_b"], rp.functions.joinPool(pool))
+        measure("RiskPool.proposeRatio", L["insurer_b"], rp.functions.proposeRatio(pool, [40, 60]))
+        measure("RiskPool.approveRatio (takes effect)", L["insurer_a"], rp.functions.approveRatio(pool, 1))
+        measure("RiskPool.reportLoss (2 members)", L["insurer_a"], rp.functions.reportLoss(pool, _h("claim"), 1_000_001, _h("root"), bytes(32)))
+        loss_id = gw.call(ev.functions.claimKey(acct["insurer_a"].address, _h("claim")))
+        measure("RiskPool.recordContribution", L["insurer_b"], rp.functions.recordContribution(loss_id, _h("pay")))
+        measure("RiskPool.confirmContribution", L["insurer_a"], rp.functions.confirmContribution(loss_id, acct["insurer_b"].address))
+        ma = L["insurer_a"].mutual_aid
+        terms = (_h("claim"), _h("root"), 300_000_001, 1_000_000, 1, _h("share root"), _h("share list"), acct["deployer"].address)
+        measure("MutualAid.anchorApportionment", L["insurer_a"], ma.functions.anchorApportionment(terms))
+        measure("MutualAid.recordPayout", L["insurer_a"], ma.functions.recordPayout(loss_id, _h("payout")))
+        measure("MutualAid.confirmPayout", L["deployer"], ma.functions.confirmPayout(loss_id))
 
     per_access = gas[f"DataUseAuthorization.recordAccessBatch ({n})"] / n
     per_denial = gas[f"DataUseAuthorization.recordDenialBatch ({n})"] / n

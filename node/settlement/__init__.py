@@ -1,0 +1,1 @@
+"""Settlement: data offers and certificates, metered usage, revenue-share statements and their payment."""
