@@ -166,6 +166,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app = FastAPI(title=f"Consortium node: {ctx.settings.name}", version="0.1.0",
                   description="Data-use authorizations, access logs and joint statistics for one consortium member")
     app.state.ctx = ctx
+    from node.memtrace import start_from_environment
+
+    start_from_environment()  # CONSORTIUM_MEMTRACE=file: periodic memory samples, for finding drift (debug only)
     for module in (health, data, grants, governance):
         app.include_router(module.router)
     from node.api import stats as stats_api

@@ -58,7 +58,7 @@ async def authenticated(request: Request) -> Caller:
     try:
         verified = ctx.verifier.verify(request.method, target, body, dict(request.headers))
     except AuthError as exc:
-        raise problem(401, exc.reason, exc.one_line()) from None
+        raise problem(exc.status, exc.reason, exc.one_line()) from None
     signed = SignedRequest(verified.signer, request.method, target, body, verified.timestamp, verified.nonce,
                            verified.signature, verified.digest)
     serving(signed)
