@@ -168,8 +168,9 @@ class RequestVerifier:
     def nonces_held(self) -> int:
         return len(self._seen)
 
-    def verify(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> VerifiedRequest:
-        get = {k.lower(): v for k, v in headers.items()}.get
+    def verify(self, method: str, path: str, body: bytes, headers) -> VerifiedRequest:
+        """``headers``: a dict (any case) or a case-insensitive mapping such as the framework's request headers."""
+        get = {k.lower(): v for k, v in headers.items()}.get if isinstance(headers, dict) else headers.get
         signer, ts, nonce_hex, sig = (get(HEADER_SIGNER), get(HEADER_TIMESTAMP), get(HEADER_NONCE), get(HEADER_SIGNATURE))
         if not (signer and ts and nonce_hex and sig):
             raise AuthError("request is not signed", reason="unsigned",

@@ -3,8 +3,8 @@
 Set ``CONSORTIUM_MEMTRACE=/path/file.jsonl`` before starting a node: a daemon thread then writes, every
 ``CONSORTIUM_MEMTRACE_SECONDS`` (default 30), one JSON line with the process RSS, what tracemalloc sees
 (Python allocations only), SQLite's own allocator (page caches live there, invisible to tracemalloc),
-the counts of the most numerous object types, and the top allocation sites grown since the first
-sample. RSS growing while both traced figures stay flat points at the C allocator (arenas, fragmentation).
+the object types and allocation sites grown since the baseline sample (the first after
+``CONSORTIUM_MEMTRACE_BASELINE`` seconds, to leave warm-up out). RSS growing while both traced figures stay flat points at the C allocator (arenas, fragmentation).
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from pathlib import Path
 
 ENV_FILE = "CONSORTIUM_MEMTRACE"
 ENV_SECONDS = "CONSORTIUM_MEMTRACE_SECONDS"
-ENV_DEEP = "CONSORTIUM_MEMTRACE_DEEP"
+ENV_DEEP = "CONSORTIUM_MEMTRACE_DEEP"  # "0": RSS, C heap and SQLite only (tracemalloc itself moves the heap)
+ENV_BASELINE = "CONSORTIUM_MEMTRACE_BASELINE"  # seconds after start of the snapshot growth is measured from
 
 
 def rss_kb() -> int:
@@ -79,8 +80,9 @@ def _type_counts() -> Counter:
 
 
 class MemoryTrace:
-    def __init__(self, path: Path, every: float, frames: int = 8, deep: bool = True):
+    def __init__(self, path: Path, every: float, frames: int = 8, deep: bool = True, baseline_at: float = 0.0):
         self.path = path
+        self.baseline_at = baseline_at  # growth is measured from the first sample after this many seconds
         self.deep = deep  # tracemalloc and object counts; they perturb the heap they measure, so off for RSS runs
         self.every = every
         self.frames = frames
@@ -105,8 +107,10 @@ class MemoryTrace:
             snapshot = tracemalloc.take_snapshot().filter_traces(
                 [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>")])
             types = _type_counts()
-            if first is None:
+            if first is None and time.monotonic() - started >= self.baseline_at:
                 first, first_types = snapshot, types
+            if first is None:
+                continue
             grown = snapshot.compare_to(first, "traceback")[:12]
             current, peak = tracemalloc.get_traced_memory()
             line = {
@@ -135,6 +139,7 @@ def start_from_environment() -> MemoryTrace | None:
     if not target:
         return None
     trace = MemoryTrace(Path(target), float(os.environ.get(ENV_SECONDS, "30")),
-                        deep=os.environ.get(ENV_DEEP, "1") != "0")
+                        deep=os.environ.get(ENV_DEEP, "1") != "0",
+                        baseline_at=float(os.environ.get(ENV_BASELINE, "0")))
     trace.start()
     return trace
