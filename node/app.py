@@ -110,9 +110,10 @@ class BodyDeadline:
             if complete:  # after the body only a disconnect can come: no deadline on waiting for it
                 return await receive()
             remaining = started + self.grace + received / self.min_rate - loop.time()
-            try:
-                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout arms a timer on this task; wait_for would start a task per body message
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    message = await receive()
+            except TimeoutError:
                 raise _SlowBody() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))

@@ -102,9 +102,10 @@ if HttpToolsProtocol is not None:
                 self.send_400_response("Invalid HTTP request received.")
 
         def on_headers_complete(self) -> None:
-            # Headers that came complete in one large read: measured from what the parser saw.
-            size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-            if size > self.max_header_bytes:
+            # Headers that came complete in one large read: measured from what the parser saw (only needed when
+            # more than the limit arrived while waiting for them, which counts any body bytes read with them too).
+            if self._header_bytes > self.max_header_bytes and \
+                    len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > self.max_header_bytes:
                 raise _HeadersTooLarge()  # httptools turns it into a parser error: 400 and close, like h11
             self._waiting = False
             super().on_headers_complete()
@@ -135,6 +136,8 @@ def uvicorn_options(settings: NodeSettings, parser: str = "auto") -> dict[str, A
         "host": settings.host, "port": settings.port, "log_level": "warning", "access_log": False,
         "http": protocol_for(settings, parser), "loop": "auto",  # auto: uvloop when installed
         "timeout_keep_alive": settings.http_keep_alive_seconds,
+        # No X-Forwarded-* rewriting: the node never uses the client's address (requests are told apart by signer).
+        "proxy_headers": False,
         "h11_max_incomplete_event_size": settings.http_max_header_bytes,
         # A short graceful shutdown: idle keep-alive connections of peers must not hold a stop for long.
         "timeout_graceful_shutdown": 3,
