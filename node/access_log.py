@@ -8,9 +8,7 @@ that batch was mined and never logs a record twice.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
-from concurrent.futures import Future
 import time
 from dataclasses import dataclass
 
@@ -120,6 +118,16 @@ def _abi_entry(contract, name: str) -> tuple[bytes, list[str]]:
 _ABI_ENTRIES: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
 
 
+@dataclass(eq=False)
+class _Pending:
+    """One record waiting for its group commit."""
+
+    values: dict
+    proof: dict | None
+    settled: bool = False
+    error: BaseException | None = None
+
+
 class AccessLog(BackgroundLoop):
     thread_name = "access-log-flusher"
 
@@ -134,9 +142,10 @@ class AccessLog(BackgroundLoop):
         self._flush_lock = threading.Lock()
         self.last_error: str | None = None
         self._failures = 0
-        self._intake: queue.Queue = queue.Queue()
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
+        self._turn = threading.Condition()  # guards _queued and _committing
+        self._queued: list[_Pending] = []
+        self._committing = False
+        self.group_max = 1000
         migrate(engine, "access_log", metadata, SCHEMA_VERSION)
 
     # ------------------------------------------------------------------ intake
@@ -147,7 +156,7 @@ class AccessLog(BackgroundLoop):
         Concurrent callers are committed together (group commit): one fsync covers every record
         that arrived while the previous commit was on its way to disk.
         """
-        self.submit(record).result()
+        self._commit(self._entry(record))
 
     def deny(self, caller, dataset_id: bytes, purpose: int, reason_code: int) -> None:
         """Durably queue the denial of ``caller``'s request, with that signed request as its proof.
@@ -161,8 +170,8 @@ class AccessLog(BackgroundLoop):
         address = getattr(caller, "address", caller)
         if signed is None:
             log.warning("denial of %s logged without its signed request: the regulator will flag it", address)
-        self.submit(LogRecord("denial", address, dataset_id, int(purpose), signed.digest if signed else ZERO32,
-                              reason_code=int(reason_code)), request=signed).result()
+        self._commit(self._entry(LogRecord("denial", address, dataset_id, int(purpose), signed.digest if signed else ZERO32,
+                                           reason_code=int(reason_code)), request=signed))
 
     def signed_request(self, digest: bytes) -> SignedRequest | None:
         """The signed request kept for the denial whose queryHash is ``digest``."""
@@ -173,51 +182,56 @@ class AccessLog(BackgroundLoop):
         return SignedRequest(r.requester, r.method, r.path, bytes(r.body), r.timestamp, bytes(r.nonce), bytes(r.signature),
                              bytes(r.digest))
 
-    def submit(self, record: LogRecord, request: SignedRequest | None = None) -> Future:
-        """Queue a record for the next group commit; the future completes once it is on disk."""
+    @staticmethod
+    def _entry(record: LogRecord, request: SignedRequest | None = None) -> "_Pending":
         values = dict(kind=record.kind, grant_id=record.grant_id, requester=checksum(record.requester),
                       dataset_id=record.dataset_id, purpose=int(record.purpose), reason_code=record.reason_code,
                       query_hash=record.query_hash, rows=record.rows, created_at=time.time(), state="pending")
         proof = None if request is None else dict(
             digest=request.digest, requester=request.signer, method=request.method, path=request.path, body=request.body,
             timestamp=request.timestamp, nonce=request.nonce, signature=request.signature, created_at=values["created_at"])
-        done: Future = Future()
-        self._intake.put((values, done, proof))
-        self._ensure_writer()
-        return done
+        return _Pending(values, proof)
 
-    def _ensure_writer(self) -> None:
-        if self._writer is None or not self._writer.is_alive():
-            with self._writer_lock:
-                if self._writer is None or not self._writer.is_alive():
-                    self._writer = threading.Thread(target=self._write_loop, name="access-log-writer", daemon=True)
-                    self._writer.start()
-
-    def _write_loop(self) -> None:
-        while True:
-            first = self._intake.get()
-            group = [first]
-            while len(group) < 1000:
+    def _commit(self, entry: "_Pending") -> None:
+        """Group commit without a writer thread: a caller that finds no commit under way commits everything
+        queued (its own record and those of callers who arrived meanwhile) and wakes them; callers who
+        arrive during a commit wait for it, and one of them leads the next. A lone request thus commits
+        its own record with no thread hand-off, and under load one fsync still covers many records."""
+        with self._turn:
+            self._queued.append(entry)
+            while not entry.settled:
+                if self._committing:
+                    self._turn.wait()
+                    continue
+                self._committing = True
+                group, self._queued = self._queued[:self.group_max], self._queued[self.group_max:]
+                self._turn.release()
                 try:
-                    group.append(self._intake.get_nowait())
-                except queue.Empty:
-                    break
-            proofs = {p["digest"]: p for _, _, p in group if p is not None}
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(outbox.insert(), [values for values, _, _ in group])
-                    if proofs:
-                        kept = set(conn.execute(select(denial_requests.c.digest)
-                                                .where(denial_requests.c.digest.in_(list(proofs)))).scalars())
-                        fresh = [p for d, p in proofs.items() if d not in kept]
-                        if fresh:
-                            conn.execute(denial_requests.insert(), fresh)
-            except Exception as exc:  # the callers see the failure; nothing of the group was stored
-                for _, done, _ in group:
-                    done.set_exception(exc)
-                continue
-            for _, done, _ in group:
-                done.set_result(None)
+                    error = self._write_group(group)
+                finally:
+                    self._turn.acquire()
+                    self._committing = False
+                for pending in group:
+                    pending.settled, pending.error = True, error
+                self._turn.notify_all()
+        if entry.error is not None:
+            raise entry.error
+
+    def _write_group(self, group: list["_Pending"]) -> BaseException | None:
+        """Insert a group in one transaction; the error if nothing of it was stored (every caller sees it)."""
+        proofs = {p.proof["digest"]: p.proof for p in group if p.proof is not None}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(outbox.insert(), [p.values for p in group])
+                if proofs:
+                    kept = set(conn.execute(select(denial_requests.c.digest)
+                                            .where(denial_requests.c.digest.in_(list(proofs)))).scalars())
+                    fresh = [p for d, p in proofs.items() if d not in kept]
+                    if fresh:
+                        conn.execute(denial_requests.insert(), fresh)
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller, re-raised in each of them
+            return exc
+        return None
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -166,3 +166,49 @@ def test_an_encoded_batch_that_would_revert_is_refused_at_gas_estimation(setup):
     unknown_grant = EncodedCall.of(contract, "recordAccessBatch", [10**9], [bytes(32)], [1])
     with pytest.raises(ContractRevert):
         c.gateway.submit(c.accounts["insurer_a"], unknown_grant)
+
+
+def test_concurrent_appends_are_all_durable_and_a_failed_commit_fails_every_caller_in_it(setup, monkeypatch):
+    """Group commit without a writer thread: callers lead commits in turn; none is lost, none is left waiting."""
+    import threading
+
+    c, gid, engine = setup
+    log = AccessLog(engine, c["insurer_a"])
+    errors: list[BaseException] = []
+
+    def appender(rs):
+        for r in rs:
+            try:
+                log.append(r)
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+    batch = records(c, 200, gid)
+    threads = [threading.Thread(target=appender, args=(batch[i::8],)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert log.counts() == {"pending": 200}
+
+    def broken(*_a, **_k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(log, "engine", type("E", (), {"begin": broken})())
+    failures: list[BaseException] = []
+
+    def failing():
+        try:
+            log.append(batch[0])
+        except RuntimeError as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=failing) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(failures) == 6 and not any(t.is_alive() for t in threads)
+    monkeypatch.undo()
+    assert log.counts() == {"pending": 200}  # nothing of the failed commits was stored
