@@ -4,6 +4,10 @@ Traffic (4 client threads): served queries (a grantee with a STATISTICS grant), 
 member without a grant, and a non-member), evidence hashes (the operator), statistics job listings
 (the operator). Afterwards the node's access log is drained and the chain is read: every served
 query must be one AccessRecorded and every refused one a DenialRecorded, exactly.
+
+Memory: ``rss_idle_mb`` before any traffic, ``rss_start_mb`` after ``--warmup`` seconds of the same traffic
+(first-use imports, pools and the replay window filling up), ``rss_end_mb`` at the end; ``rss_drift_pct``
+is end against start, ``rss_warm_growth_pct`` the warm-up's own growth, both reported.
 """
 from __future__ import annotations
 
@@ -16,7 +20,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-describe = "soak: mixed signed traffic for --seconds; rps, p95, errors, RSS drift, served = logged, refused = denials"
+describe = ("soak: mixed signed traffic for --warmup then --seconds; rps, p95, errors, RSS drift after the warm-up, "
+            "served = logged, refused = denials")
 
 
 def add_arguments(parser) -> None:

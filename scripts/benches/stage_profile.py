@@ -1,10 +1,9 @@
 """Where a node's CPU goes per request, by stage: py-spy samples of the node process, sorted into stages.
 
 Used by ``bench.py node-access --profile``; on saved samples: ``bench.py stage-profile FILE REQUESTS``.
-py-spy (a sampling profiler, no code
-change in the node) records collapsed stacks of every thread that is on a CPU; a background thread's stacks go to
-that thread; a request's stack goes to the innermost frame that names a stage, so a signature check inside
-the authentication dependency counts as "auth", not as "framework".
+py-spy (a sampling profiler, no code change in the node) records collapsed stacks of the node's threads;
+a background thread's stacks go to that thread, a request's stack to the innermost frame that names a
+stage, so a signature check inside the authentication dependency counts as "auth", not as "framework".
 """
 from __future__ import annotations
 
