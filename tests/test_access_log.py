@@ -212,3 +212,17 @@ def test_concurrent_appends_are_all_durable_and_a_failed_commit_fails_every_call
     assert len(failures) == 6 and not any(t.is_alive() for t in threads)
     monkeypatch.undo()
     assert log.counts() == {"pending": 200}  # nothing of the failed commits was stored
+
+
+def test_settled_batches_leave_no_signed_transaction_in_memory(setup):
+    """The gateway keeps a batch's signed bytes only until it is settled (re-broadcast needs them before, never
+    after): kept for good they were the node's memory drift under steady logging (bench.py soak)."""
+    c, gid, engine = setup
+    gateway = c["insurer_a"].gateway
+    log = AccessLog(engine, c["insurer_a"], batch_max=10)
+    for r in records(c, 50, gid):
+        log.append(r)
+    assert log.flush() == 50
+    mined = {h for (h,) in engine.connect().exec_driver_sql("select distinct tx_hash from chain_log_outbox")}
+    assert len(mined) == 5
+    assert not mined & set(gateway._signed)

@@ -146,7 +146,7 @@ def _soak(net, args, progress, EventReader) -> dict:
     # Drain: the node's queue of access and denial records must reach the chain.
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        queue = operator.request("GET", "/ready").json()["access_log"]
+        queue = operator.request("GET", "/ready").json().get("access_log") or {"pending": 1}  # not ready yet: wait
         if queue.get("pending", 0) == 0 and queue.get("sent", 0) == 0:
             break
         time.sleep(0.5)
