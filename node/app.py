@@ -110,9 +110,10 @@ class BodyDeadline:
             if complete:  # after the body only a disconnect can come: no deadline on waiting for it
                 return await receive()
             remaining = started + self.grace + received / self.min_rate - loop.time()
-            try:
-                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
-            except asyncio.TimeoutError:
+            try:  # asyncio.timeout arms a timer on this task; wait_for would start a task per body message
+                async with asyncio.timeout(max(remaining, 0.001)):
+                    message = await receive()
+            except TimeoutError:
                 raise _SlowBody() from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -166,6 +167,9 @@ def create_app(ctx: NodeContext) -> FastAPI:
     app = FastAPI(title=f"Consortium node: {ctx.settings.name}", version="0.1.0",
                   description="Data-use authorizations, access logs and joint statistics for one consortium member")
     app.state.ctx = ctx
+    from node.memtrace import start_from_environment
+
+    start_from_environment()  # CONSORTIUM_MEMTRACE=file: periodic memory samples, for finding drift (debug only)
     for module in (health, data, grants, governance):
         app.include_router(module.router)
     from node.api import stats as stats_api

@@ -8,10 +8,10 @@ The receiver checks the signature, the time window, and that the nonce was never
 from __future__ import annotations
 
 import hashlib
+import heapq
 import os
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 
 from functools import lru_cache
@@ -39,9 +39,10 @@ _TYPES = {
 
 
 class AuthError(ConsortiumError):
-    """A request that cannot be attributed to a member: HTTP 401 with ``reason``."""
+    """A request that cannot be attributed to a member: HTTP ``status`` (401) with ``reason``."""
 
     reason = "unauthenticated"
+    status = 401
 
 
 def _typed(chain_id: int, method: str, path: str, body_hash: bytes, timestamp: int, nonce: bytes, audience: str):
@@ -142,22 +143,34 @@ class VerifiedRequest:
 class RequestVerifier:
     """Checks signatures, the time window and nonces.
 
-    Seen nonces are kept in memory for the time window. After a restart the memory is empty, so the
-    node accepts only requests signed after it started: a request captured earlier cannot be replayed
-    across a restart, and no disk write (an fsync per request) sits on the request path.
+    Seen nonces are kept in memory until their request's timestamp leaves the window (a replay after
+    that fails the timestamp check anyway). After a restart the memory is empty, so the node accepts
+    only requests signed after it started: a request captured earlier cannot be replayed across a
+    restart, and no disk write (an fsync per request) sits on the request path.
+
+    At most ``max_nonces`` are kept (memory is bounded whatever the request rate): when that many
+    unexpired nonces are held, new requests are refused (``replay_cache_full``, retried by clients)
+    rather than forgetting a nonce that could then be replayed.
     """
 
-    def __init__(self, chain_id: int, audience: str, window_seconds: int = 120):
+    def __init__(self, chain_id: int, audience: str, window_seconds: int = 120, max_nonces: int = 250_000):
         self.chain_id = chain_id
         self.audience = Web3.to_checksum_address(audience)
         self.window = window_seconds
+        self.max_nonces = max_nonces
         self.started_at = int(time.time())
-        self._seen: dict[tuple[str, bytes], int] = {}
-        self._order: deque[tuple[int, tuple[str, bytes]]] = deque()
+        # signer (20 bytes) + nonce (32 bytes) -> the second after which a replay fails the timestamp check
+        self._seen: dict[bytes, int] = {}
+        self._expiry: list[tuple[int, bytes]] = []  # heap of (expiry, key): timestamps arrive in any order
         self._lock = threading.Lock()
 
-    def verify(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> VerifiedRequest:
-        get = {k.lower(): v for k, v in headers.items()}.get
+    @property
+    def nonces_held(self) -> int:
+        return len(self._seen)
+
+    def verify(self, method: str, path: str, body: bytes, headers) -> VerifiedRequest:
+        """``headers``: a dict (any case) or a case-insensitive mapping such as the framework's request headers."""
+        get = {k.lower(): v for k, v in headers.items()}.get if isinstance(headers, dict) else headers.get
         signer, ts, nonce_hex, sig = (get(HEADER_SIGNER), get(HEADER_TIMESTAMP), get(HEADER_NONCE), get(HEADER_SIGNATURE))
         if not (signer and ts and nonce_hex and sig):
             raise AuthError("request is not signed", reason="unsigned",
@@ -189,17 +202,23 @@ class RequestVerifier:
         if recovered != claimed:
             raise AuthError("signature does not match the claimed signer (forged, or signed for another node or body)",
                             reason="bad_signature", hint="sign the exact request for this node with the member's key")
-        self._remember(claimed, nonce, now)
+        self._remember(claimed, nonce, timestamp, now)
         return VerifiedRequest(claimed, timestamp, nonce, digest, signature)
 
-    def _remember(self, signer: str, nonce: bytes, now: int) -> None:
-        key = (signer, nonce)
+    def _remember(self, signer: str, nonce: bytes, timestamp: int, now: int) -> None:
+        key = bytes.fromhex(signer[2:]) + nonce
         with self._lock:
-            # Forget nonces older than the window: their requests fail the timestamp check anyway.
-            while self._order and self._order[0][0] < now - 2 * self.window:
-                self._seen.pop(self._order.popleft()[1], None)
+            # Forget nonces whose timestamp is out of the window: a replay of them is refused as stale.
+            expiry = self._expiry
+            while expiry and expiry[0][0] < now:
+                self._seen.pop(heapq.heappop(expiry)[1], None)
             if key in self._seen:
                 raise AuthError("request replayed (nonce already used)", reason="replayed",
                                 hint="sign every request with a fresh nonce")
-            self._seen[key] = now
-            self._order.append((now, key))
+            if len(self._seen) >= self.max_nonces:
+                full = AuthError(f"this node holds {self.max_nonces} unexpired request nonces (its replay memory is full)",
+                                 reason="replay_cache_full", hint="retry in a few seconds")
+                full.status = 503  # the node's capacity, not the caller's signature
+                raise full
+            self._seen[key] = timestamp + self.window
+            heapq.heappush(expiry, (timestamp + self.window, key))

@@ -70,7 +70,7 @@ class NodeContext:
         settings.home.mkdir(parents=True, exist_ok=True)
         engine = create_store_engine(settings.db_url)
         init_datasets(engine)
-        verifier = RequestVerifier(gateway.chain_id, keys.address, settings.auth_window_seconds)
+        verifier = RequestVerifier(gateway.chain_id, keys.address, settings.auth_window_seconds, settings.auth_max_nonces)
         access_log = AccessLog(engine, ledger, flush_seconds=settings.log_flush_seconds, batch_max=settings.log_batch_max)
         cache = AuthorizationCache(ledger) if settings.authz_cache else None
         evidence = EvidenceService(engine, ledger, EvidenceSettings(

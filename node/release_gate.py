@@ -172,7 +172,8 @@ class ReleaseGate:
         suppressed = [b for b in footprint.buckets if sizes[b] < k]
         kept = Footprint({b: footprint.buckets[b] for b in released})
         with self._lock:
-            conflict = find_conflict(kept, self._history(req, kept, k), k)
+            # an answer with no released bucket can differ from nothing: no history to read
+            conflict = find_conflict(kept, self._history(req, kept, k), k) if kept.buckets else None
             if conflict is not None:
                 self.refuse(req, DenialReason.DIFFERENCING, "differencing",
                             f"bucket {conflict.bucket!r} differs from bucket {conflict.earlier_bucket!r} of an earlier release "
@@ -216,6 +217,8 @@ class ReleaseGate:
 
     def _record(self, req: Request, kept: Footprint, spent: float | None) -> None:
         order = list(kept.buckets)
+        if not order and spent is None:
+            return  # nothing released and no budget charged: nothing to record
         fingerprint = _fingerprint(kept)
         with self.engine.begin() as conn:  # footprint and budget in one transaction, before anything is sent
             seen = conn.execute(select(history.c.id).where(history.c.requester == req.requester, history.c.dataset == req.dataset,

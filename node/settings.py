@@ -31,6 +31,8 @@ class NodeSettings(BaseSettings):
     port: int = Field(default=8700, ge=0, le=65535)
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     auth_window_seconds: int = Field(default=120, gt=0, description="accepted clock skew / replay window")
+    auth_max_nonces: int = Field(default=250_000, ge=1000, description="request nonces kept against replays (about 250 "
+                                 "bytes each); when full, new requests get 503 until the oldest leave the window")
     log_flush_seconds: float = Field(default=1.0, gt=0, description="how often pending access logs go on chain")
     log_batch_max: int = Field(default=1000, gt=0, le=2000)
     authz_cache: bool = Field(default=True, description="cache chain authorization state, invalidated by mined events")

@@ -168,3 +168,61 @@ def test_client_signs_the_target_exactly_as_the_node_receives_it(path, params):
     assert seen["target"].isascii()
     assert verifier().verify("GET", seen["target"], b"", seen["headers"]).signer == SIGNER.address
     assert signed_target(httpx.URL("http://h/prefix"), httpx.URL("http://h/prefix/evidence/x?a=1")) == "/evidence/x?a=1"
+
+
+class _Clock:
+    """Stands in for node.auth's time module: the test moves the clock instead of sleeping."""
+
+    def __init__(self, now: float):
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+def test_replay_memory_is_bounded_and_full_memory_refuses_instead_of_forgetting(monkeypatch):
+    import node.auth
+
+    clock = _Clock(time.time())
+    monkeypatch.setattr(node.auth, "time", clock)
+    v = RequestVerifier(31337, NODE, 60, max_nonces=3)
+    v.started_at -= 5
+    sent = [sign_request(SIGNER, 31337, NODE, "GET", "/x", b"", timestamp=int(clock.now)) for _ in range(4)]
+    for headers in sent[:3]:
+        v.verify("GET", "/x", b"", headers)
+    with pytest.raises(AuthError) as e:
+        v.verify("GET", "/x", b"", sent[3])
+    assert e.value.reason == "replay_cache_full" and e.value.status == 503
+    assert v.nonces_held == 3
+    # Still inside the window: every kept nonce is still refused as a replay (none was forgotten to make room).
+    clock.now += 60
+    with pytest.raises(AuthError) as e:
+        v.verify("GET", "/x", b"", sent[0])
+    assert e.value.reason == "replayed"
+    # Once their timestamps leave the window the nonces are dropped (a replay is stale now) and room is made.
+    clock.now += 1
+    fresh = sign_request(SIGNER, 31337, NODE, "GET", "/x", b"", timestamp=int(clock.now))
+    assert v.verify("GET", "/x", b"", fresh).signer == SIGNER.address
+    assert v.nonces_held == 1
+    with pytest.raises(AuthError) as e:
+        v.verify("GET", "/x", b"", sent[1])
+    assert e.value.reason == "stale_timestamp"
+
+
+def test_replay_memory_holds_each_nonce_for_its_timestamp_window_only(monkeypatch):
+    """A request signed ahead of the node's clock stays remembered until its own timestamp leaves the window."""
+    import node.auth
+
+    clock = _Clock(time.time())
+    monkeypatch.setattr(node.auth, "time", clock)
+    v = RequestVerifier(31337, NODE, 60)
+    v.started_at -= 5
+    ahead = sign_request(SIGNER, 31337, NODE, "GET", "/x", b"", timestamp=int(clock.now) + 50)
+    v.verify("GET", "/x", b"", ahead)
+    for _ in range(100):
+        v.verify("GET", "/x", b"", sign_request(SIGNER, 31337, NODE, "GET", "/x", b"", timestamp=int(clock.now)))
+    clock.now += 100  # the 100 now-stamped nonces expired; the one signed 50 s ahead has 10 s left
+    with pytest.raises(AuthError) as e:
+        v.verify("GET", "/x", b"", ahead)
+    assert e.value.reason == "replayed"
+    assert v.nonces_held == 1

@@ -131,3 +131,30 @@ def test_a_large_body_at_a_normal_speed_is_served(net):
                   headers={**headers, "content-length": str(len(body))})
     assert r.status_code == 200, r.text
     http.close()
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_headers_over_the_size_bound_get_400_and_the_connection_is_closed(net, chunked):
+    """``http_max_header_bytes`` (16 KiB default) holds with the C parser too, whether the headers come in one
+    read or in pieces that never reach the end of the header section."""
+    sock = _connect(net)
+    sock.settimeout(10)
+    big = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+    if chunked:
+        for i in range(0, len(big) - 4, 4096):  # stop before the blank line: the headers never end
+            sock.sendall(big[i:i + 4096])
+            time.sleep(0.05)
+    else:
+        sock.sendall(big)
+    answer = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except (ConnectionResetError, socket.timeout):
+            break
+        if not chunk:
+            break
+        answer += chunk
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert httpx.get(net.nodes["insurer-east"].url + "/health", timeout=10).status_code == 200

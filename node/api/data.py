@@ -4,13 +4,13 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.api.deps import Caller, authenticated, get_context, problem
 from node.chain.deployment import Purpose
 from node.context import NodeContext
 from node.datasets import AggregateQuery, dataset_schema
+from node.offload import in_thread
 from node.release_gate import ReleaseRefusal, answer_query
 
 router = APIRouter(prefix="/data", tags=["data"])
@@ -52,6 +52,6 @@ async def query(request: Request, body: QueryRequest, caller: Caller = Depends(a
                 ctx: NodeContext = Depends(get_context)):
     """Answer an aggregate over one of this member's datasets, if a grant on chain allows it."""
     arrived = request.state.arrived
-    result = await run_in_threadpool(_serve, ctx, caller, body, arrived)
+    result = await in_thread(_serve, ctx, caller, body, arrived)
     # Already a validated model: answer it directly instead of re-validating it as response_model would.
     return Response(result.model_dump_json(), media_type="application/json")

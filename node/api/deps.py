@@ -30,7 +30,8 @@ def problem(status: int, reason: str, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail={"reason": reason, "message": message})
 
 
-def get_context(request: Request) -> NodeContext:
+async def get_context(request: Request) -> NodeContext:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off per request
     return request.app.state.ctx
 
 
@@ -56,9 +57,9 @@ async def authenticated(request: Request) -> Caller:
     body = await request.body()
     target = signed_target(request)
     try:
-        verified = ctx.verifier.verify(request.method, target, body, dict(request.headers))
+        verified = ctx.verifier.verify(request.method, target, body, request.headers)
     except AuthError as exc:
-        raise problem(401, exc.reason, exc.one_line()) from None
+        raise problem(exc.status, exc.reason, exc.one_line()) from None
     signed = SignedRequest(verified.signer, request.method, target, body, verified.timestamp, verified.nonce,
                            verified.signature, verified.digest)
     serving(signed)

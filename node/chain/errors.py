@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from typing import Any, Iterable
 
 from eth_abi import decode as abi_decode
@@ -120,10 +121,9 @@ _HEX = re.compile(r"0x[0-9a-fA-F]*")
 def _revert_data(exc: BaseException) -> bytes | None:
     from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 
-    try:
-        from eth_tester.exceptions import TransactionFailed
-    except ImportError:  # pragma: no cover - eth-tester is an optional backend
-        TransactionFailed = ()  # type: ignore[assignment]
+    # Only an in-process eth-tester chain raises TransactionFailed, and it has imported the module by then:
+    # importing it here would load py-evm (megabytes) into a node on a real chain at its first revert.
+    TransactionFailed = getattr(sys.modules.get("eth_tester.exceptions"), "TransactionFailed", ())
 
     if isinstance(exc, (ContractCustomError, ContractPanicError, ContractLogicError)):
         data = exc.data

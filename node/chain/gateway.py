@@ -257,7 +257,7 @@ class ChainGateway:
             self._resend_if_forgotten(tx_hash, raw)
             return None
         if self.confirmations == 0:
-            return receipt
+            return self._settled(tx_hash, receipt)
         number = int(receipt["blockNumber"], 16)
         head = int(self._raw_result("eth_blockNumber", []), 16)
         if head - number < self.confirmations:
@@ -265,6 +265,14 @@ class ChainGateway:
         block = self._raw_result("eth_getBlockByNumber", [hex(number), False])
         if block is None or block["hash"].lower() != receipt["blockHash"].lower():
             return None  # orphaned by a reorg; the node's receipt index catches up
+        return self._settled(tx_hash, receipt)
+
+    def _settled(self, tx_hash: str, receipt: dict) -> dict:
+        # Settled: never re-broadcast again, so its signed bytes are dropped. Kept until here, they were the
+        # node's memory drift under steady logging (one per access-log batch, up to _KEEP_SIGNED of them).
+        with self._signed_lock:
+            self._signed.pop(tx_hash.lower(), None)
+            self._resent_at.pop(tx_hash.lower(), None)
         return receipt
 
     def _resend_if_forgotten(self, tx_hash: str, raw: bytes | None) -> None:

@@ -1,6 +1,7 @@
 """Authorized small queries against a real node process, each access logged on chain in batches."""
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -12,6 +13,12 @@ describe = "node: authorization-check latency and authorized queries per second 
 def add_arguments(parser) -> None:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--clients", type=int, default=4, help="client processes (4 connections each)")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the node with py-spy during the load and print CPU per request by stage")
+    parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument("--profile-mode", choices=("gil", "running"), default="gil",
+                        help="gil: the thread holding the interpreter lock; running: every thread on a core")
+    parser.add_argument("--profile-out", type=Path, default=None, help="keep py-spy's raw samples here (collapsed stacks)")
 
 
 def _load(job) -> tuple[list[int], float, float]:
@@ -63,6 +70,8 @@ def run(args, progress) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
     from nodes import TEST_PASSPHRASE, start_node
 
+    from benches.stage_profile import print_table, stage_table, start_recording, stop_recording
+
     from node.chain.anvil import AnvilNode
     from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
@@ -112,10 +121,18 @@ def run(args, progress) -> dict:
             start_at = time.time() + 10  # after every client process has started and warmed up
             jobs = [(node.url, bytes(requester.account.key), owner.address, gw.chain_id, per, start_at)] * args.clients
             task = progress.add_task("queries", total=None)
-            cpu_before = _cpu_seconds(node.process.pid)
             with mp.get_context("spawn").Pool(args.clients) as pool:
-                results = pool.map(_load, jobs)
-            cpu_used = _cpu_seconds(node.process.pid) - cpu_before
+                pending = pool.map_async(_load, jobs)
+                # CPU and samples from when the clients start together (after their warm-up), not before
+                time.sleep(max(0.0, start_at - time.time()))
+                cpu_before = _cpu_seconds(node.process.pid)
+                spy = (start_recording(node.process.pid, base / "spy.txt", args.profile_rate, gil=args.profile_mode == "gil")
+                       if args.profile else None)
+                results = pending.get()
+                cpu_used = _cpu_seconds(node.process.pid) - cpu_before
+                load_average = [round(x, 2) for x in os.getloadavg()]  # at the end of the load: the machine's state
+                if spy is not None:
+                    stop_recording(spy)
             progress.update(task, completed=1)
             load_end = max(r[2] for r in results)
             elapsed = load_end - min(r[1] for r in results)
@@ -138,9 +155,16 @@ def run(args, progress) -> dict:
             lags = [r[0] for r in conn.execute(text("select mined_at - created_at from chain_log_outbox where state='mined'"))]
             last_mined = conn.execute(text("select max(mined_at) from chain_log_outbox where state='mined'")).scalar()
         lags.sort()
+        cpu_ms = cpu_used * 1000 / max(len(statuses), 1)
+        stages = stage_table((base / "spy.txt").read_text(), len(statuses), args.profile_rate, cpu_ms) if args.profile else None
+        if args.profile and args.profile_out:
+            args.profile_out.write_text((base / "spy.txt").read_text())
+    if stages:
+        print_table(stages)
     return {
+        "load_average": load_average,
         "requests": len(statuses), "served": served, "requests_per_s": round(served / elapsed, 1),
-        "node_cpu_ms_per_request": round(cpu_used * 1000 / max(len(statuses), 1), 3),
+        "node_cpu_ms_per_request": round(cpu_ms, 3),
         "accesses_on_chain": on_chain, "last_access_on_chain_after_load_s": round(last_mined - load_end, 2),
         "log_lag_p95_s": round(lags[int(0.95 * (len(lags) - 1))], 3) if lags else None,
         "log_lag_max_s": round(lags[-1], 3) if lags else None,
@@ -148,4 +172,5 @@ def run(args, progress) -> dict:
         "auth_check_uncached_p95_ms": round(lat[int(0.95 * (len(lat) - 1))], 3),
         "auth_check_cached_p50_ms": round(statistics.median(cached), 3),
         "auth_check_cached_p95_ms": round(cached[int(0.95 * (len(cached) - 1))], 3),
+        **({"profile_stages": {r["stage"]: r["cpu_ms_per_request"] for r in stages}} if stages else {}),
     }
