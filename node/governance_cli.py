@@ -225,6 +225,7 @@ def _tally_text(t: dict) -> str:
 
 def _gov(args) -> int:
     from node.chain.deployment import Role
+    from node.chain.ledger import card_reason_hash
 
     ledger = _ledger(args)
     action = args.gov_command
@@ -235,7 +236,7 @@ def _gov(args) -> int:
         _print(args, tally, f"proposal {pid} opened for {args.name} ({candidate}); {_tally_text(tally)}")
     elif action == "expel":  # expulsion is final and decided by the same supermajority as an admission
         member = MemberDirectory(ledger.members()).resolve(args.member)
-        pid = ledger.propose_expulsion(member, hashlib.sha256((args.reason or "").encode()).digest())
+        pid = ledger.propose_expulsion(member, card_reason_hash(args.reason or ""))
         tally = _tally(ledger, pid)
         _print(args, tally, f"proposal {pid} opened to expel {args.member} ({member}); {_tally_text(tally)}")
     elif action == "vote":
@@ -251,7 +252,7 @@ def _gov(args) -> int:
         _print(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
     elif action in ("warn", "suspend", "reinstate"):
         member = MemberDirectory(ledger.members()).resolve(args.member)
-        getattr(ledger, action)(member, hashlib.sha256((args.reason or "").encode()).digest())
+        getattr(ledger, action)(member, card_reason_hash(args.reason or ""))
         _print(args, {"member": member, "action": action}, f"{action}: {args.member} ({member})")
     elif action == "endpoint":
         ledger.set_endpoint(args.url)

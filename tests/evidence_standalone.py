@@ -1,7 +1,10 @@
-"""Serve only the evidence router (crash tests, small deployments); the member node mounts the same router.
+"""Test server: only the evidence router, in a process of its own that the crash tests kill -9.
 
-    python -m node.evidence.standalone --db PATH --rpc URL --deployment FILE --keys FOLDER --port N
+    python tests/evidence_standalone.py --db PATH --rpc URL --deployment FILE --keys FOLDER --port N
 The passphrase for the keys comes from CONSORTIUM_PASSPHRASE (or CONSORTIUM_PASSPHRASE_FILE).
+
+It is no node: it has no registry-backed request verification, so it answers every caller as the key folder's
+own operator (the routes' caller dependencies are overridden). It listens on loopback for the test only.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ def build_app(args: argparse.Namespace):
 
     from node.chain.deployment import Deployment, attach
     from node.chain.gateway import ChainGateway
+    from node.api.deps import REFUSALS, Caller, member, operator, refusal_handler
     from node.chain.ledger import Ledger
     from node.evidence.api import router
     from node.evidence.service import EvidenceService, EvidenceSettings
@@ -43,11 +47,15 @@ def build_app(args: argparse.Namespace):
     app = FastAPI(title="consortium evidence", lifespan=lifespan)
     app.state.evidence = service
     app.include_router(router)
+    trusted = Caller(keys.address)  # see the module docstring: a test process, no signed requests
+    app.dependency_overrides[operator] = app.dependency_overrides[member] = lambda: trusted
+    for refusal in REFUSALS:
+        app.add_exception_handler(refusal, refusal_handler)
     return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m node.evidence.standalone", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="evidence_standalone.py", description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="SQLite file of the evidence outbox")
     parser.add_argument("--rpc", required=True)
     parser.add_argument("--deployment", required=True)
