@@ -43,6 +43,7 @@ def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: 
     """(signed consent or None, consent_ref, expires_at) for ``grant create``; the chain checks the binding."""
     from node.chain.deployment import Purpose
     from node.consent import attest_batch, parse_consent
+    from node.enums import ZERO32
 
     if bool(args.consent_file) == bool(args.consent_ref):
         raise ConsortiumError("a grant needs exactly one consent", reason="bad_argument",
@@ -55,9 +56,9 @@ def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: 
         expires_at = expires_at or ledger.gateway.block_time() + 30 * 86400
         return attest_batch(ledger.account, doc, owner=ledger.address, grantee=args.grantee, dataset_id=dataset,
                             purpose=int(Purpose[args.purpose]), scope_hash_hex="0x" + scope_hash.hex(), expires_at=expires_at,
-                            chain_id=ledger.gateway.chain_id, contract=ledger.authorizations.address), bytes(32), expires_at
+                            chain_id=ledger.gateway.chain_id, contract=ledger.authorizations.address), ZERO32, expires_at
     signed = parse_consent(doc)
-    return signed, bytes(32), expires_at or signed.consent.expires_at  # by default the grant lasts as long as its consent
+    return signed, ZERO32, expires_at or signed.consent.expires_at  # by default the grant lasts as long as its consent
 
 
 def _print(args, data: dict, text: str) -> None:

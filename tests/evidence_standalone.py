@@ -18,13 +18,10 @@ from node.errors import ConsortiumError
 
 
 def build_app(args: argparse.Namespace):
-    from fastapi import FastAPI
-
+    from evidence_testing import evidence_app
     from node.chain.deployment import Deployment, attach
     from node.chain.gateway import ChainGateway
-    from node.api.deps import REFUSALS, Caller, member, operator, refusal_handler
     from node.chain.ledger import Ledger
-    from node.evidence.api import router
     from node.evidence.service import EvidenceService, EvidenceSettings
     from node.evidence.store import create_store_engine
     from node.keys import load_member_keys, resolve_passphrase
@@ -44,13 +41,8 @@ def build_app(args: argparse.Namespace):
         finally:
             service.stop()
 
-    app = FastAPI(title="consortium evidence", lifespan=lifespan)
-    app.state.evidence = service
-    app.include_router(router)
-    trusted = Caller(keys.address)  # see the module docstring: a test process, no signed requests
-    app.dependency_overrides[operator] = app.dependency_overrides[member] = lambda: trusted
-    for refusal in REFUSALS:
-        app.add_exception_handler(refusal, refusal_handler)
+    app = evidence_app(service, keys.address)
+    app.router.lifespan_context = lifespan
     return app
 
 
