@@ -4,6 +4,8 @@ Access levels, from least to most trusted (tests/test_route_access.py holds the 
 ``authenticated`` (any valid signature; enforcement decides and logs, e.g. /data/query),
 ``member`` (an admitted member in good standing, read by the registry), ``operator`` (this node's own
 account). A route with none of these is public on purpose (/health, /ready without counts, OpenAPI).
+Routes declare their caller in their own signature (``_: Operator``, ``_: Member``), never by how a router
+is mounted. Errors that carry their own reason and HTTP status are answered by one handler (``problem_response``).
 """
 from __future__ import annotations
 
