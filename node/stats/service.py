@@ -98,6 +98,14 @@ class StatsService:
     def wait_key(self, timeout: float = 120.0) -> PrivateKey:
         return self.key.wait(timeout)
 
+    @property
+    def key_ready(self) -> threading.Event:  # read by the readiness check (node/api/health.py)
+        return self.key.ready
+
+    @property
+    def key_error(self) -> str | None:
+        return self.key.error
+
     # ------------------------------------------------------------------ requests
 
     def _resolver(self):
