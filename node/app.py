@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -13,12 +13,11 @@ from eth_abi.exceptions import EncodingError
 from web3.exceptions import Web3ValidationError
 
 from node.api import data, governance, grants, health
-from node.api.deps import evidence_caller
+from node.api.deps import REFUSALS, refusal_handler
 from node.evidence import api as evidence_api
 from node.chain.errors import ChainUnavailable, ContractRevert
 from node.context import NodeContext
 from node.datasets import DatasetError
-from node.errors import ConsortiumError
 
 _FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "NotGrantOwner", "CannotSanctionSelf",
                       "NotRequester", "NotParticipant", "NotClaimInsurer",
@@ -184,7 +183,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
     # Evidence intake, receipts and proofs belong to the member's own systems (operator); verification
     # is open to any authenticated member, typically an auditor.
     app.state.evidence = ctx.evidence
-    app.include_router(evidence_api.router, dependencies=[Depends(evidence_caller)])
+    app.include_router(evidence_api.router)  # each route declares its caller: operator, or a member to verify
     from node.audit.service import install_audit
 
     install_audit(app, ctx)  # regulator/auditor API and pages, and the event indexer for the app's lifetime
@@ -220,9 +219,8 @@ def create_app(ctx: NodeContext) -> FastAPI:
     async def _dataset(_: Request, exc: DatasetError):
         return JSONResponse(_body(exc.reason, exc.one_line()), status_code=404 if exc.reason == "unknown_dataset" else 422)
 
-    @app.exception_handler(ConsortiumError)
-    async def _consortium(_: Request, exc: ConsortiumError):
-        return JSONResponse(_body(exc.reason, exc.one_line()), status_code=400)
+    for refusal in REFUSALS:  # errors that carry their reason and HTTP status (node/api/deps.py)
+        app.add_exception_handler(refusal, refusal_handler)
 
     async def _bad_input(request: Request, exc: Exception):
         # Logged without the input (it may hold personal data): the type says where to add a proper check.

@@ -84,7 +84,10 @@ class NodeContext:
         ctx.release_gate = ReleaseGate(engine, ctx.enforcer, access_log, floor=settings.release_min_cohort,
                                        epsilon_budget=settings.release_epsilon_budget,
                                        history_compared=settings.release_history_compared)
-        ctx.stats = StatsService(ctx, passphrase)  # unlocks the Paillier key with the member passphrase
+        # the Paillier key is unlocked with the member passphrase; the service gets its parts, never the context
+        ctx.stats = StatsService.for_node(ledger=ledger, engine=engine, home=settings.home, passphrase=passphrase,
+                                          x25519=keys.x25519, x25519_public=keys.x25519_public, gate=ctx.release_gate,
+                                          peer_answer_max_bytes=settings.peer_answer_max_bytes)
         return ctx
 
     def start(self) -> None:

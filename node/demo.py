@@ -25,6 +25,7 @@ from node.client import NodeClient
 from node.consent import attest_batch, scope_hash
 from node.datasets import import_csv, init_datasets
 from node.devnet import NodeProcess, dev_passphrase, spawn_node, start_dev_consortium
+from node.errors import parse_problem
 from node.keys import create_member_keys
 from node.sample_data import generate, write_member_csvs
 from node.store.db import create_store_engine
@@ -100,9 +101,8 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
 
         def ask(caller: str, target: str, dataset: str, purpose: str, **query: Any) -> Any:
             r = client(caller, target).query(dataset, purpose, **query)
-            detail = r.json().get("detail", {}) if r.status_code != 200 else {}
             queries.append({"from": caller, "to": target, "dataset": dataset, "purpose": purpose, "status": r.status_code,
-                            "outcome": "served" if r.status_code == 200 else detail.get("reason", "?")})
+                            "outcome": "served" if r.status_code == 200 else parse_problem(r.content, "?")[0]})
             return r
 
         now = dev.gateway.block_time()
@@ -121,9 +121,9 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
                                                               "purpose": "STATISTICS", "expires_at": now + 30 * 86400,
                                                               "scope": scope, "consent": consent}).json())
         step("insurer-east offers the same consent again, for another grant: refused (one consent, one grant)",
-             lambda: east.request("POST", "/grants", {"grantee": keys["shop-platform"].address, "dataset": "claims",
-                                                      "purpose": "STATISTICS", "expires_at": now + 30 * 86400,
-                                                      "scope": scope, "consent": consent}).json()["detail"]["reason"])
+             lambda: parse_problem(east.request("POST", "/grants", {"grantee": keys["shop-platform"].address, "dataset": "claims",
+                                                                    "purpose": "STATISTICS", "expires_at": now + 30 * 86400,
+                                                                    "scope": scope, "consent": consent}).content, "not refused")[0])
         served = step("shop-platform asks insurer-east's node: claims and total amount per age band",
                       lambda: ask("shop-platform", "insurer-east", "claims", "STATISTICS", metric="sum", column="amount", group_by="age_band"))
         result_by_age = {row["group"]: (row["records"], round(row["value"], 2)) for row in served.json()["rows"]}
@@ -182,7 +182,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
             "imported_rows": imported, "members": len(dev.ledgers["regulator"].members()), "newcomer_admitted": bool(admitted),
             "statistics_served": served.status_code == 200, "statistics_match_plaintext": result_by_age == plain_by_age,
             "fraud_list_entries": fraud.json()["records"] if fraud.status_code == 200 else None,
-            "refused_after_revocation": after.status_code == 403 and after.json()["detail"]["reason"] == "revoked",
+            "refused_after_revocation": after.status_code == 403 and parse_problem(after.content)[0] == "revoked",
             "queries": queries, "events_by_type": by_type, "events": len(events),
             "joint_statistics": {kind: {"state": job["state"], "matches_plaintext": match, "chain_job_id": job["chain_job_id"]}
                                  for kind, (job, _, match) in stats_jobs.items()},

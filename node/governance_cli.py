@@ -43,6 +43,7 @@ def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: 
     """(signed consent or None, consent_ref, expires_at) for ``grant create``; the chain checks the binding."""
     from node.chain.deployment import Purpose
     from node.consent import attest_batch, parse_consent
+    from node.enums import ZERO32
 
     if bool(args.consent_file) == bool(args.consent_ref):
         raise ConsortiumError("a grant needs exactly one consent", reason="bad_argument",
@@ -55,9 +56,9 @@ def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: 
         expires_at = expires_at or ledger.gateway.block_time() + 30 * 86400
         return attest_batch(ledger.account, doc, owner=ledger.address, grantee=args.grantee, dataset_id=dataset,
                             purpose=int(Purpose[args.purpose]), scope_hash_hex="0x" + scope_hash.hex(), expires_at=expires_at,
-                            chain_id=ledger.gateway.chain_id, contract=ledger.authorizations.address), bytes(32), expires_at
+                            chain_id=ledger.gateway.chain_id, contract=ledger.authorizations.address), ZERO32, expires_at
     signed = parse_consent(doc)
-    return signed, bytes(32), expires_at or signed.consent.expires_at  # by default the grant lasts as long as its consent
+    return signed, ZERO32, expires_at or signed.consent.expires_at  # by default the grant lasts as long as its consent
 
 
 def _print(args, data: dict, text: str) -> None:
@@ -225,6 +226,7 @@ def _tally_text(t: dict) -> str:
 
 def _gov(args) -> int:
     from node.chain.deployment import Role
+    from node.chain.ledger import card_reason_hash
 
     ledger = _ledger(args)
     action = args.gov_command
@@ -235,7 +237,7 @@ def _gov(args) -> int:
         _print(args, tally, f"proposal {pid} opened for {args.name} ({candidate}); {_tally_text(tally)}")
     elif action == "expel":  # expulsion is final and decided by the same supermajority as an admission
         member = MemberDirectory(ledger.members()).resolve(args.member)
-        pid = ledger.propose_expulsion(member, hashlib.sha256((args.reason or "").encode()).digest())
+        pid = ledger.propose_expulsion(member, card_reason_hash(args.reason or ""))
         tally = _tally(ledger, pid)
         _print(args, tally, f"proposal {pid} opened to expel {args.member} ({member}); {_tally_text(tally)}")
     elif action == "vote":
@@ -255,7 +257,7 @@ def _gov(args) -> int:
         _print(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
     elif action in ("warn", "suspend", "reinstate"):
         member = MemberDirectory(ledger.members()).resolve(args.member)
-        getattr(ledger, action)(member, hashlib.sha256((args.reason or "").encode()).digest())
+        getattr(ledger, action)(member, card_reason_hash(args.reason or ""))
         _print(args, {"member": member, "action": action}, f"{action}: {args.member} ({member})")
     elif action == "endpoint":
         ledger.set_endpoint(args.url)

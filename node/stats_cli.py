@@ -11,7 +11,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from node.errors import ConsortiumError
+from node.errors import ConsortiumError, parse_problem
 
 TERMINAL = ("PUBLISHED", "FAILED")
 
@@ -34,11 +34,8 @@ def _operator_client(config: Path):
 
 def _check(response, what: str) -> dict:
     if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", {})
-        except ValueError:
-            detail = {}
-        raise ConsortiumError(f"{what}: {detail.get('message', response.text[:200])}", reason=detail.get("reason", "refused"),
+        reason, message = parse_problem(response.content)
+        raise ConsortiumError(f"{what}: {message}", reason=reason,
                               hint="see the node log for details" if response.status_code >= 500 else None)
     return response.json()
 

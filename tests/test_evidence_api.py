@@ -6,7 +6,6 @@ import hashlib
 import json
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from node.chain.deployment import ClaimStep
@@ -14,17 +13,14 @@ from node.cli import main as cli_main
 from node.evidence.claims import claim_history, record_claim_step
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.evidence.store import create_store_engine
-from node.evidence.api import router
+from evidence_testing import evidence_app
 
 
 @pytest.fixture
 def client(tmp_path, consortium):
     service = EvidenceService(create_store_engine(tmp_path / "e.db"), consortium["insurer_a"],
                               EvidenceSettings(max_document_bytes=1000))
-    app = FastAPI()
-    app.state.evidence = service
-    app.include_router(router)
-    with TestClient(app) as c:
+    with TestClient(evidence_app(service, consortium["insurer_a"].address)) as c:
         yield c, service
 
 

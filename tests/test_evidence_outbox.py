@@ -13,7 +13,7 @@ from node.evidence.errors import InvalidEvidenceInput
 from node.evidence.leaf import DocType, evidence_leaf_hash, is_express_claim
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.evidence.store import ANCHORED, CLOSED, OPEN, create_store_engine
-from node.evidence.testing import TcpProxy, audit_exactly_once
+from evidence_testing import TcpProxy, audit_exactly_once
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 
 

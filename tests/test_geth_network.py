@@ -22,7 +22,7 @@ from node.chain.errors import ChainError
 from node.chain.ledger import Ledger, dataset_id
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.evidence.store import create_store_engine as evidence_engine
-from node.evidence.testing import audit_exactly_once
+from evidence_testing import audit_exactly_once
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 from node.network import DEFAULT_MEMBERS, CliqueNetwork, init_clique
 from node.network_governance import SignerGovernor

@@ -302,17 +302,14 @@ def test_peer_answers_past_the_size_limit_are_cut_off_and_fail_the_job(oversized
 
 
 def test_peer_answer_limit_scales_with_the_job_and_never_goes_under_the_setting(keypair):
-    from types import SimpleNamespace
+    from node.stats.peer import answer_limit
 
-    from node.stats.service import StatsService
-
-    settings = SimpleNamespace(peer_answer_max_bytes=1_000_000)
-    service = SimpleNamespace(ctx=SimpleNamespace(settings=settings))
+    floor = 1_000_000  # the peer_answer_max_bytes setting
     public = complete(parse_request(BASE, resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="j")
-    assert StatsService.answer_limit(service, {"public_spec": public}, "contribute") == 1_000_000
+    assert answer_limit(floor, {"public_spec": public}, "contribute") == 1_000_000
     fraud = complete(parse_request({"kind": "fraud", "participants": ["a"], "persons": [f"p{i}" for i in range(10_000)]},
                                    resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="f")
-    assert StatsService.answer_limit(service, {"public_spec": fraud}, "fraud") > 2 * 10_000 * 2 * 64
+    assert answer_limit(floor, {"public_spec": fraud}, "fraud") > 2 * 10_000 * 2 * 64
     vertical = complete(parse_request({"kind": "vertical", "platform": "a", "group_by": [{"column": "channel", "values": ["app"]}]},
                                       resolve, MEMBERS["me"]), MEMBERS["me"], keypair[0], job_id="v")
-    assert StatsService.answer_limit(service, {"public_spec": vertical}, "vertical/start", own_rows=500_000) >= 70 * 5_000_000
+    assert answer_limit(floor, {"public_spec": vertical}, "vertical/start", own_rows=500_000) >= 70 * 5_000_000

@@ -4,6 +4,8 @@ Access levels, from least to most trusted (tests/test_route_access.py holds the 
 ``authenticated`` (any valid signature; enforcement decides and logs, e.g. /data/query),
 ``member`` (an admitted member in good standing, read by the registry), ``operator`` (this node's own
 account). A route with none of these is public on purpose (/health, /ready without counts, OpenAPI).
+Routes declare their caller in their own signature (``_: Operator``, ``_: Member``), never by how a router
+is mounted. Errors that carry their own reason and HTTP status are answered by one handler (``problem_response``).
 """
 from __future__ import annotations
 
@@ -11,13 +13,17 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import HTTPException, Path, Query, Request
+from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from node.auth import HEADER_SIGNATURE, AuthError, canonical_target
 from node.chain.deployment import Status
 from node.context import NodeContext
+from node.errors import ConsortiumError
+from node.release_gate import ReleaseRefusal
 from node.signed_request import SignedRequest, serving
+from privacy.errors import PrivacyError
 
 # Ids are uint256 on chain but pass through SQLite and PostgreSQL BIGINT columns: one bound for all.
 MAX_ID = 2**63 - 1
@@ -28,6 +34,26 @@ GOOD_STANDING = (Status.ACTIVE, Status.WARNED)
 
 def problem(status: int, reason: str, message: str) -> HTTPException:
     return HTTPException(status_code=status, detail={"reason": reason, "message": message})
+
+
+# Errors that carry their own answer: ConsortiumError its ``http_status`` and ``reason``, a release-gate refusal
+# (the gate's, or a participant's protocol refusal) its ``status``; the privacy layer refuses inputs (422).
+REFUSALS = (ConsortiumError, ReleaseRefusal, PrivacyError)
+
+
+def problem_response(exc: Exception) -> JSONResponse:
+    """The one mapping of a refusal to its HTTP answer, ``{"detail": {"reason", "message"}}``."""
+    if isinstance(exc, ConsortiumError):
+        status, message = exc.http_status, exc.one_line()
+    elif isinstance(exc, ReleaseRefusal):
+        status, message = exc.status, str(exc)
+    else:
+        status, message = 422, str(exc)
+    return JSONResponse({"detail": {"reason": exc.reason, "message": message}}, status_code=status)
+
+
+async def refusal_handler(_: Request, exc: Exception) -> JSONResponse:
+    return problem_response(exc)
 
 
 async def get_context(request: Request) -> NodeContext:
@@ -101,8 +127,7 @@ async def optional_operator(request: Request) -> Caller | None:
     return await operator(request)
 
 
-async def evidence_caller(request: Request) -> Caller:
-    """Evidence verification: any member in good standing; intake, receipts, proofs and status: this member only."""
-    if request.url.path == "/evidence/verify":
-        return await member(request)
-    return await operator(request)
+# Typed callers: a route declares who may call it in its own signature (FastAPI's Annotated dependencies).
+Authenticated = Annotated[Caller, Depends(authenticated)]
+Member = Annotated[Caller, Depends(member)]
+Operator = Annotated[Caller, Depends(operator)]

@@ -1,7 +1,6 @@
 """Governance: members, admission proposals and votes, the regulator's cards, key and endpoint rotation."""
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
 from fastapi import APIRouter, Depends
@@ -12,6 +11,7 @@ from web3 import Web3
 
 from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
 from node.chain.deployment import Role
+from node.chain.ledger import card_reason_hash
 from node.context import NodeContext
 
 router = APIRouter(prefix="/governance", tags=["governance"])
@@ -33,7 +33,7 @@ class Proposal(BaseModel):
 
 class Card(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="", max_length=4096, description="the reason; its SHA-256 goes on chain")
+    reason: str = Field(default="", max_length=4096, description="the reason; its SHA-256 goes on chain (none: zero)")
 
 
 class Endpoint(BaseModel):
@@ -78,7 +78,7 @@ async def card(address: str, action: Literal["warn", "suspend", "reinstate", "ex
     if not (address.startswith("0x") and len(address) == 42 and Web3.is_address(address)):
         raise problem(422, "bad_address", "address must be 0x followed by 40 hex digits")
     address = Web3.to_checksum_address(address)
-    reason = hashlib.sha256(body.reason.encode()).digest()
+    reason = card_reason_hash(body.reason)
     if action == "expel":  # expulsion is a proposal decided by the supermajority, not a card
         pid = await run_in_threadpool(ctx.ledger.propose_expulsion, address, reason)
         return {"member": address, "action": action, "proposal_id": pid}

@@ -309,7 +309,8 @@ def card(address: str, action: str, csrf: str = Form(""), reason: str = Form("")
         return _render("error.html", 403, title="Forbidden", message="The form's CSRF token is missing or stale; reload the page.")
     if action not in ("warn", "suspend") or not Web3.is_address(address):
         return _render("error.html", 422, title="Bad request", message="warn or suspend a member's address")
-    reason_hash = Web3.keccak(text=reason) if reason else b"\x00" * 32
+    from node.chain.ledger import card_reason_hash  # the API and the CLI hash a card's reason the same way
+    reason_hash = card_reason_hash(reason)
     try:
         getattr(service.ctx.ledger, action)(Web3.to_checksum_address(address), reason_hash)
     except ConsortiumError as exc:

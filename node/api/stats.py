@@ -13,28 +13,16 @@ from typing import Any, Callable
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from node.api.deps import Caller, authenticated, get_context, operator, problem
+from node.api.deps import Authenticated, Operator, get_context, problem
 from node.context import NodeContext
-from node.release_gate import ReleaseRefusal
 from node.stats.service import result_csv
-from node.stats.spec import SpecError
-from privacy.errors import PrivacyError
 
 router = APIRouter(prefix="/stats", tags=["statistics"])
 
-_SPEC_STATUS = {"unknown_job": 404, "key_not_ready": 503, "not_failed": 409}
-
 
 async def _call(fn: Callable, *args: Any) -> Any:
-    """Run a service call off the event loop; its refusals become 4xx problems with a reason."""
-    try:
-        return await run_in_threadpool(fn, *args)
-    except ReleaseRefusal as exc:  # the owner's gate, or the participant's protocol checks (StatsRefusal)
-        raise problem(exc.status, exc.reason, str(exc)) from None
-    except SpecError as exc:
-        raise problem(_SPEC_STATUS.get(exc.reason, 422), exc.reason, exc.one_line()) from None
-    except PrivacyError as exc:
-        raise problem(422, exc.reason, str(exc)) from None
+    """Run a service call off the event loop; its refusals carry their own reason and status (node/api/deps.py)."""
+    return await run_in_threadpool(fn, *args)
 
 
 def _raw_json(value: Any) -> Response:
@@ -56,23 +44,23 @@ async def _json(request: Request) -> dict:
 
 
 @router.post("/jobs", status_code=202)
-async def submit_job(request: Request, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)):
+async def submit_job(request: Request, _: Operator, ctx: NodeContext = Depends(get_context)):
     """Open a job from a spec (the parsed TOML of `consortium stats run`); it runs in the background."""
     return await _call(ctx.stats.submit, await _json(request))
 
 
 @router.get("/jobs")
-async def list_jobs(_: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)):
+async def list_jobs(_: Operator, ctx: NodeContext = Depends(get_context)):
     return await _call(ctx.stats.list)
 
 
 @router.get("/jobs/{job_id}")
-async def show_job(job_id: str, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)):
+async def show_job(job_id: str, _: Operator, ctx: NodeContext = Depends(get_context)):
     return await _call(ctx.stats.view, job_id)
 
 
 @router.get("/jobs/{job_id}/result.csv")
-async def job_csv(job_id: str, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)):
+async def job_csv(job_id: str, _: Operator, ctx: NodeContext = Depends(get_context)):
     job = await _call(ctx.stats.view, job_id)
     if job["result"] is None:
         raise problem(409, "no_result", f"job {job_id} is {job['state']}; it has no released result")
@@ -80,7 +68,7 @@ async def job_csv(job_id: str, _: Caller = Depends(operator), ctx: NodeContext =
 
 
 @router.post("/jobs/{job_id}/rerun", status_code=202)
-async def rerun_job(job_id: str, _: Caller = Depends(operator), ctx: NodeContext = Depends(get_context)):
+async def rerun_job(job_id: str, _: Operator, ctx: NodeContext = Depends(get_context)):
     """Re-run a failed job without the participants that refused or missed the deadline (a new round)."""
     return await _call(ctx.stats.rerun, job_id)
 
@@ -89,34 +77,34 @@ async def rerun_job(job_id: str, _: Caller = Depends(operator), ctx: NodeContext
 
 
 @router.post("/contribute")
-async def contribute(request: Request, caller: Caller = Depends(authenticated), ctx: NodeContext = Depends(get_context)):
+async def contribute(request: Request, caller: Authenticated, ctx: NodeContext = Depends(get_context)):
     """A horizontal contribution to a job opened on chain by the caller (masked, packed, encrypted)."""
     return _raw_json(await _call(ctx.stats.participant.contribute_horizontal, caller.address, await _json(request)))
 
 
 @router.post("/fraud")
-async def fraud(request: Request, caller: Caller = Depends(authenticated), ctx: NodeContext = Depends(get_context)):
+async def fraud(request: Request, caller: Authenticated, ctx: NodeContext = Depends(get_context)):
     """A private membership answer to a fraud-signal job (FRAUD grant required)."""
     return _raw_json(await _call(ctx.stats.participant.answer_fraud, caller.address, await _json(request)))
 
 
 @router.post("/vertical/start")
-async def vertical_start(request: Request, caller: Caller = Depends(authenticated), ctx: NodeContext = Depends(get_context)):
+async def vertical_start(request: Request, caller: Authenticated, ctx: NodeContext = Depends(get_context)):
     return _raw_json(await _call(ctx.stats.participant.vertical_start, caller.address, await _json(request)))
 
 
 @router.post("/vertical/double")
-async def vertical_double(request: Request, job: int = Query(ge=1, le=2**63 - 1), caller: Caller = Depends(authenticated),
+async def vertical_double(request: Request, caller: Authenticated, job: int = Query(ge=1, le=2**63 - 1),
                           ctx: NodeContext = Depends(get_context)):
     return _raw_json(await _call(ctx.stats.participant.vertical_double_blinded, caller.address, job, await _json(request)))
 
 
 @router.post("/vertical/labels")
-async def vertical_labels(request: Request, job: int = Query(ge=1, le=2**63 - 1), caller: Caller = Depends(authenticated),
+async def vertical_labels(request: Request, caller: Authenticated, job: int = Query(ge=1, le=2**63 - 1),
                           ctx: NodeContext = Depends(get_context)):
     return _raw_json(await _call(ctx.stats.participant.vertical_labels, caller.address, job, await request.body()))
 
 
 @router.post("/vertical/finish")
-async def vertical_finish(job: int = Query(ge=1, le=2**63 - 1), caller: Caller = Depends(authenticated), ctx: NodeContext = Depends(get_context)):
+async def vertical_finish(caller: Authenticated, job: int = Query(ge=1, le=2**63 - 1), ctx: NodeContext = Depends(get_context)):
     return _raw_json(await _call(ctx.stats.participant.vertical_finish, caller.address, job))

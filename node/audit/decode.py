@@ -100,7 +100,7 @@ class ConsortiumLogs:
         return self.gateway.block_number()
 
     def _request(self, method: str, params: list) -> Any:
-        response = self.gateway._rpc(lambda: self.gateway.w3.provider.make_request(method, params))
+        response = self.gateway.rpc(lambda: self.gateway.w3.provider.make_request(method, params))
         if "error" in response:
             error = response["error"]
             raise ChainError(f"{method} failed: {error.get('message', error) if isinstance(error, dict) else error}",
@@ -114,7 +114,7 @@ class ConsortiumLogs:
             logs = [normalize_raw_log(item) for item in result if not item.get("removed")]
         else:
             query = {"fromBlock": from_block, "toBlock": to_block, "address": self.addresses}
-            result = self.gateway._rpc(lambda: self.gateway.w3.eth.get_logs(query))
+            result = self.gateway.rpc(lambda: self.gateway.w3.eth.get_logs(query))
             logs = [normalize_log(item) for item in result if not item.get("removed")]
         logs.sort(key=lambda log: (log.block_number, log.log_index))
         return logs
@@ -128,7 +128,7 @@ class ConsortiumLogs:
             out: dict[int, int] = {}
             for i in range(0, len(wanted), 500):
                 part = wanted[i:i + 500]
-                answers = self.gateway._rpc(lambda: provider.make_batch_request(
+                answers = self.gateway.rpc(lambda: provider.make_batch_request(
                     [("eth_getBlockByNumber", [hex(b), False]) for b in part]))
                 if not isinstance(answers, list):
                     raise ChainError(f"batch request for block timestamps failed: {answers}")

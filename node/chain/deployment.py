@@ -11,7 +11,6 @@ import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from enum import IntEnum
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
@@ -20,41 +19,9 @@ from web3 import Web3
 from node.chain.compiler import DEPLOYED_CONTRACTS, EVM_VERSION, POOL_CONTRACTS, check_evm_version, compile_contracts
 from node.chain.errors import DeploymentError
 from node.chain.gateway import ChainGateway
+from node.enums import ZERO32, ClaimStep, Purpose, Role, Status  # noqa: F401 (re-exported: imported from here)
 
 FORMAT_VERSION = 1
-
-
-class Role(IntEnum):
-    INSURER = 1
-    PLATFORM = 2
-    TECH = 3
-    AUDITOR = 4
-    REGULATOR = 5
-
-
-class Status(IntEnum):
-    NONE = 0
-    ACTIVE = 1
-    WARNED = 2
-    SUSPENDED = 3
-    EXPELLED = 4
-
-
-class Purpose(IntEnum):
-    UNDERWRITING = 1
-    CLAIMS = 2
-    FRAUD = 3
-    STATISTICS = 4
-    PRICING = 5
-
-
-class ClaimStep(IntEnum):
-    REPORTED = 1
-    MATERIALS_COMPLETE = 2
-    ASSESSED = 3
-    APPROVED = 4
-    REJECTED = 5
-    PAID = 6
 
 
 @dataclass(frozen=True)
@@ -63,8 +30,8 @@ class GenesisMember:
     name: str
     role: Role
     endpoint: str = ""
-    x25519_key: bytes = b"\x00" * 32
-    paillier_fingerprint: bytes = b"\x00" * 32
+    x25519_key: bytes = ZERO32
+    paillier_fingerprint: bytes = ZERO32
 
 
 @dataclass

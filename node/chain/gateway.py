@@ -349,13 +349,16 @@ class ChainGateway:
         return ChainUnavailable(f"chain request failed: {type(exc).__name__}: {exc}",
                                 hint="check that the chain's RPC URL is reachable")
 
-    def _rpc(self, thunk: Callable[[], Any]) -> Any:
+    def rpc(self, thunk: Callable[[], Any]) -> Any:
+        """Run one read against the chain node (``thunk`` uses ``self.w3``), its failures turned into ChainError."""
         try:
             return thunk()
         except (ChainError, ContractRevert):
             raise
         except Exception as exc:
             raise self._translate(exc) from None
+
+    _rpc = rpc  # the old name, still used inside this class and by node/audit/indexer.py and node/chain/events.py
 
 
 def _is_dev_node(w3: Web3) -> bool:

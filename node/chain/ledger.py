@@ -5,6 +5,8 @@ the events of the mined transaction, so a returned id is one the chain really as
 """
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -12,14 +14,12 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.logs import DISCARD
 
-from node.chain.deployment import ClaimStep, Purpose, Role, Status
 from node.chain.errors import ContractRevert
 from node.chain.gateway import ChainGateway, SentTransaction
+from node.enums import ZERO32, ClaimStep, GrantState, JobState, Purpose, Role, Status
 
 if TYPE_CHECKING:
     from node.consent import SignedConsent
-
-ZERO32 = b"\x00" * 32
 
 
 @dataclass(frozen=True)
@@ -107,14 +107,10 @@ class Ledger:
     # ------------------------------------------------------------------ registry
 
     def member(self, address: str) -> MemberRecord:
-        m = self.gateway.call(self.registry.functions.getMember(Web3.to_checksum_address(address)))
-        status = Status(m[2])
-        role = Role(m[1]) if m[1] else None
-        return MemberRecord(Web3.to_checksum_address(address), m[0], role, status, m[3], bytes(m[4]), bytes(m[5]), m[6])
+        return read_member(self.gateway, address)
 
     def members(self) -> list[MemberRecord]:
-        count = self.gateway.call(self.registry.functions.memberCount())
-        return [self.member(self.gateway.call(self.registry.functions.memberAt(i))) for i in range(count)]
+        return read_members(self.gateway)
 
     def propose_member(self, candidate: str, name: str, role: Role, endpoint: str = "", x25519_key: bytes = ZERO32,
                        paillier_fingerprint: bytes = ZERO32, lifetime: int = 0) -> int:
@@ -193,8 +189,8 @@ class Ledger:
         return self.gateway.call(self.authorizations.functions.activeGrantId(
             Web3.to_checksum_address(owner), Web3.to_checksum_address(grantee), dataset, int(purpose)))
 
-    def grant_status(self, grant_id: int) -> int:
-        return self.gateway.call(self.authorizations.functions.grantStatus(grant_id))
+    def grant_status(self, grant_id: int) -> GrantState:
+        return GrantState(self.gateway.call(self.authorizations.functions.grantStatus(grant_id)))
 
     def get_grant(self, grant_id: int) -> GrantRecord:
         g = self.gateway.call(self.authorizations.functions.getGrant(grant_id))
@@ -259,7 +255,27 @@ class Ledger:
     def get_job(self, job_id: int) -> dict:
         j = self.gateway.call(self.stats.functions.getJob(job_id))
         return {"requester": j[0], "spec_hash": bytes(j[1]), "key_fingerprint": bytes(j[2]), "min_cohort": j[3],
-                "deadline": j[4], "opened_at": j[5], "state": j[6], "committed": j[7], "result_hash": bytes(j[8])}
+                "deadline": j[4], "opened_at": j[5], "state": JobState(j[6]), "committed": j[7], "result_hash": bytes(j[8])}
+
+    # ------------------------------------------------------------------ issue 12 (reshape): calls that lived in
+    # node/stats and node/evidence; the ledger is the one place that builds contract calls and decodes states
+
+    def submit_anchor_batch(self, root: bytes, size: int, batch_id: bytes, metadata_hash: bytes = ZERO32) -> SentTransaction:
+        """anchorBatch sent without waiting: the evidence outbox records the hash before the receipt."""
+        return self._submit(self.evidence.functions.anchorBatch(root, size, batch_id, metadata_hash))
+
+    def commitment_of(self, job_id: int, participant: str) -> bytes:
+        """The commitment ``participant`` made to a statistics job (ZERO32 while it has made none)."""
+        return bytes(self.gateway.call(self.stats.functions.commitmentOf(job_id, Web3.to_checksum_address(participant))))
+
+    def is_participant(self, job_id: int, address: str) -> bool:
+        return bool(self.gateway.call(self.stats.functions.isParticipant(job_id, Web3.to_checksum_address(address))))
+
+    def jobs_opened(self, spec_hash: bytes, requester: str) -> list[tuple[int, int]]:
+        """(job id, deadline) of every job ``requester`` opened with this spec hash, oldest first."""
+        events = self.gateway.events("StatsLedger", "JobOpened", filters={"specHash": spec_hash})
+        requester = Web3.to_checksum_address(requester)
+        return [(e["args"]["jobId"], e["args"]["deadline"]) for e in events if e["args"]["requester"] == requester]
 
     # ------------------------------------------------------------------ pools (risk pool, mutual aid; node/pools/)
 
@@ -442,3 +458,23 @@ class Ledger:
 
 
 STATEMENT_STATES = ("NONE", "ISSUED", "DISPUTED", "CONFIRMED", "SETTLED")
+
+
+def read_member(gateway: ChainGateway, address: str) -> MemberRecord:
+    """A member's registry record (Status.NONE for an address that never was one). Needs no account."""
+    m = gateway.call(gateway.contract("ConsortiumRegistry").functions.getMember(Web3.to_checksum_address(address)))
+    role = Role(m[1]) if m[1] else None
+    return MemberRecord(Web3.to_checksum_address(address), m[0], role, Status(m[2]), m[3], bytes(m[4]), bytes(m[5]), m[6])
+
+
+def read_members(gateway: ChainGateway) -> list[MemberRecord]:
+    """Every account the registry has a record for (expelled ones too), in admission order. Needs no account."""
+    registry = gateway.contract("ConsortiumRegistry")
+    count = gateway.call(registry.functions.memberCount())
+    return [read_member(gateway, gateway.call(registry.functions.memberAt(i))) for i in range(count)]
+
+
+def card_reason_hash(reason: str) -> bytes:
+    """What goes on chain as a card's or an expulsion's ``reasonHash``: the SHA-256 of the reason's UTF-8 text, like
+    every other off-chain text the chain commits to (claim details, consent references); no reason: ZERO32."""
+    return hashlib.sha256(reason.encode()).digest() if reason else ZERO32

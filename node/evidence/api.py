@@ -1,7 +1,9 @@
 """HTTP endpoints for evidence: intake, receipts, proofs, and verification for the auditor's page.
 
-The node mounts ``router`` and puts an :class:`EvidenceService` in ``app.state.evidence``. Handlers
-stay thin; every refusal is a 4xx with ``{"detail": {"reason": ..., "message": ...}}``.
+The node mounts ``router`` and puts an :class:`EvidenceService` in ``app.state.evidence``. Each route declares
+who may call it: verification any member in good standing (typically an auditor), everything else this member's
+own operator. Handlers stay thin; refusals are the evidence errors, which carry their reason and HTTP status
+(node/api/deps.py maps them): ``{"detail": {"reason": ..., "message": ...}}``.
 """
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ import hashlib
 import json
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from node.chain.errors import ChainError
+from node.api.deps import Member, Operator
 from node.errors import ConsortiumError
-from node.evidence.errors import DocumentTooLarge, EvidenceVerificationError, InvalidEvidenceInput, UnknownClaim
+from node.evidence.errors import (DocumentTooLarge, EvidenceUnavailable, EvidenceVerificationError, InvalidEvidenceInput,
+                                  MalformedJson, RequestTooLarge)
 from node.evidence.service import EvidenceService
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 
@@ -31,41 +34,27 @@ _BYTES_PER_HASH_ITEM = 256  # generous JSON size of one item, bounds the hashes 
 def _service(request: Request) -> EvidenceService:
     service = getattr(request.app.state, "evidence", None)
     if service is None:
-        raise HTTPException(503, {"reason": "evidence_unavailable", "message": "evidence service is not running"})
+        raise EvidenceUnavailable("evidence service is not running")
     return service
 
 
-def _http_error(exc: ConsortiumError) -> HTTPException:
-    if isinstance(exc, DocumentTooLarge):
-        status = 413
-    elif isinstance(exc, UnknownClaim):
-        status = 404
-    elif isinstance(exc, ChainError):
-        status = 503
-    elif isinstance(exc, InvalidEvidenceInput):
-        status = 422
-    else:
-        status = 400
-    return HTTPException(status, {"reason": exc.reason, "message": exc.one_line()})
-
-
-def _bad(reason: str, message: str, status: int = 422) -> HTTPException:
-    return HTTPException(status, {"reason": reason, "message": message})
+def _bad(reason: str, message: str) -> InvalidEvidenceInput:
+    return InvalidEvidenceInput(message, reason=reason)
 
 
 async def _json_body(request: Request, limit: int) -> Any:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _bad("request_too_large", f"request body of {declared} bytes exceeds {limit}", 413)
+        raise RequestTooLarge(f"request body of {declared} bytes exceeds {limit}")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise _bad("request_too_large", f"request body exceeds {limit} bytes", 413)
+            raise RequestTooLarge(f"request body exceeds {limit} bytes")
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise _bad("malformed_json", f"request body is not JSON: {exc}", 400) from None
+        raise MalformedJson(f"request body is not JSON: {exc}") from None
 
 
 def servable_claim_id(claim_id: Any) -> str:
@@ -103,7 +92,7 @@ def _item(obj: Any, n: int) -> tuple:
 
 
 @router.post("/hashes")
-async def submit_hashes(request: Request) -> dict:
+async def submit_hashes(request: Request, _: Operator) -> dict:
     """One hash ``{sha256, claim_id, doc_type}`` -> a receipt; or ``{"items": [...]}`` -> receipts or spans."""
     service = _service(request)
     body = await _json_body(request, service.settings.max_hashes_per_request * _BYTES_PER_HASH_ITEM)
@@ -112,59 +101,45 @@ async def submit_hashes(request: Request) -> dict:
     if not isinstance(raw_items, list):
         raise _bad("invalid_input", "send {sha256, claim_id, doc_type} or {\"items\": [...]}")
     items = [_item(x, n) for n, x in enumerate(raw_items)]
-    try:
-        if single:
-            return (await run_in_threadpool(service.accept_many, items))[0].to_json()
-        if len(items) <= _FULL_RECEIPTS_UP_TO:
-            receipts = await run_in_threadpool(service.accept_many, items)
-            return {"accepted": len(receipts), "receipts": [r.to_json() for r in receipts]}
-        return await run_in_threadpool(service.accept_bulk, items)
-    except ConsortiumError as exc:
-        raise _http_error(exc) from None
+    if single:
+        return (await run_in_threadpool(service.accept_many, items))[0].to_json()
+    if len(items) <= _FULL_RECEIPTS_UP_TO:
+        receipts = await run_in_threadpool(service.accept_many, items)
+        return {"accepted": len(receipts), "receipts": [r.to_json() for r in receipts]}
+    return await run_in_threadpool(service.accept_bulk, items)
 
 
 @router.post("/documents")
-async def submit_document(request: Request, claim_id: str, doc_type: str) -> dict:
+async def submit_document(request: Request, claim_id: str, doc_type: str, _: Operator) -> dict:
     """The document as the raw request body (streamed and hashed as it arrives); size-limited."""
     service = _service(request)
     limit = service.settings.max_document_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _http_error(DocumentTooLarge(f"document of {declared} bytes exceeds {limit} bytes",
-                                           hint="send its SHA-256 to /evidence/hashes instead"))
-    try:
-        servable_claim_id(claim_id)
-    except ConsortiumError as exc:
-        raise _http_error(exc) from None
+        raise DocumentTooLarge(f"document of {declared} bytes exceeds {limit} bytes",
+                               hint="send its SHA-256 to /evidence/hashes instead")
+    servable_claim_id(claim_id)
     sink = service.document_sink()
     try:
         async for chunk in request.stream():
             sink.write(chunk)
         return (await run_in_threadpool(sink.finish, claim_id, doc_type)).to_json()
-    except ConsortiumError as exc:
-        raise _http_error(exc) from None
     finally:
         sink.discard()
 
 
 @router.get("/receipts/{claim_id}")
-async def claim_receipts(claim_id: str, request: Request) -> dict:
-    try:
-        return {"claim_id": claim_id, "receipts": await run_in_threadpool(_service(request).receipts, claim_id)}
-    except ConsortiumError as exc:
-        raise _http_error(exc) from None
+async def claim_receipts(claim_id: str, request: Request, _: Operator) -> dict:
+    return {"claim_id": claim_id, "receipts": await run_in_threadpool(_service(request).receipts, claim_id)}
 
 
 @router.get("/proofs/{claim_id}")
-async def claim_proofs(claim_id: str, request: Request) -> dict:
-    try:
-        return {"claim_id": claim_id, "proofs": await run_in_threadpool(_service(request).proofs, claim_id)}
-    except ConsortiumError as exc:
-        raise _http_error(exc) from None
+async def claim_proofs(claim_id: str, request: Request, _: Operator) -> dict:
+    return {"claim_id": claim_id, "proofs": await run_in_threadpool(_service(request).proofs, claim_id)}
 
 
 @router.post("/verify")
-async def verify(request: Request) -> dict:
+async def verify(request: Request, _: Member) -> dict:
     """``{"proof": <proof file>, "document_base64" | "document_sha256"}`` -> verdict, from the chain alone.
 
     A document that fails verification is a normal answer: ``{"valid": false, "reason", "message"}``.
@@ -184,20 +159,16 @@ async def verify(request: Request) -> dict:
             raise _bad("invalid_input", "give document_base64 or document_sha256")
     except (binascii.Error, TypeError, ValueError):
         raise _bad("invalid_input", "document_base64 is not base64") from None
-    except ConsortiumError as exc:
-        raise _http_error(exc) from None
     chain = RegistryEvidenceChain(service.ledger.gateway)
     try:
         verdict = await run_in_threadpool(verify_evidence, digest, body["proof"], chain)
     except EvidenceVerificationError as exc:
         return {"valid": False, "reason": exc.reason, "message": exc.one_line()}
-    except ConsortiumError as exc:
-        raise _http_error(exc) from None
     return verdict.to_json()
 
 
 @router.get("/status")
-async def status(request: Request) -> dict:
+async def status(request: Request, _: Operator) -> dict:
     return await run_in_threadpool(_service(request).status)
 
 
@@ -215,24 +186,19 @@ class ClaimStepRequest(BaseModel):
 
 
 @router.post("/claims/{claim_id}/steps")
-async def record_step(claim_id: str, body: ClaimStepRequest, request: Request) -> dict:
+async def record_step(claim_id: str, body: ClaimStepRequest, request: Request, _: Operator) -> dict:
     """Record the claim's next lifecycle step on chain, acting as this member (express flag with the assessment)."""
     from node.evidence.claims import parse_step, record_claim_step
     service = _service(request)
-    try:
-        servable_claim_id(claim_id)
-        step = parse_step(body.step)
-        return await run_in_threadpool(record_claim_step, service.ledger, claim_id, step, detail=body.detail,
-                                       amount=body.amount, express_threshold=body.express_threshold,
-                                       materials_complete=body.materials_complete, liability_clear=body.liability_clear)
-    except ConsortiumError as exc:
-        if isinstance(exc, ChainError):
-            raise
-        raise _http_error(exc) from None
+    servable_claim_id(claim_id)
+    step = parse_step(body.step)
+    return await run_in_threadpool(record_claim_step, service.ledger, claim_id, step, detail=body.detail,
+                                   amount=body.amount, express_threshold=body.express_threshold,
+                                   materials_complete=body.materials_complete, liability_clear=body.liability_clear)
 
 
 @router.get("/claims/{claim_id}/history")
-async def history(claim_id: str, request: Request) -> dict:
+async def history(claim_id: str, request: Request, _: Operator) -> dict:
     """The claim's steps as the chain recorded them: block, time, acting member, express flag."""
     from dataclasses import asdict
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from web3 import Web3
 
-from node.chain.deployment import ClaimStep
 from node.chain.gateway import ChainGateway
-from node.chain.ledger import Ledger
+from node.chain.ledger import Ledger, read_member, read_members
+from node.enums import ZERO32, ClaimStep
 from node.evidence.errors import InvalidEvidenceInput
 from node.evidence.leaf import claim_id_hash, claim_key, is_express_claim
 
@@ -58,7 +58,7 @@ def record_claim_step(ledger: Ledger, claim_id: str, step: ClaimStep, *, detail:
         flags = FLAG_EXPRESS if express else 0
         detail.update(amount=amount, express_threshold=express_threshold, materials_complete=materials_complete,
                       liability_clear=liability_clear, express=express)
-    detail_hash = hashlib.sha256(json.dumps(detail, sort_keys=True).encode()).digest() if detail else b"\x00" * 32
+    detail_hash = hashlib.sha256(json.dumps(detail, sort_keys=True).encode()).digest() if detail else ZERO32
     receipt = ledger.record_claim_step(claim_id_hash(claim_id), step, detail_hash, flags)
     return {"claim_id": claim_id, "insurer": ledger.address, "claim_key": claim_key(ledger.address, claim_id).hex(),
             "step": step.name, "express": bool(flags & FLAG_EXPRESS),
@@ -70,11 +70,9 @@ def resolve_insurer(gateway: ChainGateway, insurer: str) -> str:
     """A member's address from its address or its registered name."""
     if Web3.is_address(insurer):
         return Web3.to_checksum_address(insurer)
-    registry = gateway.contract("ConsortiumRegistry")
-    for i in range(gateway.call(registry.functions.memberCount())):
-        address = gateway.call(registry.functions.memberAt(i))
-        if gateway.call(registry.functions.getMember(address))[0] == insurer:
-            return Web3.to_checksum_address(address)
+    for record in read_members(gateway):
+        if record.name == insurer:
+            return record.address
     raise InvalidEvidenceInput(f"no member named {insurer!r}", hint="pass the insurer's address or its name as "
                                "`consortium members` lists it", reason="unknown_insurer")
 
@@ -96,14 +94,13 @@ def claim_history(gateway: ChainGateway, claim_id: str, insurer: str | None = No
         if len(insurers) > 1:
             raise InvalidEvidenceInput(f"claim id {claim_id!r} is used by {len(insurers)} insurers: {', '.join(insurers)}",
                                        hint="pass --insurer NAME_OR_ADDRESS to say whose claim", reason="ambiguous_claim")
-    registry = gateway.contract("ConsortiumRegistry")
     names: dict[str, str] = {}
     times: dict[int, int] = {}
     out = []
     for e in events:
         actor = Web3.to_checksum_address(e["args"]["actor"])
         if actor not in names:
-            names[actor] = gateway.call(registry.functions.getMember(actor))[0] or "(not a member)"
+            names[actor] = read_member(gateway, actor).name or "(not a member)"
         block = e["blockNumber"]
         if block not in times:
             times[block] = gateway.block_time(block)

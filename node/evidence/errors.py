@@ -1,4 +1,4 @@
-"""Evidence errors: one line each, with a machine-readable ``reason`` (also the HTTP error reason)."""
+"""Evidence errors: one line each, with a machine-readable ``reason`` and the ``http_status`` a route answers with."""
 from __future__ import annotations
 
 from node.errors import ConsortiumError
@@ -11,15 +11,27 @@ class EvidenceError(ConsortiumError):
 class InvalidEvidenceInput(EvidenceError):
     """A hash, claim id or document type that the node refuses at the boundary."""
 
-    reason = "invalid_input"
+    reason, http_status = "invalid_input", 422
 
 
 class DocumentTooLarge(EvidenceError):
-    reason = "document_too_large"
+    reason, http_status = "document_too_large", 413
+
+
+class RequestTooLarge(EvidenceError):
+    reason, http_status = "request_too_large", 413
+
+
+class MalformedJson(EvidenceError):
+    reason = "malformed_json"
 
 
 class UnknownClaim(EvidenceError):
-    reason = "unknown_claim"
+    reason, http_status = "unknown_claim", 404
+
+
+class EvidenceUnavailable(EvidenceError):
+    reason, http_status = "evidence_unavailable", 503
 
 
 class EvidenceVerificationError(EvidenceError):

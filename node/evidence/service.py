@@ -297,9 +297,8 @@ class EvidenceService(BackgroundLoop):
         root = self._root_of(batch)
         onchain = self._chain_batch(batch_id, root)
         if onchain is None:
-            fn = self.ledger.evidence.functions.anchorBatch(root, batch["size"], batch_id, self._metadata_hash(batch))
             try:
-                sent = self.ledger.gateway.submit(self.ledger.account, fn)
+                sent = self.ledger.submit_anchor_batch(root, batch["size"], batch_id, self._metadata_hash(batch))
             except ContractRevert as exc:
                 if exc.name not in ("RootAlreadyAnchored", "BatchIdAlreadyUsed"):
                     raise

@@ -30,7 +30,7 @@ from privacy.merkle import (BadSizesError, IndexOutOfRangeError, MalformedError,
 
 from node.chain.deployment import Status
 from node.chain.gateway import ChainGateway
-from node.chain.ledger import find_batch
+from node.chain.ledger import find_batch, read_member
 from node.evidence.errors import EvidenceVerificationError, InvalidEvidenceInput
 from node.evidence.leaf import DocType, check_claim_id, evidence_leaf_hash, parse_sha256
 from node.evidence.service import PROOF_FORMAT
@@ -49,7 +49,6 @@ class RegistryEvidenceChain:
 
     def __init__(self, gateway: ChainGateway):
         self.gateway = gateway
-        self.registry = gateway.contract("ConsortiumRegistry")
 
     def batch_by_root(self, submitter: str, root: bytes) -> dict | None:
         return find_batch(self.gateway, submitter, root=root)
@@ -58,8 +57,8 @@ class RegistryEvidenceChain:
         return find_batch(self.gateway, submitter, batch_id=batch_id)
 
     def member(self, address: str) -> tuple[str, Status]:
-        m = self.gateway.call(self.registry.functions.getMember(Web3.to_checksum_address(address)))
-        return m[0], Status(m[2])
+        record = read_member(self.gateway, address)
+        return record.name, record.status
 
 
 @dataclass(frozen=True)

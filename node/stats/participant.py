@@ -19,26 +19,22 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from web3 import Web3
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy.engine import Engine
 
-from node.chain.deployment import Purpose
-from node.release_gate import ReleaseRefusal, Request, fraud_admission, horizontal_contribution, vertical_admission
+from node.chain.ledger import Ledger
+from node.enums import ZERO32, JobState, Purpose
+from node.release_gate import ReleaseGate, Request, fraud_admission, horizontal_contribution, vertical_admission
 from node.stats import local
+from node.stats.errors import (AlreadyCommitted, BadJobId, BadQuery, InvalidJobRequest, JobNotOpen, MalformedMessage,
+                               NoSession, NotParticipant, NotRequester, SpecMismatch, StatsRefusal, WrongKey)
 from node.stats.spec import SpecError, check_public, horizontal_spec, join_spec, message_commitment, public_key_of, spec_hash
 from node.stats.store import StatsStore
 from privacy.aggregation import contribute
 from privacy.fraud import MembershipQuery, answer_membership
 from privacy.join import DoubleBlindedBuckets, EncryptedLabelBatch, FeatureOwner
 
-ZERO32 = b"\x00" * 32
-# Below this many rows the process pool costs more (start, pickling) than it saves.
-PARALLEL_ROWS = 20_000
-JOB_OPEN = 1
-
-
-class StatsRefusal(ReleaseRefusal):
-    """A request this participant refuses: HTTP ``status`` with a machine-readable ``reason`` (the gate's
-    refusals are ReleaseRefusal itself, already logged on chain; these are protocol refusals)."""
+__all__ = ["Participant", "StatsRefusal", "VerticalSession"]
 
 
 @dataclass
@@ -57,17 +53,18 @@ class VerticalSession:
 
 
 class Participant:
-    def __init__(self, ctx: Any, store: StatsStore, executor: Callable[[int], Any]):
-        self.ctx = ctx
+    def __init__(self, me: str, ledger: Ledger, x25519: X25519PrivateKey, gate: ReleaseGate, engine: Engine,
+                 store: StatsStore, executor: Callable[[int], Any]):
+        self.me = me
+        self.ledger = ledger
+        self.x25519 = x25519  # this member's masking key (pairwise masks with the other participants)
+        self.gate = gate
+        self.engine = engine
         self.store = store
         self.executor = executor  # rows -> a process pool, or None when not worth it
         self._locks: dict[tuple[str, int], threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self.sessions: dict[tuple[str, int], VerticalSession] = {}
-
-    @property
-    def me(self) -> str:
-        return self.ctx.address
 
     def _lock(self, key: tuple[str, int]) -> threading.Lock:
         with self._locks_guard:
@@ -78,60 +75,54 @@ class Participant:
     def verify_job(self, caller: str, chain_job_id: Any, public: Any, kind: str) -> str:
         """All chain checks of a job request; returns the spec hash."""
         if isinstance(chain_job_id, bool) or not isinstance(chain_job_id, int) or chain_job_id < 1:
-            raise StatsRefusal(422, "bad_job", "chain_job_id must be a positive integer")
+            raise BadJobId("chain_job_id must be a positive integer")
         if not isinstance(public, dict) or public.get("kind") != kind:
-            raise StatsRefusal(422, "bad_spec", f"expected a {kind} job spec")
+            raise InvalidJobRequest(f"expected a {kind} job spec")
         for key in ("requester", "job_id", "public_key", "participants", "dataset", "purpose", "min_cohort"):
             if key not in public:
-                raise StatsRefusal(422, "bad_spec", f"job spec lacks {key}")
+                raise InvalidJobRequest(f"job spec lacks {key}")
         try:
             check_public(public)
         except SpecError as exc:
-            raise StatsRefusal(422, exc.reason, exc.one_line()) from None
+            raise InvalidJobRequest(exc.one_line(), exc.reason) from None
         h = spec_hash(public)
-        job = self.ctx.ledger.get_job(chain_job_id)  # an unknown id reverts: 404 UnknownJob
+        job = self.ledger.get_job(chain_job_id)  # an unknown id reverts: 404 UnknownJob
         if job["requester"] != caller or public["requester"] != caller:
-            raise StatsRefusal(403, "not_requester", "the job on chain was opened by another member than the signer")
+            raise NotRequester("the job on chain was opened by another member than the signer")
         if job["spec_hash"] != bytes.fromhex(h):
-            raise StatsRefusal(409, "spec_mismatch", "the spec sent does not hash to the job's spec hash on chain")
-        if job["state"] != JOB_OPEN:
-            raise StatsRefusal(409, "job_not_open", f"job {chain_job_id} is not open on chain")
+            raise SpecMismatch("the spec sent does not hash to the job's spec hash on chain")
+        if job["state"] != JobState.OPEN:
+            raise JobNotOpen(f"job {chain_job_id} is not open on chain")
         try:
             key = public_key_of(public)
         except Exception as exc:  # a malformed or too-small key is refused, never used
-            raise StatsRefusal(422, getattr(exc, "reason", "bad_key"), f"job key: {exc}") from None
-        registered = self.ctx.ledger.member(caller).paillier_fingerprint
+            raise InvalidJobRequest(f"job key: {exc}", getattr(exc, "reason", "bad_key")) from None
+        registered = self.ledger.member(caller).paillier_fingerprint
         if registered == ZERO32 or registered != bytes.fromhex(key.fingerprint) or job["key_fingerprint"] != registered:
-            raise StatsRefusal(403, "wrong_key", "the job key is not the requester's registered Paillier key")
+            raise WrongKey("the job key is not the requester's registered Paillier key")
         if job["min_cohort"] != public["min_cohort"]:
-            raise StatsRefusal(409, "spec_mismatch", "min_cohort differs from the job on chain")
-        stats = self.ctx.ledger.stats
-        if not self.ctx.gateway.call(stats.functions.isParticipant(chain_job_id, Web3.to_checksum_address(self.me))):
-            raise StatsRefusal(403, "not_participant", f"this member is not a participant of job {chain_job_id}")
+            raise SpecMismatch("min_cohort differs from the job on chain")
+        if not self.ledger.is_participant(chain_job_id, self.me):
+            raise NotParticipant(f"this member is not a participant of job {chain_job_id}")
         return h
-
-    @property
-    def gate(self):
-        return self.ctx.release_gate
 
     def _log_access(self, caller: str, public: dict, h: str, grant_id: int, records: int) -> None:
         self.gate.log_access(Request(caller, public["dataset"], Purpose[public["purpose"]], bytes.fromhex(h), ""), grant_id, records)
 
     def _commit(self, chain_job_id: int, commitment: str) -> None:
         """Commit once: after a crash between storing and committing, the retry finds no commitment yet."""
-        stats = self.ctx.ledger.stats
-        current = self.ctx.gateway.call(stats.functions.commitmentOf(chain_job_id, Web3.to_checksum_address(self.me)))
-        if bytes(current) == ZERO32:
-            self.ctx.ledger.commit_contribution(chain_job_id, bytes.fromhex(commitment))
-        elif bytes(current).hex() != commitment:
-            raise StatsRefusal(409, "already_committed", "this member committed another contribution to the job")
+        current = self.ledger.commitment_of(chain_job_id, self.me)
+        if current == ZERO32:
+            self.ledger.commit_contribution(chain_job_id, bytes.fromhex(commitment))
+        elif current.hex() != commitment:
+            raise AlreadyCommitted("this member committed another contribution to the job")
 
     def _stored(self, caller: str, chain_job_id: int, h: str) -> dict | None:
         stored = self.store.own_contribution(caller, chain_job_id)
         if stored is None:
             return None
         if stored["spec_hash"] != h:
-            raise StatsRefusal(409, "spec_mismatch", "this member already answered the job for another spec")
+            raise SpecMismatch("this member already answered the job for another spec")
         self._commit(chain_job_id, stored["commitment"])
         return stored
 
@@ -145,15 +136,15 @@ class Participant:
             if stored is not None:
                 return {**stored["payload"], "commitment": stored["commitment"]}
             if self.me not in public["participants"]:
-                raise StatsRefusal(403, "not_participant", "this member is not in the spec's participants")
+                raise NotParticipant("this member is not in the spec's participants")
             try:
                 grant_id, vector, outcome = horizontal_contribution(self.gate, caller, public, h)
                 spec = horizontal_spec(public)
             except SpecError as exc:
-                raise StatsRefusal(422, exc.reason, exc.one_line()) from None
+                raise InvalidJobRequest(exc.one_line(), exc.reason) from None
             # the peers' masking keys come from the registry, like the requester's key fingerprint
-            peers = {p: self.ctx.ledger.member(p).x25519_key for p in spec.participants if p != self.me}
-            contribution = contribute(spec, self.me, self.ctx.keys.x25519, peers, public_key_of(public), vector=vector)
+            peers = {p: self.ledger.member(p).x25519_key for p in spec.participants if p != self.me}
+            contribution = contribute(spec, self.me, self.x25519, peers, public_key_of(public), vector=vector)
             report = outcome.report()
             payload, commitment = {"contribution": contribution.to_dict(), "release": report}, contribution.commitment
             self.store.save_own_contribution(caller, chain_job_id, "horizontal", h, payload, commitment, outcome.records)
@@ -173,8 +164,8 @@ class Participant:
             grant_id, _ = fraud_admission(self.gate, caller, public, h)
             query = MembershipQuery.from_dict(body.get("query"))
             if query.query_id != public["job_id"] or len(query.points) != public["persons"]:
-                raise StatsRefusal(422, "bad_query", "the query does not match the job spec (id or number of persons)")
-            members = local.fraud_set(self.ctx.engine, public)
+                raise BadQuery("the query does not match the job spec (id or number of persons)")
+            members = local.fraud_set(self.engine, public)
             answer = answer_membership(query, self.me, members).to_dict()
             commitment = message_commitment(answer)
             self.store.save_own_contribution(caller, chain_job_id, "fraud", h, answer, commitment, len(members))
@@ -191,7 +182,7 @@ class Participant:
             stored = self._stored(caller, chain_job_id, h)
             if stored is not None:  # already finished: the encrypted sums are all the insurer needs
                 return {**stored["payload"], "commitment": stored["commitment"]}
-            rows = local.platform_rows(self.ctx.engine, public)
+            rows = local.platform_rows(self.engine, public)
             grant_id, outcome = vertical_admission(self.gate, caller, public, h, rows)
             # k on the matched persons of each bucket is the gate's k, not the job's (it may only be raised)
             owner = FeatureOwner(join_spec(public | {"min_cohort": outcome.min_cohort}), rows, pad_to=public.get("pad_to"))
@@ -203,7 +194,7 @@ class Participant:
     def _session(self, caller: str, chain_job_id: int) -> VerticalSession:
         session = self.sessions.get((caller, chain_job_id))
         if session is None:
-            raise StatsRefusal(409, "no_session", "no vertical exchange in progress for this job; start it again")
+            raise NoSession("no vertical exchange in progress for this job; start it again")
         session.touched = time.monotonic()
         return session
 
@@ -224,7 +215,7 @@ class Participant:
         public_key = public_key_of(session.public)
         width = (public_key.nsquare.bit_length() + 7) // 8
         if not raw or len(raw) % (32 + width):
-            raise StatsRefusal(422, "malformed_message", f"a label batch is rows of 32-byte points and {width}-byte ciphertexts")
+            raise MalformedMessage(f"a label batch is rows of 32-byte points and {width}-byte ciphertexts")
         count = len(raw) // (32 + width)
         points = [raw[i * 32:(i + 1) * 32] for i in range(count)]
         base = 32 * count

@@ -16,6 +16,9 @@ import httpx
 from eth_account.signers.local import LocalAccount
 
 from node.auth import sign_request
+from node.chain.ledger import Ledger
+from node.errors import parse_problem
+from node.stats.spec import horizontal_spec, join_spec
 
 
 class PeerError(Exception):
@@ -59,12 +62,7 @@ class PeerClient:
         except httpx.HTTPError as exc:
             raise PeerError(None, "unreachable", f"{type(exc).__name__}: {exc}") from None
         if status >= 300:
-            try:
-                detail = json.loads(body).get("detail", {})
-                reason, message = detail.get("reason", "refused"), detail.get("message", bytes(body[:200]).decode(errors="replace"))
-            except (ValueError, AttributeError):
-                reason, message = "refused", bytes(body[:200]).decode(errors="replace")
-            raise PeerError(status, reason, message)
+            raise PeerError(status, *parse_problem(bytes(body)))
         return status, bytes(body)
 
     def post_json(self, path: str, body: Any, max_bytes: int | None = None) -> dict:
@@ -81,6 +79,43 @@ class PeerClient:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class Peers:
+    """Signed clients to other members' nodes: endpoint and audience from the registry, never from a request."""
+
+    def __init__(self, ledger: Ledger, chain_id: int, answer_max_bytes: int):
+        self.ledger = ledger
+        self.chain_id = chain_id
+        self.answer_max_bytes = answer_max_bytes  # the setting peer_answer_max_bytes: the floor of every limit
+
+    def client(self, participant: str, timeout: float = 120.0) -> PeerClient:
+        member = self.ledger.member(participant)
+        return PeerClient(member.endpoint, self.ledger.account, participant, self.chain_id, timeout,
+                          max_bytes=self.answer_max_bytes)
+
+    def name(self, participant: str) -> str:
+        return self.ledger.member(participant).name or participant
+
+    def answer_limit(self, job: dict, message: str, own_rows: int = 0) -> int:
+        return answer_limit(self.answer_max_bytes, job, message, own_rows)
+
+
+def answer_limit(floor: int, job: dict, message: str, own_rows: int = 0) -> int:
+    """The most bytes a peer's answer to ``message`` can need for this job, doubled, and never under ``floor``
+    (the ``peer_answer_max_bytes`` setting): answers are ciphertexts and points whose number the spec fixes."""
+    public = job["public_spec"]
+    hex_ciphertext = 2 * ((int(public["key_bits"]) * 2 + 7) // 8) + 16
+    if message == "contribute":
+        need = horizontal_spec(public).layout.plaintext_count * hex_ciphertext
+    elif message == "fraud":
+        need = int(public["persons"]) * 2 * 70
+    elif message == "vertical/finish":
+        need = len(public["buckets"]) * (join_spec(public).layout.plaintext_count * hex_ciphertext + 200)
+    else:  # vertical/start: the platform's blinded ids per bucket, 64 hex characters each
+        padded = (public.get("pad_to") or 0) * len(public["buckets"])
+        need = 70 * max(padded, 10 * own_rows, 1_000_000)
+    return max(floor, 2 * need + 65536)
 
 
 def _too_large(path: str, limit: int) -> PeerError:

@@ -49,6 +49,7 @@ class SpecError(ConsortiumError):
     """A job spec the node refuses (HTTP 422 with ``reason``)."""
 
     reason = "bad_spec"
+    http_status = 422
 
 
 def canonical_json(value: Any) -> bytes:

@@ -4,7 +4,8 @@
 ``stats_received``      contributions received for those jobs, as sent (validated against the chain)
 ``stats_contributed``   this node's own answers to other members' jobs: a retried request gets the
                         stored answer back, so a participant never computes or commits twice
-``stats_budget``        the differential-privacy budget accountant's state (privacy.release)
+``stats_budget``        no longer written: each owner's DP budget is the release gate's (node/release_gate.py,
+                        ``release_budget``); kept so existing stores keep their schema
 """
 from __future__ import annotations
 
@@ -162,20 +163,6 @@ class StatsStore:
             conn.execute(contributed.insert().values(requester=requester, chain_job_id=chain_job_id, kind=kind, spec_hash=spec_hash,
                                                      payload=json.dumps(payload), commitment=commitment, records=records,
                                                      created_at=time.time()))
-
-    # ------------------------------------------------------------------ budget
-
-    def budget_state(self) -> dict | None:
-        with self.engine.connect() as conn:
-            raw = conn.execute(select(budget.c.state).where(budget.c.id == 1)).scalar()
-        return json.loads(raw) if raw else None
-
-    def save_budget_state(self, state: dict) -> None:
-        with self.engine.begin() as conn:
-            if conn.execute(select(budget.c.id).where(budget.c.id == 1)).first() is None:
-                conn.execute(budget.insert().values(id=1, state=json.dumps(state)))
-            else:
-                conn.execute(update(budget).where(budget.c.id == 1).values(state=json.dumps(state)))
 
 
 def _decode(row: Any) -> dict:

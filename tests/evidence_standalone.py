@@ -1,7 +1,10 @@
-"""Serve only the evidence router (crash tests, small deployments); the member node mounts the same router.
+"""Test server: only the evidence router, in a process of its own that the crash tests kill -9.
 
-    python -m node.evidence.standalone --db PATH --rpc URL --deployment FILE --keys FOLDER --port N
+    python tests/evidence_standalone.py --db PATH --rpc URL --deployment FILE --keys FOLDER --port N
 The passphrase for the keys comes from CONSORTIUM_PASSPHRASE (or CONSORTIUM_PASSPHRASE_FILE).
+
+It is no node: it has no registry-backed request verification, so it answers every caller as the key folder's
+own operator (the routes' caller dependencies are overridden). It listens on loopback for the test only.
 """
 from __future__ import annotations
 
@@ -15,12 +18,10 @@ from node.errors import ConsortiumError
 
 
 def build_app(args: argparse.Namespace):
-    from fastapi import FastAPI
-
+    from evidence_testing import evidence_app
     from node.chain.deployment import Deployment, attach
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger
-    from node.evidence.api import router
     from node.evidence.service import EvidenceService, EvidenceSettings
     from node.evidence.store import create_store_engine
     from node.keys import load_member_keys, resolve_passphrase
@@ -40,14 +41,13 @@ def build_app(args: argparse.Namespace):
         finally:
             service.stop()
 
-    app = FastAPI(title="consortium evidence", lifespan=lifespan)
-    app.state.evidence = service
-    app.include_router(router)
+    app = evidence_app(service, keys.address)
+    app.router.lifespan_context = lifespan
     return app
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m node.evidence.standalone", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="evidence_standalone.py", description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True, help="SQLite file of the evidence outbox")
     parser.add_argument("--rpc", required=True)
     parser.add_argument("--deployment", required=True)

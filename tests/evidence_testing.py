@@ -117,3 +117,24 @@ def audit_exactly_once(db_path, gateway, member_address: str, from_block: int = 
     assert leaves == total, f"{total} leaves stored, {leaves} in anchored batches"
     engine.dispose()
     return {"leaves": total, "batches": len(batches)}
+
+
+def evidence_app(service, operator_address: str):
+    """The evidence router alone, with the node's refusal handler, answering every caller as ``operator_address``.
+
+    The node authenticates each route's caller (node/api/deps.py); this app has no registry-backed verifier, so
+    the routes' caller dependencies are overridden. For tests only, never a deployment.
+    """
+    from fastapi import FastAPI
+
+    from node.api.deps import REFUSALS, Caller, member, operator, refusal_handler
+    from node.evidence.api import router
+
+    app = FastAPI(title="consortium evidence (test)")
+    app.state.evidence = service
+    app.include_router(router)
+    trusted = Caller(operator_address)
+    app.dependency_overrides[operator] = app.dependency_overrides[member] = lambda: trusted
+    for refusal in REFUSALS:
+        app.add_exception_handler(refusal, refusal_handler)
+    return app
