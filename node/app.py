@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from eth_abi.exceptions import EncodingError
 from web3.exceptions import Web3ValidationError
 
-from node.api import data, governance, grants, health
+from node.api import audit as audit_api
+from node.api import data, governance, grants, health, member_pages, pages
+from node.audit.service import AuditService
 from node.api.deps import REFUSALS, refusal_handler
 from node.evidence import api as evidence_api
 from node.chain.errors import ChainUnavailable, ContractRevert
@@ -162,6 +165,29 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+def _install_audit(app: FastAPI, ctx: NodeContext) -> AuditService:
+    """Mount the audit API and pages on one AuditService and run its indexer while the app runs."""
+    service = AuditService(ctx.engine, ctx.gateway, ctx.deployment, ctx.ledger, ctx.settings.home)
+    app.state.audit = service
+    app.include_router(audit_api.router)
+    app.include_router(pages.router)
+    pages.mount_static(app)
+    pages.install_refusal_handler(app)
+    previous = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a):
+        service.start()
+        try:
+            async with previous(a) as state:
+                yield state
+        finally:
+            service.stop()
+
+    app.router.lifespan_context = lifespan
+    return service
+
+
 def create_app(ctx: NodeContext) -> FastAPI:
     app = FastAPI(title=f"Consortium node: {ctx.settings.name}", version="0.1.0",
                   description="Data-use authorizations, access logs and joint statistics for one consortium member")
@@ -184,11 +210,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
     # is open to any authenticated member, typically an auditor.
     app.state.evidence = ctx.evidence
     app.include_router(evidence_api.router)  # each route declares its caller: operator, or a member to verify
-    from node.audit.service import install_audit
-
-    install_audit(app, ctx)  # regulator/auditor API and pages, and the event indexer for the app's lifetime
-    from node.api import member_pages
-
+    _install_audit(app, ctx)  # regulator/auditor API and pages, and the event indexer for the app's lifetime
     app.include_router(member_pages.router)  # a member's own view of who used its data (operator login)
 
     @app.exception_handler(RequestValidationError)

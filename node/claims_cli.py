@@ -59,7 +59,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     if args.out and proofs:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        from node.evidence.cli import proof_file_text
+        from node.evidence.proof_file import proof_file_text
 
         by_sha = {r["doc_sha256"]: r["file"] for r in receipts}
         for p in proofs:

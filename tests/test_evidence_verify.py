@@ -136,12 +136,16 @@ def test_a_proof_naming_another_document_is_wrong_proof_and_a_changed_document_i
     assert err.value.reason == "tampered_document"
     assert verify_evidence(hashlib.sha256(DOCUMENT).digest(), mine, anchored["chain"], document_name="invoice.pdf")
     # through the CLI, with the proof file as `evidence upload --out` writes it (0x transaction hash, document name)
-    from node.evidence.cli import proof_file_text
+    from node.evidence.proof_file import proof_file_text
 
     anchored_proof = copy.deepcopy(anchored["proof"])
+    assert anchored_proof["anchor"]["tx_hash"].startswith("0x")  # as the node's API serves it
+    # a proof exported before transaction hashes carried 0x is written with it, and the caller's dict is left alone
+    old_style = {**anchored_proof, "anchor": {**anchored_proof["anchor"], "tx_hash": anchored_proof["anchor"]["tx_hash"][2:]}}
+    assert json.loads(proof_file_text(old_style))["anchor"]["tx_hash"] == anchored_proof["anchor"]["tx_hash"]
+    assert not old_style["anchor"]["tx_hash"].startswith("0x")
     text = proof_file_text(anchored_proof, "somewhere/invoice.pdf")
     assert json.loads(text)["anchor"]["tx_hash"].startswith("0x") and json.loads(text)["document"] == "invoice.pdf"
-    assert not anchored_proof["anchor"]["tx_hash"].startswith("0x")  # the caller's dict is left alone
     (tmp_path / "invoice.pdf.proof.json").write_text(text)
     (tmp_path / "invoice.pdf").write_bytes(DOCUMENT.replace(b"1,234.00", b"9,234.00"))
     (tmp_path / "receipt.pdf").write_bytes(b"another document entirely")

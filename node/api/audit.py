@@ -14,9 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from node.api.deps import MAX_ID, Caller, authenticated, problem
-from node.audit.queries import AuditQueryError, LogFilter
+from node.audit.queries import AuditQueryError, LogFilter, parse_time
 from node.audit.service import AuditService
 from node.chain.deployment import Role, Status
+from node.audit.verify import verify_index
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -61,7 +62,7 @@ def status(_: Caller = Depends(regulator), service: AuditService = Depends(audit
         out = service.queries.status()
     except AuditQueryError as exc:
         raise _refuse(exc) from None
-    return {**out, "as_of_block": out["indexed_block"], "chain_head": service.ctx.gateway.block_number(),
+    return {**out, "as_of_block": out["indexed_block"], "chain_head": service.gateway.block_number(),
             "indexer_error": service.indexer.last_error}
 
 
@@ -114,8 +115,6 @@ def events(category: str | None = None, event: str | None = None, account: str |
            limit: int = 100, cursor: str | None = None, as_of: int | None = None,
            _: Caller = Depends(regulator), service: AuditService = Depends(audit_service)) -> dict:
     """Authorization, governance, statistics-job and evidence events (filter by grant or job id)."""
-    from node.audit.queries import parse_time
-
     try:
         return service.queries.search_events(
             category=category, event=event, account=account, grant_id=grant_id, job_id=job_id,
@@ -128,8 +127,6 @@ def events(category: str | None = None, event: str | None = None, account: str |
 @router.get("/anomalies")
 def anomalies(since: str | None = None, until: str | None = None, kind: str | None = None,
               _: Caller = Depends(regulator), service: AuditService = Depends(audit_service)) -> dict:
-    from node.audit.queries import parse_time
-
     try:
         return service.anomalies.find(since=parse_time(since, "since") if since else None,
                                       until=parse_time(until, "until") if until else None,
@@ -142,13 +139,11 @@ def anomalies(since: str | None = None, until: str | None = None, kind: str | No
 def verify(from_block: int = Query(ge=0, le=MAX_ID), to_block: int | None = Query(None, ge=0, le=MAX_ID), _: Caller = Depends(regulator),
            service: AuditService = Depends(audit_service)) -> dict:
     """Re-read ``from_block..to_block`` from the chain and report every difference with the index."""
-    from node.audit.verify import verify_index
-
     upper = to_block if to_block is not None else service.indexer.indexed_block()
     if upper - from_block >= MAX_VERIFY_BLOCKS:
         raise problem(422, "range_too_large", f"verify at most {MAX_VERIFY_BLOCKS} blocks per request "
                       "(or run `consortium audit verify` on the node)")
     try:
-        return verify_index(service.ctx.engine, service.ctx.gateway, from_block, to_block).to_json()
+        return verify_index(service.engine, service.gateway, from_block, to_block).to_json()
     except AuditQueryError as exc:
         raise _refuse(exc) from None

@@ -23,6 +23,8 @@ from node.chain.deployment import Purpose
 from node.chain.errors import ChainError
 from node.errors import ConsortiumError
 from node.web.figures import Names, member_figures, member_uses
+from node.api.audit import export_response
+from node.stats.store import contributed
 
 router = APIRouter(prefix="/web/me", tags=["web"], include_in_schema=False)
 member_page = _guard(MEMBER_ROLES)
@@ -61,7 +63,7 @@ def _figures(request: Request, session: PageSession):
     service = session.service
     w = figure_window(service, request.query_params.get("days"), request.query_params.get("as_of"))
     names = Names(service.member_names())
-    return w, names, member_figures(service.queries, service.ctx.address, names, w)
+    return w, names, member_figures(service.queries, service.address, names, w)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -74,7 +76,7 @@ async def my_view(request: Request, session: PageSession = Depends(member_page))
 
 
 def _my_view(request: Request, session: PageSession, warning: str | None) -> Response:
-    service, me = session.service, session.service.ctx.address
+    service, me = session.service, session.service.address
     w, names, figures = _figures(request, session)
     grants = service.queries.grants_of(me, as_of=w.as_of)
     for g in grants["given"] + grants["received"]:
@@ -85,7 +87,7 @@ def _my_view(request: Request, session: PageSession, warning: str | None) -> Res
                                             as_of=w.as_of).items
     return _render("member.html", title=f"My data: {names(me)}", session=session, window=w, figures=figures,
                    uses=member_uses(service.queries, me, names, w), grants=grants, batches=batches,
-                   jobs=_my_jobs(service.ctx, names), contributions=_my_contributions(service.ctx, names),
+                   jobs=_my_jobs(request.app.state.ctx, names), contributions=_my_contributions(request.app.state.ctx, names),
                    since=iso(w.since), until=iso(w.until), warning=warning, me=me, my_name=names(me))
 
 
@@ -111,8 +113,6 @@ def _my_contributions(ctx, names: Names) -> list[dict]:
     """What this node released into other members' jobs (its own contributions, as its release gate passed them)."""
     if ctx.stats is None:
         return []
-    from node.stats.store import contributed
-
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(contributed.c.requester, contributed.c.chain_job_id, contributed.c.kind,
                                    contributed.c.records, contributed.c.created_at)
@@ -138,11 +138,9 @@ def _my_filter(q, me: str) -> tuple[str, LogFilter]:
 
 @router.get("/logs.csv")
 async def my_log_csv(request: Request, session: PageSession = Depends(member_page)) -> Response:
-    from node.api.audit import export_response
-
     q = request.query_params
     try:
-        _, f = _my_filter(q, session.service.ctx.address)
+        _, f = _my_filter(q, session.service.address)
     except AuditQueryError as exc:
         return _render("error.html", 422, title="Bad filter", message=exc.one_line())
     as_of = int(q["as_of"]) if q.get("as_of", "").isdigit() else None
@@ -156,7 +154,7 @@ async def my_log(request: Request, session: PageSession = Depends(member_page)) 
 
 
 def _my_log(request: Request, session: PageSession, warning: str | None) -> Response:
-    service, me = session.service, session.service.ctx.address
+    service, me = session.service, session.service.address
     params = dict(request.query_params)
     names = service.member_names()
     error, page, side = None, None, params.get("side") or "owner"

@@ -27,6 +27,11 @@ from node.chain.errors import ChainError
 from node.chain.reasons import DenialReason
 from node.errors import ConsortiumError
 from node.web.figures import MAX_DAYS, Names, Window, regulator_figures
+from node.api.audit import export_response
+from node.audit.anomalies import KINDS
+from node.chain.ledger import card_reason_hash
+from node.evidence.errors import EvidenceVerificationError
+from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 router = APIRouter(prefix="/web", tags=["web"], include_in_schema=False)
@@ -168,7 +173,7 @@ def figure_window(service: AuditService, days: str | None, as_of: str | None) ->
     n = bounded_int(days, "days", low=1, high=MAX_DAYS) if days not in (None, "") else 7
     block = service.queries.pinned_block(bounded_int(as_of, "as_of block") if as_of not in (None, "") else None)
     try:
-        end = int(service.ctx.gateway.w3.eth.get_block(block)["timestamp"])
+        end = int(service.gateway.w3.eth.get_block(block)["timestamp"])
     except Exception:  # chain unreachable: the newest indexed event's time still dates the window
         end = service.queries.newest_event_time(block) or int(time.time())
     return Window(block, end, n)
@@ -261,8 +266,6 @@ def denials(request: Request, session: PageSession = Depends(regulator_page)) ->
 
 @router.get("/logs.csv")
 def access_log_csv(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
-    from node.api.audit import export_response
-
     q = request.query_params
     try:
         f = LogFilter.parse(**{k: q.get(k) for k in ("requester", "owner", "purpose", "dataset", "outcome", "since",
@@ -275,8 +278,6 @@ def access_log_csv(request: Request, session: PageSession = Depends(regulator_pa
 
 @router.get("/anomalies", response_class=HTMLResponse)
 def anomalies(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
-    from node.audit.anomalies import KINDS
-
     kind = request.query_params.get("kind") or None
     result = session.service.anomalies.find(kinds=[kind] if kind in KINDS else None)
     _, names = _members_view(session.service)
@@ -297,7 +298,7 @@ def members(request: Request, session: PageSession = Depends(regulator_page)) ->
     error = q.get("error")
     error = ACTION_ERRORS.get(error, "The action was refused.") if error else None
     return _render("members.html", title="Members", session=session, members=members, names=names, cards=cards,
-                   own=service.ctx.address, message=message, error=error)
+                   own=service.address, message=message, error=error)
 
 
 @router.post("/members/{address}/{action}")
@@ -309,10 +310,9 @@ def card(address: str, action: str, csrf: str = Form(""), reason: str = Form("")
         return _render("error.html", 403, title="Forbidden", message="The form's CSRF token is missing or stale; reload the page.")
     if action not in ("warn", "suspend") or not Web3.is_address(address):
         return _render("error.html", 422, title="Bad request", message="warn or suspend a member's address")
-    from node.chain.ledger import card_reason_hash  # the API and the CLI hash a card's reason the same way
     reason_hash = card_reason_hash(reason)
     try:
-        getattr(service.ctx.ledger, action)(Web3.to_checksum_address(address), reason_hash)
+        getattr(service.ledger, action)(Web3.to_checksum_address(address), reason_hash)
     except ConsortiumError as exc:
         name = getattr(exc, "name", None) or exc.reason  # a contract revert's error name, else the reason code
         return RedirectResponse("/web/members?" + urlencode({"error": name}), status_code=303)
@@ -333,9 +333,6 @@ def evidence_form(session: PageSession = Depends(auditor_page)) -> Response:
 async def evidence_check(document: UploadFile, proof: UploadFile, csrf: str = Form(""),
                          session: PageSession = Depends(auditor_page)) -> Response:
     """Verify a document and its proof file against EvidenceRegistry (node.evidence.verify, chain only)."""
-    from node.evidence.errors import EvidenceVerificationError
-    from node.evidence.verify import RegistryEvidenceChain, verify_evidence
-
     if not session.service.web.check_csrf(session.sid, csrf):
         return _render("error.html", 403, title="Forbidden", message="The form's CSRF token is missing or stale; reload the page.")
     digest = hashlib.sha256(await document.read()).digest()
@@ -345,7 +342,7 @@ async def evidence_check(document: UploadFile, proof: UploadFile, csrf: str = Fo
     except ValueError as exc:
         verdict = {"valid": False, "reason": "malformed_proof", "message": f"the proof file is not JSON: {exc}"}
     else:
-        chain = RegistryEvidenceChain(session.service.ctx.gateway)
+        chain = RegistryEvidenceChain(session.service.gateway)
         try:
             result = await run_in_threadpool(verify_evidence, digest, proof_file, chain)
             verdict = result.to_json()

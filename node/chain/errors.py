@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from eth_abi import decode as abi_decode
 from eth_utils import function_signature_to_4byte_selector
 
+from node.enums import ClaimStep, Status
 from node.errors import ConsortiumError
 
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
@@ -47,9 +48,7 @@ class ContractRevert(ChainError):
 
 
 def _enum_of(error: str, arg: str) -> Any:
-    """The enum of a revert argument declared as a Solidity enum (imported late: deployment imports this module)."""
-    from node.chain.deployment import ClaimStep, Status
-
+    """The enum of a revert argument declared as a Solidity enum."""
     return {("InvalidClaimStep", "from"): ClaimStep, ("InvalidClaimStep", "to"): ClaimStep,
             ("InvalidStatusChange", "from"): Status, ("InvalidStatusChange", "to"): Status}.get((error, arg))
 

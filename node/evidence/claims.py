@@ -62,7 +62,7 @@ def record_claim_step(ledger: Ledger, claim_id: str, step: ClaimStep, *, detail:
     receipt = ledger.record_claim_step(claim_id_hash(claim_id), step, detail_hash, flags)
     return {"claim_id": claim_id, "insurer": ledger.address, "claim_key": claim_key(ledger.address, claim_id).hex(),
             "step": step.name, "express": bool(flags & FLAG_EXPRESS),
-            "block_number": receipt["blockNumber"], "tx_hash": receipt["transactionHash"].hex(),
+            "block_number": receipt["blockNumber"], "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex(),
             "detail_hash": detail_hash.hex()}
 
 

@@ -6,25 +6,14 @@ import json
 import sys
 from pathlib import Path
 
+from node.evidence.proof_file import proof_file_text
+
 
 def _gateway(args: argparse.Namespace):
     from node.chain.deployment import Deployment, attach
     from node.chain.gateway import ChainGateway
 
     return attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment))
-
-
-def proof_file_text(proof: dict, document: str | None = None) -> str:
-    """A proof file as written by the CLI: the anchoring transaction as a 0x hash (what explorers and
-    `cast tx` take), and the document's file name, which lets `verify` tell a proof of another document
-    (``wrong_proof``) from a changed document (``tampered_document``)."""
-    proof = json.loads(json.dumps(proof))
-    anchor = proof.get("anchor")
-    if isinstance(anchor, dict) and isinstance(anchor.get("tx_hash"), str) and not anchor["tx_hash"].startswith("0x"):
-        anchor["tx_hash"] = "0x" + anchor["tx_hash"]
-    if document:
-        proof["document"] = Path(document).name
-    return json.dumps(proof, indent=2)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:

@@ -390,7 +390,7 @@ class EvidenceService(BackgroundLoop):
                 entry["proof"] = proof_to_json(r["leaf_index"], r["size"], bytes(r["leaf_hash"]),
                                                tree.inclusion_proof(r["leaf_index"]), root)
                 entry["anchor"] = {"block_number": r["block_number"], "block_time": r["block_time"],
-                                   "submitter": r["submitter"], "tx_hash": r["tx_hash"].hex() if r["tx_hash"] else None}
+                                   "submitter": r["submitter"], "tx_hash": "0x" + bytes(r["tx_hash"]).hex() if r["tx_hash"] else None}
             out.append(entry)
         if not out:
             raise UnknownClaim(f"no evidence for claim {claim_id!r} at this node", hint="check the claim id")
