@@ -1,17 +1,19 @@
 """The consortium on a real 4-signer geth v1.13.15 Clique network (1 s blocks), across hosts that fail.
 
-Every member's code talks to its own geth. Peer links run through cuttable loopback TCP proxies
-(node/chain/links.py): this machine's tests do not use network namespaces. Needs the geth that
-scripts/setup.sh builds; a missing build fails with the command to run, it is never skipped.
+Every member's code talks to its own geth. Where the machine allows it (root and iproute2) each member's
+geth and node run in a network namespace of their own, joined by veth to a bridge, and a partition is a
+link taken down (node/netns.py); otherwise peer links run through cuttable loopback TCP proxies
+(node/chain/links.py). Every test id names which ran: ``[hosts=namespaces]`` or ``[hosts=proxies]``.
+Needs the geth that scripts/setup.sh builds; a missing build fails with the command to run, never skipped.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 
 import pytest
-from web3 import Web3
 
 from node.access_log import AccessLog, LogRecord
 from node.audit import schema as s
@@ -20,32 +22,70 @@ from node.chain.compiler import PUSH0, compile_contracts, opcodes
 from node.chain.deployment import Deployment, Purpose, Role, Status, attach
 from node.chain.errors import ChainError
 from node.chain.ledger import Ledger, dataset_id
+from node.client import NodeClient
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.evidence.store import create_store_engine as evidence_engine
 from node.evidence.testing import audit_exactly_once
-from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 from node.network import DEFAULT_MEMBERS, CliqueNetwork, init_clique
-from node.network_governance import SignerGovernor
+from node.netns import namespaces_available
 from node.store.db import create_store_engine
 
-print("partition method: loopback TCP proxies (no network namespaces)")
+HOSTS = "namespaces" if namespaces_available()[0] else "proxies"
 EAST, WEST, SHOP, REGULATOR, AUDITOR, NEWCOMER = ("insurer-east", "insurer-west", "shop-platform", "regulator",
                                                   "auditor", "newcomer")
+NODE_MEMBERS = (EAST, WEST, SHOP, REGULATOR)  # each runs a node process besides its geth
 
 
-@pytest.fixture(scope="module")
-def net(tmp_path_factory):
+@pytest.fixture(scope="module", params=[HOSTS], ids=[f"hosts={HOSTS}"])
+def net(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("clique") / "net"
     # Test keys use a cheap scrypt cost; they are still encrypted keystores that geth unlocks.
     init_clique(folder, members=DEFAULT_MEMBERS, validators=4, candidates=((NEWCOMER, Role.INSURER),),
                 confirmations=2, scrypt_n=2**12)
-    network = CliqueNetwork.open(folder, proxied=True).start(timeout=240)
+    network = CliqueNetwork.open(folder, hosts=request.param)
+    print(f"partition method: {network.partition_method}")
+    network.start(timeout=240)
     try:
-        network.deploy()
+        assert network.hosts == request.param
+        network.deploy(endpoints={n: network.endpoint(n) for n in NODE_MEMBERS})
         network.ledgers = {}
         yield network
     finally:
+        leftovers = network.netns
         network.stop()
+        if leftovers is not None:  # nothing of this run may outlive it
+            assert leftovers.leftovers() == []
+            assert leftovers.run_id not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def nodes(net, tmp_path_factory):
+    """A node process per member, on its host, each on its own geth; the signers' nodes vote the validator set."""
+    from node.datasets import import_csv, init_datasets
+    from node.sample_data import generate, write_member_csvs
+
+    base = tmp_path_factory.mktemp("nodes")
+    world = generate()
+    rows = {EAST: world.insurers["insurer_a"], WEST: world.insurers["insurer_b"]}
+    for name in (EAST, WEST, SHOP):
+        data = {"user_features": world.user_features} if name == SHOP else \
+            {"policies": rows[name].policies, "claims": rows[name].claims, "fraud_list": rows[name].fraud_list}
+        engine = create_store_engine(f"sqlite:///{(base / name / 'node.db').resolve()}")
+        init_datasets(engine)
+        for dataset, path in write_member_csvs(base / name / "import", data).items():
+            import_csv(engine, dataset, path)
+        engine.dispose()
+    validators = net.spec.validator_accounts()
+    procs = {}
+    try:
+        for name in NODE_MEMBERS:
+            procs[name] = net.spawn_node(name, base / name, log_flush_seconds=0.5, runs_validator=True,
+                                         validator_accounts=validators)
+        net.world = world
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.stop()
 
 
 def ledger(net, name: str) -> Ledger:
@@ -120,37 +160,92 @@ def test_contracts_are_compiled_for_the_networks_evm_version(net):
         gw.deploy_contract(net.keys(WEST).account, "DataUseAuthorization", net.deployment.contracts["ConsortiumRegistry"])
 
 
-def test_consortium_scenario_on_the_clique_network(net, tmp_path):
-    east = ledger(net, EAST)
-    grant_id = grant_to_shop(net, EAST)
-    assert ledger(net, SHOP).is_authorized(net.spec.member(EAST).address, net.spec.member(SHOP).address,
-                                           dataset_id("claims"), Purpose.STATISTICS)
-    log = AccessLog(create_store_engine(f"sqlite:///{tmp_path / 'east.db'}"), east, flush_seconds=0.2)
-    served = access_records(net, grant_id, 30)
-    refused = [LogRecord("denial", net.spec.member(SHOP).address, dataset_id("claims"), int(Purpose.PRICING),
-                         os.urandom(32), reason_code=2) for _ in range(5)]
-    for r in served + refused:
-        log.append(r)
-    wait_for(lambda: log.flush() >= 0 and log.counts() == {"mined": 35}, 90, "access and denial records confirmed")
-    assert_exactly_once(net, EAST, served)
+def test_consortium_scenario_through_member_nodes_each_on_its_own_geth(net, nodes):
+    from node.demo import _claim_evidence, _joint_statistics, _regulator_view
 
-    evidence = EvidenceService(evidence_engine(tmp_path / "evidence.db"), east, EvidenceSettings())
-    docs = [os.urandom(32) for _ in range(12)]
-    evidence.accept_many([(d, "CLM-geth", "invoice") for d in docs])
-    evidence.close_open_batch()
-    wait_for(lambda: evidence.run_once() and evidence.store.counts()["anchored_leaves"] == 12, 90, "evidence anchored")
-    auditor_chain = RegistryEvidenceChain(attach(net.gateway(AUDITOR), net.deployment))
-    proofs = evidence.proofs("CLM-geth")
-    for proof in proofs:  # the auditor needs only the document hash, the proof and its own chain node
-        assert verify_evidence(bytes.fromhex(proof["doc_sha256"]), proof, auditor_chain).submitter == east.address
-    assert sorted(bytes.fromhex(p["doc_sha256"]) for p in proofs) == sorted(docs)
-    audit_exactly_once(tmp_path / "evidence.db", east.gateway, east.address, net.deployment.deployment_block)
+    keys = {m.name: net.keys(m.name) for m in net.spec.members}
+    chain_id = net.spec.chain_id
+    for name, proc in nodes.items():  # each node's chain is its own geth, on its own host
+        assert proc.url == net.local_url(name)
+        assert f"rpc_url = \"{net.own_rpc_url(name)}\"" in proc.config.read_text()
 
-    engine = create_store_engine(f"sqlite:///{tmp_path / 'regulator.db'}")
-    indexer = AuditIndexer(engine, ledger(net, REGULATOR).gateway, net.deployment)
-    indexer.sync()
-    assert indexer.confirmations == 2
-    index_matches_chain(net, engine, REGULATOR)
+    def client(caller: str, target: str) -> NodeClient:
+        return NodeClient(net.local_url(target), keys[caller].account, keys[target].address, chain_id, timeout=120)
+
+    def step(_title, action):
+        return action()
+
+    now = ledger(net, EAST).gateway.block_time()
+    east = client(EAST, EAST)
+    wait_for(lambda: all(client(n, n).request("GET", "/ready").status_code == 200 for n in nodes), 120,
+             "every node ready (statistics key registered on chain)")
+    grant = east.request("POST", "/grants", {"grantee": keys[SHOP].address, "dataset": "claims", "purpose": "STATISTICS",
+                                             "expires_at": now + 86400, "consent_ref": "0x" + "ab" * 32})
+    assert grant.status_code == 200, grant.text
+    served = client(SHOP, EAST).query("claims", "STATISTICS", metric="count")
+    refused = client(SHOP, EAST).query("claims", "PRICING", metric="count")
+    assert served.status_code == 200 and refused.status_code == 403, (served.text, refused.text)
+
+    jobs = _joint_statistics(step, client, keys, net.world, now)
+    for kind in ("horizontal", "vertical"):  # the private answer equals the plaintext one computed here
+        job, plain, match = jobs[kind]
+        assert job["state"] == "PUBLISHED", job
+        assert plain and match, f"{kind} job differs from plaintext: {job.get('result')} vs {plain}"
+    evidence = _claim_evidence(step, client, keys, chain_id, {n: net.local_url(n) for n in nodes})
+    assert evidence["anchored"] and evidence["auditor_valid"] and evidence["tampered_rejected"], evidence
+
+    def drained() -> bool:
+        counts = [client(n, n).request("GET", "/ready").json().get("access_log", {"pending": 1}) for n in nodes]
+        return all(c.get("pending", 0) == 0 and c.get("sent", 0) == 0 for c in counts)
+
+    wait_for(drained, 120, "every access and refusal confirmed on chain")
+    events = {name: [e["args"] for e in ledger(net, AUDITOR).gateway.events("DataUseAuthorization", name,
+                                                                          from_block=net.deployment.deployment_block)]
+              for name in ("AccessRecorded", "DenialRecorded")}
+    shop, owner = keys[SHOP].address, keys[EAST].address
+    assert any(e["requester"] == shop and e["owner"] == owner and e["purpose"] == int(Purpose.STATISTICS)
+               for e in events["AccessRecorded"])
+    assert any(e["requester"] == shop and e["owner"] == owner and e["purpose"] == int(Purpose.PRICING)
+               for e in events["DenialRecorded"])
+    view = _regulator_view(client, ledger(net, REGULATOR).gateway.block_number())
+    check = view["index_matches_chain"]
+    assert check["matches"] and check["chain_events"] == check["index_events"] > 0, check
+    assert view["denial_events"] >= 1
+
+
+def test_the_validator_set_follows_governance_voted_by_the_member_nodes(net, nodes):
+    """Admission and expulsion on the registry; the signers' own node processes (runs_validator) do the voting."""
+    newcomer = net.spec.member(NEWCOMER).address
+    signers = lambda: [a.lower() for a in net.nodes[EAST].signers()]  # noqa: E731
+    assert newcomer.lower() not in signers()
+    assert newcomer in net.spec.validator_accounts()
+    for name in NODE_MEMBERS:  # the harness runs no governor: only the nodes can propose
+        assert "runs_validator = true" in nodes[name].config.read_text()
+    proposal = ledger(net, EAST).propose_member(newcomer, NEWCOMER, Role.INSURER)
+    # Four of the five founders (more than two thirds) vote, each from its own chain node, in parallel;
+    # a fixed gas budget, since an estimate made before the others are mined misses the admitting vote's cost.
+    votes = [ledger(net, v).gateway.submit(net.keys(v).account, ledger(net, v).registry.functions.vote(proposal),
+                                           gas=1_000_000) for v in (EAST, WEST, SHOP, REGULATOR)]
+    for sent in votes:
+        sent.wait(120)
+    assert ledger(net, EAST).member(newcomer).status == Status.ACTIVE
+    wait_for(lambda: newcomer.lower() in signers(), 90, "the newcomer voted in by the nodes")
+    start = net.nodes[EAST].head()
+    wait_for(lambda: any(net.nodes[EAST].block_signer(b).lower() == newcomer.lower()
+                         for b in range(start + 1, net.nodes[EAST].head() + 1)), 60, "a block sealed by the newcomer")
+    # expulsion is a proposal passed by the same supermajority: 5 of the 6 members not expelled
+    expulsion = ledger(net, REGULATOR).propose_expulsion(newcomer)
+    votes = [ledger(net, v).gateway.submit(net.keys(v).account, ledger(net, v).registry.functions.vote(expulsion),
+                                           gas=1_000_000) for v in (EAST, WEST, SHOP, REGULATOR, AUDITOR)]
+    for sent in votes:
+        sent.wait(120)
+    assert ledger(net, EAST).member(newcomer).status == Status.EXPELLED
+    wait_for(lambda: newcomer.lower() not in signers(), 90, "the expelled member voted out by the nodes")
+    after = net.nodes[EAST].head()
+    net.wait_blocks(6, timeout=60, node=EAST)
+    sealers = {net.nodes[EAST].block_signer(b).lower() for b in range(after + 1, after + 7)}
+    assert newcomer.lower() not in sealers
+    assert net.spec.member(AUDITOR).address.lower() not in signers()  # runs no validator: never proposed
 
 
 def _load(log: AccessLog, records: list[LogRecord], seconds: float, stop: threading.Event) -> None:
@@ -275,41 +370,3 @@ def _quiet_flush(log: AccessLog) -> int:
         return log.flush()
     except ChainError:
         return 0
-
-
-def test_signer_set_follows_governance_admission_and_expulsion(net):
-    newcomer = net.spec.member(NEWCOMER).address
-    assert newcomer.lower() not in [a.lower() for a in net.nodes[EAST].signers()]
-    proposal = ledger(net, EAST).propose_member(newcomer, NEWCOMER, Role.INSURER)
-    # Four of the five founders (more than two thirds) vote, each from its own chain node, in parallel;
-    # a fixed gas budget, since an estimate made before the others are mined misses the admitting vote's cost.
-    votes = [ledger(net, v).gateway.submit(net.keys(v).account, ledger(net, v).registry.functions.vote(proposal),
-                                           gas=1_000_000) for v in (EAST, WEST, SHOP, REGULATOR)]
-    for sent in votes:
-        sent.wait(120)
-    assert ledger(net, EAST).member(newcomer).status == Status.ACTIVE
-    validators = {m.address for m in net.spec.members}
-    governors = [SignerGovernor(ledger(net, n), net.url(n), validators, poll_seconds=0.5).start()
-                 for n in (EAST, WEST, SHOP, REGULATOR)]
-    try:
-        wait_for(lambda: newcomer.lower() in [a.lower() for a in net.nodes[EAST].signers()], 90, "the newcomer voted in")
-        start = net.nodes[EAST].head()
-        wait_for(lambda: any(net.nodes[EAST].block_signer(b).lower() == newcomer.lower()
-                             for b in range(start + 1, net.nodes[EAST].head() + 1)), 60, "a block sealed by the newcomer")
-        # expulsion is a proposal passed by the same supermajority: 5 of the 6 members not expelled
-        expulsion = ledger(net, REGULATOR).propose_expulsion(newcomer)
-        votes = [ledger(net, v).gateway.submit(net.keys(v).account, ledger(net, v).registry.functions.vote(expulsion),
-                                               gas=1_000_000) for v in (EAST, WEST, SHOP, REGULATOR, AUDITOR)]
-        for sent in votes:
-            sent.wait(120)
-        assert ledger(net, EAST).member(newcomer).status == Status.EXPELLED
-        wait_for(lambda: newcomer.lower() not in [a.lower() for a in net.nodes[EAST].signers()], 90,
-                 "the expelled member voted out")
-        after = net.nodes[EAST].head()
-        net.wait_blocks(6, timeout=60, node=EAST)
-        sealers = {net.nodes[EAST].block_signer(b).lower() for b in range(after + 1, after + 7)}
-        assert newcomer.lower() not in sealers
-    finally:
-        for g in governors:
-            g.stop()
-    assert Web3.is_checksum_address(newcomer)
