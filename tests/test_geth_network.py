@@ -181,7 +181,7 @@ def test_consortium_scenario_through_member_nodes_each_on_its_own_geth(net, node
              "every node ready (statistics key registered on chain)")
     grant = east.request("POST", "/grants", {"grantee": keys[SHOP].address, "dataset": "claims", "purpose": "STATISTICS",
                                              "expires_at": now + 86400, "consent_ref": "0x" + "ab" * 32})
-    assert grant.status_code == 200, grant.text
+    assert grant.status_code == 201, grant.text
     served = client(SHOP, EAST).query("claims", "STATISTICS", metric="count")
     refused = client(SHOP, EAST).query("claims", "PRICING", metric="count")
     assert served.status_code == 200 and refused.status_code == 403, (served.text, refused.text)
