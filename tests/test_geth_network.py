@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from web3 import Web3
 
 from node.access_log import AccessLog, LogRecord
 from node.audit import schema as s
@@ -77,10 +80,14 @@ def nodes(net, tmp_path_factory):
         engine.dispose()
     validators = net.spec.validator_accounts()
     procs = {}
+
+    def spawn(name: str) -> None:
+        procs[name] = net.spawn_node(name, base / name, timeout=240, log_flush_seconds=0.5, runs_validator=True,
+                                     validator_accounts=validators)
+
     try:
-        for name in NODE_MEMBERS:
-            procs[name] = net.spawn_node(name, base / name, log_flush_seconds=0.5, runs_validator=True,
-                                         validator_accounts=validators)
+        with ThreadPoolExecutor(len(NODE_MEMBERS)) as pool:  # start together: each start-up is mostly waiting
+            list(pool.map(spawn, NODE_MEMBERS))
         net.world = world
         yield procs
     finally:
@@ -145,6 +152,63 @@ def index_matches_chain(net, engine, name: str) -> None:
     head = gw.block_number()
     expected = {e for e in expected if s.block_of(e[0]) <= head}
     assert indexed == expected
+
+
+_SERVE = "import socket,sys; s=socket.socket(); s.bind(('0.0.0.0', 7000)); s.listen(); print('up', flush=True); " \
+         "[c.close() for c in iter(lambda: s.accept()[0], None)]"
+_DIAL = "import socket,sys; socket.create_connection((sys.argv[1], 7000), timeout=2).close()"
+
+
+def test_member_hosts_have_their_own_addresses_a_cut_link_partitions_and_nothing_is_left_behind(tmp_path):
+    from node.netns import NamespaceHosts
+
+    if HOSTS != "namespaces":  # the fallback: this machine gives no namespaces, so the network uses proxies
+        assert namespaces_available()[1]
+        init_clique(tmp_path / "n", validators=1, members=DEFAULT_MEMBERS[:1], scrypt_n=2**12)
+        assert CliqueNetwork.open(tmp_path / "n", hosts="auto").hosts == "proxies"
+        return
+    hosts = NamespaceHosts(["a", "b"]).create()
+    server = None
+    try:
+        a, b = hosts.hosts["a"], hosts.hosts["b"]
+        assert len({a.wan_ip, b.wan_ip, a.lan_ip, b.lan_ip}) == 4
+        server = subprocess.Popen([*hosts.prefix("a"), sys.executable, "-c", _SERVE], stdout=subprocess.PIPE, text=True)
+        assert server.stdout.readline().strip() == "up"
+
+        def dial(src: list[str], ip: str) -> bool:
+            return subprocess.run([*src, sys.executable, "-c", _DIAL, ip], capture_output=True, timeout=20).returncode == 0
+
+        assert dial(hosts.prefix("b"), a.wan_ip)  # member to member over the bridge
+        assert dial([], a.lan_ip)  # the member's own side
+        hosts.cut("a")
+        assert not dial(hosts.prefix("b"), a.wan_ip)
+        assert dial([], a.lan_ip)  # a partition cuts the member off from the others, not from its own side
+        hosts.heal()
+        assert dial(hosts.prefix("b"), a.wan_ip)
+        hosts.partition(["a"], ["b"])
+        assert not dial(hosts.prefix("b"), a.wan_ip)
+        hosts.heal()
+        assert dial(hosts.prefix("b"), a.wan_ip)
+    finally:
+        hosts.remove()  # also ends the server still inside a's namespace
+        if server is not None:
+            server.wait(10)
+    assert hosts.leftovers() == []
+    assert hosts.run_id not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+def test_a_node_config_names_validator_accounts_as_addresses(tmp_path):
+    from node.errors import ConfigError
+    from node.settings import load_settings
+
+    path = tmp_path / "node.toml"
+    base = 'name = "m"\nhome = "."\nkeys = "k"\nrpc_url = "http://127.0.0.1:8545"\ndeployment = "d.json"\n'
+    path.write_text(base + 'runs_validator = true\nvalidator_accounts = ["0x' + "ab" * 20 + '"]\n')
+    settings = load_settings(path)
+    assert settings.runs_validator and settings.validator_accounts == [Web3.to_checksum_address("0x" + "ab" * 20)]
+    path.write_text(base + 'runs_validator = true\nvalidator_accounts = ["insurer-east"]\n')
+    with pytest.raises(ConfigError, match="validator_accounts"):
+        load_settings(path)
 
 
 def test_contracts_are_compiled_for_the_networks_evm_version(net):
