@@ -201,12 +201,11 @@ class CliqueNetwork:
         return self.hosts == "proxies"
 
     @classmethod
-    def open(cls, folder: str | Path, *, proxied: bool = False, hosts: str | None = None) -> "CliqueNetwork":
+    def open(cls, folder: str | Path, *, hosts: str = "local") -> "CliqueNetwork":
         spec = NetworkSpec.load(folder)
         if spec.engine != "clique":
             raise NetworkError(f"{folder} is a {spec.engine} kit, which this machine cannot run",
                                hint="run it on the members' hosts (see the README), or init a clique network")
-        hosts = hosts or ("proxies" if proxied else "local")
         if hosts not in HOST_MODES:
             raise NetworkError(f"hosts must be one of {', '.join(HOST_MODES)}", hint="pass hosts='auto'")
         if hosts == "auto":
@@ -219,8 +218,8 @@ class CliqueNetwork:
 
     @property
     def partition_method(self) -> str:
-        return {"namespaces": NamespaceHosts.method, "proxies": "loopback TCP proxies between the geth nodes (not root, "
-                "or no iproute2: no network namespaces)", "local": "none (one loopback, no faults)"}[self.hosts]
+        return {"namespaces": NamespaceHosts.method, "proxies": "loopback TCP proxies between the geth nodes "
+                "(no network namespaces)", "local": "none (one loopback, no faults)"}[self.hosts]
 
     def keys(self, name: str) -> MemberKeys:
         if name not in self._keys:
