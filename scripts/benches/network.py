@@ -49,7 +49,7 @@ def run(args, progress) -> dict:
 
     from sqlalchemy import create_engine, text
 
-    from benches.node_access import _load
+    from benches.node_access import _cpu_seconds, _load
     from node.access_log import AccessLog, LogRecord
     from node.chain.deployment import Purpose, attach
     from node.chain.ledger import Ledger, dataset_id
@@ -81,8 +81,10 @@ def run(args, progress) -> dict:
                 start_at = time.time() + 10
                 key = bytes(net.keys("shop-platform").account.key)
                 jobs = [(node.url, key, net.spec.member("insurer-east").address, net.spec.chain_id, per, start_at)] * args.clients
+                cpu_before = _cpu_seconds(node.process.pid)  # `ip netns exec` execs: the pid is the node's
                 with mp.get_context("spawn").Pool(args.clients) as pool:
                     results = pool.map(_load, jobs)
+                cpu_used = _cpu_seconds(node.process.pid) - cpu_before
                 elapsed = max(r[2] for r in results) - min(r[1] for r in results)
                 served = sum(r[0].count(200) for r in results)
                 result["authorized_rps"] = round(served / elapsed, 1)
@@ -99,6 +101,8 @@ def run(args, progress) -> dict:
                     east_hashes = [bytes(r[0]) for r in conn.execute(text("select query_hash from chain_log_outbox"))]
                 result["onchain_p95_s"] = round(_percentile(lags, 0.95), 3) if lags else None
                 result["served"] = served
+                # the node's own cost, which machine sharing does not change (compare `bench.py node-access`)
+                result["node_cpu_ms_per_request"] = round(cpu_used * 1000 / max(sum(len(r[0]) for r in results), 1), 3)
                 result["not_served"] = sum(len(r[0]) for r in results) - served
                 result["status_codes"] = dict(Counter(str(code) for r in results for code in r[0]))
             finally:
