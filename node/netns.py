@@ -24,10 +24,12 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from node.errors import ConsortiumError
 
 PREFIX = "cn"  # every name this module creates starts with it
+RUNS = Path("/run/consortium-netns")  # run id -> pid of the process that made it, for sweeping after a crash
 
 
 class NamespaceError(ConsortiumError):
@@ -118,9 +120,12 @@ class NamespaceHosts:
     def create(self) -> "NamespaceHosts":
         if len(self.members) > 60:
             raise NamespaceError("at most 60 members per machine", hint="use fewer members")
+        sweep_stale()
         wan, lan = _free_subnets()
         atexit.register(self.remove)
         self.created = True
+        RUNS.mkdir(parents=True, exist_ok=True)
+        (RUNS / self.run_id).write_text(f"{os.getpid()} {len(self.members)}\n")
         try:
             for bridge in (self.bridge, self.side_bridge):
                 _ip("link", "add", bridge, "type", "bridge", "forward_delay", "0")
@@ -207,6 +212,7 @@ class NamespaceHosts:
                 _ip("link", "del", veth, check=False)
         for bridge in (self.bridge, self.side_bridge):
             _ip("link", "del", bridge, check=False)
+        (RUNS / self.run_id).unlink(missing_ok=True)
         self.created = False
         atexit.unregister(self.remove)
 
@@ -214,3 +220,31 @@ class NamespaceHosts:
         """Names of this run's namespaces or links that still exist (empty after remove())."""
         names = _ip("netns", "list", check=False).stdout + _ip("-o", "link", "show", check=False).stdout
         return sorted({word.rstrip(":").split("@")[0] for word in names.split() if self.run_id in word})
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def sweep_stale() -> list[str]:
+    """Remove what runs killed before their clean-up (SIGKILL) left behind: only runs whose creator is gone
+    and whose namespaces hold no process any more (a process still inside is never ended here)."""
+    swept = []
+    for record in RUNS.glob("*") if RUNS.is_dir() else []:
+        try:
+            pid, count = (int(x) for x in record.read_text().split())
+        except (OSError, ValueError):
+            continue
+        if _alive(pid):
+            continue
+        namespaces = [f"{PREFIX}-{record.name}-{i}" for i in range(count)]
+        if any(_ip("netns", "pids", ns, check=False).stdout.split() for ns in namespaces):
+            continue
+        run = NamespaceHosts([str(i) for i in range(count)], run_id=record.name, created=True)
+        run.remove()
+        swept.append(record.name)
+    return swept

@@ -161,7 +161,7 @@ _DIAL = "import socket,sys; socket.create_connection((sys.argv[1], 7000), timeou
 
 
 def test_member_hosts_have_their_own_addresses_a_cut_link_partitions_and_nothing_is_left_behind(tmp_path):
-    from node.netns import NamespaceHosts
+    from node.netns import NamespaceHosts, sweep_stale
 
     if not namespaces_available()[0]:  # the fallback: this machine gives no namespaces, so the network uses proxies
         init_clique(tmp_path / "n", validators=1, members=DEFAULT_MEMBERS[:1], scrypt_n=2**12)
@@ -195,6 +195,16 @@ def test_member_hosts_have_their_own_addresses_a_cut_link_partitions_and_nothing
             server.wait(10)
     assert hosts.leftovers() == []
     assert hosts.run_id not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    # A run killed before its clean-up (SIGKILL) is swept by the next one.
+    crashed = subprocess.Popen([sys.executable, "-c", "import time; from node.netns import NamespaceHosts; "
+                                "print(NamespaceHosts(['a']).create().run_id, flush=True); time.sleep(120)"],
+                               stdout=subprocess.PIPE, text=True)
+    run_id = crashed.stdout.readline().strip()
+    crashed.kill()
+    crashed.wait(10)
+    assert run_id in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert run_id in sweep_stale()
+    assert NamespaceHosts(["a"], run_id=run_id).leftovers() == []
 
 
 def test_a_node_config_names_validator_accounts_as_addresses(tmp_path):
