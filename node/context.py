@@ -22,6 +22,7 @@ from node.store.db import create_store_engine
 
 if TYPE_CHECKING:
     from node.stats.service import StatsService
+    from node.network_governance import SignerGovernor
     from node.release_gate import ReleaseGate
     from privacy.paillier import PrivateKey
 
@@ -50,6 +51,7 @@ class NodeContext:
     evidence: EvidenceService
     stats: "StatsService | None" = None  # joint statistics (node/stats), built with the context
     release_gate: "ReleaseGate | None" = None  # what leaves this node with data in it (node/release_gate.py)
+    signer_governor: "SignerGovernor | None" = None  # votes the validator set from the registry (runs_validator)
 
     @property
     def address(self) -> str:
@@ -88,6 +90,11 @@ class NodeContext:
         ctx.stats = StatsService.for_node(ledger=ledger, engine=engine, home=settings.home, passphrase=passphrase,
                                           x25519=keys.x25519, x25519_public=keys.x25519_public, gate=ctx.release_gate,
                                           peer_answer_max_bytes=settings.peer_answer_max_bytes)
+        if settings.runs_validator:
+            from node.network_governance import SignerGovernor
+
+            ctx.signer_governor = SignerGovernor(ledger, settings.rpc_url, set(settings.validator_accounts),
+                                                 engine=settings.validator_engine)
         return ctx
 
     def start(self) -> None:
@@ -95,9 +102,13 @@ class NodeContext:
         self.evidence.start()
         if self.stats is not None:
             self.stats.start()  # loads the Paillier key and registers it in the background
+        if self.signer_governor is not None:
+            self.signer_governor.start()
         log.info("node %s (%s) started with settings %s", self.settings.name, self.address, self.settings.public_view())
 
     def stop(self) -> None:
+        if self.signer_governor is not None:
+            self.signer_governor.stop()
         if self.stats is not None:
             self.stats.stop()
         self.evidence.stop()

@@ -3,9 +3,13 @@
 ``init_clique`` writes a network folder: member keys (encrypted), one geth data dir per member (its
 signer is the member's own account, so the registry's admissions and expulsions name signers directly),
 a Clique genesis and network.json. :class:`CliqueNetwork` starts every member's geth on free loopback
-ports, peers them statically (optionally through cuttable :class:`~node.chain.links.LinkProxy` links for
-fault tests), deploys the contracts compiled for the network's EVM version (``paris``: Clique stops
-before Shanghai, so no PUSH0) and tells each member the URL of its own chain node.
+ports, peers them statically, deploys the contracts compiled for the network's EVM version (``paris``:
+Clique stops before Shanghai, so no PUSH0) and tells each member the URL of its own chain node.
+
+For fault tests the members can be separate hosts: ``hosts="namespaces"`` runs each member's geth (and
+its node, :meth:`CliqueNetwork.spawn_node`) in its own network namespace on a bridge (node/netns.py;
+root and iproute2), ``hosts="proxies"`` routes every peer link through a cuttable loopback
+:class:`~node.chain.links.LinkProxy`, ``hosts="auto"`` picks namespaces where the machine allows them.
 """
 from __future__ import annotations
 
@@ -25,9 +29,10 @@ from node.chain.errors import ChainUnavailable
 from node.chain.gateway import ChainGateway
 from node.chain.geth import GethNode, rpc
 from node.chain.links import LinkProxy
-from node.devnet import DEFAULT_MEMBERS
+from node.devnet import DEFAULT_MEMBERS, NodeProcess, write_node_config
 from node.errors import ConsortiumError
 from node.keys import MemberKeys, create_member_keys, load_member_keys
+from node.netns import NamespaceHosts, namespaces_available
 
 FORMAT = 1
 ENGINES = ("clique", "besu-qbft")
@@ -95,6 +100,10 @@ class NetworkSpec:
 
     def geth_dir(self, name: str) -> Path:
         return self.folder / "geth" / name
+
+    def validator_accounts(self) -> list[str]:
+        """Accounts that run a sealing geth: the genesis signers and the candidates set up to join as signers."""
+        return [m.address for m in self.members if m.validator or not m.genesis]
 
 
 def clique_extradata(signers: list[str]) -> str:
@@ -168,28 +177,49 @@ def init_clique(folder: str | Path, *, members: tuple[tuple[str, Role], ...] = D
     return spec
 
 
+HOST_MODES = ("local", "proxies", "namespaces", "auto")
+NODE_PORT_IN_NAMESPACE = 8700
+GETH_PORTS_IN_NAMESPACE = {"http_port": 8545, "p2p_port": 30303, "authrpc_port": 8551}
+
+
 @dataclass
 class CliqueNetwork:
-    """The running network: one geth per member; ``proxied`` routes every peer link through a LinkProxy."""
+    """The running network: one geth per member, on one loopback (``local``), behind cuttable loopback proxies
+    (``proxies``) or each in its own network namespace (``namespaces``)."""
 
     spec: NetworkSpec
-    proxied: bool = False
+    hosts: str = "local"
     nodes: dict[str, GethNode] = field(default_factory=dict)
     links: dict[tuple[str, str], LinkProxy] = field(default_factory=dict)
+    netns: NamespaceHosts | None = None
     deployment: Deployment | None = None
+    node_ports: dict[str, int] = field(default_factory=dict)
     _keys: dict[str, MemberKeys] = field(default_factory=dict)
 
+    @property
+    def proxied(self) -> bool:
+        return self.hosts == "proxies"
+
     @classmethod
-    def open(cls, folder: str | Path, *, proxied: bool = False) -> "CliqueNetwork":
+    def open(cls, folder: str | Path, *, hosts: str = "local") -> "CliqueNetwork":
         spec = NetworkSpec.load(folder)
         if spec.engine != "clique":
             raise NetworkError(f"{folder} is a {spec.engine} kit, which this machine cannot run",
                                hint="run it on the members' hosts (see the README), or init a clique network")
-        net = cls(spec, proxied)
+        if hosts not in HOST_MODES:
+            raise NetworkError(f"hosts must be one of {', '.join(HOST_MODES)}", hint="pass hosts='auto'")
+        if hosts == "auto":
+            hosts = "namespaces" if namespaces_available()[0] else "proxies"
+        net = cls(spec, hosts)
         for m in spec.members:
             gdir = spec.geth_dir(m.name)
             net.nodes[m.name] = GethNode(m.name, gdir, m.address, gdir / "password", (gdir / "nodekey").read_text().strip())
         return net
+
+    @property
+    def partition_method(self) -> str:
+        return {"namespaces": NamespaceHosts.method, "proxies": "loopback TCP proxies between the geth nodes "
+                "(no network namespaces)", "local": "none (one loopback, no faults)"}[self.hosts]
 
     def keys(self, name: str) -> MemberKeys:
         if name not in self._keys:
@@ -204,23 +234,30 @@ class CliqueNetwork:
     def start(self, *, timeout: float = 180.0) -> "CliqueNetwork":
         from node.chain.anvil import free_port
 
-        for node in self.nodes.values():
-            node.init(self.spec.folder / "genesis.json")
-            node.p2p_port = node.p2p_port or free_port()
-        names = list(self.nodes)
-        for a in names:
-            statics = []
-            for b in names:
-                if a == b:
-                    continue
-                if self.proxied:
-                    if (a, b) not in self.links:
-                        self.links[(a, b)] = LinkProxy(self.nodes[b].p2p_port)
-                    statics.append(self.nodes[b].enode_at(self.links[(a, b)].port))
-                else:
-                    statics.append(self.nodes[b].enode)
-            self.nodes[a].static_nodes = statics
+        if self.hosts == "namespaces" and self.netns is None:
+            self.netns = NamespaceHosts(list(self.nodes)).create()
+            for name, node in self.nodes.items():
+                host = self.netns.hosts[name]
+                node.prefix, node.rpc_host, node.p2p_host, node.bind_host = self.netns.prefix(name), host.lan_ip, host.wan_ip, "0.0.0.0"
+                for attr, port in GETH_PORTS_IN_NAMESPACE.items():
+                    setattr(node, attr, port)
         try:
+            for node in self.nodes.values():
+                node.init(self.spec.folder / "genesis.json")
+                node.p2p_port = node.p2p_port or free_port()
+            names = list(self.nodes)
+            for a in names:
+                statics = []
+                for b in names:
+                    if a == b:
+                        continue
+                    if self.proxied:
+                        if (a, b) not in self.links:
+                            self.links[(a, b)] = LinkProxy(self.nodes[b].p2p_port)
+                        statics.append(self.nodes[b].enode_at(self.links[(a, b)].port, "127.0.0.1"))
+                    else:
+                        statics.append(self.nodes[b].enode)
+                self.nodes[a].static_nodes = statics
             for node in self.nodes.values():
                 if not node.running:
                     node.start(self.spec.chain_id)
@@ -237,6 +274,9 @@ class CliqueNetwork:
         for link in self.links.values():
             link.close()
         self.links.clear()
+        if self.netns is not None:
+            self.netns.remove()
+            self.netns = None
 
     def kill(self, name: str) -> None:
         self.nodes[name].kill()
@@ -244,29 +284,100 @@ class CliqueNetwork:
     def restart(self, name: str, timeout: float = 120.0) -> None:
         self.nodes[name].start(self.spec.chain_id, timeout=timeout)
 
-    # ------------------------------------------------------------------ faults (proxied networks)
+    # ------------------------------------------------------------------ faults (separate hosts)
+
+    def _need_hosts(self) -> None:
+        if self.hosts not in ("proxies", "namespaces"):
+            raise NetworkError("partitions need separate hosts", hint="open(..., hosts='auto')")
 
     def _cut(self, a: str, b: str, paused: bool) -> None:
-        if not self.proxied:
-            raise NetworkError("partitions need a network started with proxied=True", hint="open(..., proxied=True)")
         for key in ((a, b), (b, a)):
             (self.links[key].pause if paused else self.links[key].resume)()
 
     def partition(self, *groups: list[str]) -> None:
         """Cut every link between members of different groups (members in no group keep their links)."""
+        self._need_hosts()
+        if self.netns is not None:
+            self.netns.partition(*groups)
+            return
         where = {name: i for i, group in enumerate(groups) for name in group}
         for a, b in self.links:
             if a in where and b in where and where[a] != where[b]:
                 self._cut(a, b, True)
 
     def isolate(self, name: str) -> None:
+        """Cut ``name``'s host off from every other member (its own side still reaches it)."""
+        self._need_hosts()
+        if self.netns is not None:
+            self.netns.cut(name)
+            return
         for other in self.nodes:
             if other != name:
                 self._cut(name, other, True)
 
     def heal(self) -> None:
+        if self.netns is not None:
+            self.netns.heal()
         for link in self.links.values():
             link.resume()
+
+    # ------------------------------------------------------------------ member nodes (their own chain node each)
+
+    def node_port(self, name: str) -> int:
+        from node.chain.anvil import free_port
+
+        if name not in self.node_ports:
+            self.node_ports[name] = NODE_PORT_IN_NAMESPACE if self.netns is not None else free_port()
+        return self.node_ports[name]
+
+    def endpoint(self, name: str) -> str:
+        """Where the other members reach ``name``'s node (its registry endpoint)."""
+        host = self.netns.hosts[name].wan_ip if self.netns is not None else "127.0.0.1"
+        return f"http://{host}:{self.node_port(name)}"
+
+    def local_url(self, name: str) -> str:
+        """Where this process (the member's own side) reaches ``name``'s node."""
+        host = self.netns.hosts[name].lan_ip if self.netns is not None else "127.0.0.1"
+        return f"http://{host}:{self.node_port(name)}"
+
+    def own_rpc_url(self, name: str) -> str:
+        """``name``'s geth as its own node sees it: on the same host."""
+        return f"http://127.0.0.1:{self.nodes[name].http_port}"
+
+    def spawn_node(self, name: str, home: Path, *, timeout: float = 90.0, **settings) -> NodeProcess:
+        """Start ``name``'s consortium node on its host, connected to its own geth; wait until it answers."""
+        import subprocess
+        import sys
+
+        import httpx
+
+        from node.paths import PROJECT_ROOT
+
+        host = "0.0.0.0" if self.netns is not None else "127.0.0.1"  # inside its namespace: its own addresses
+        settings.setdefault("confirmations", self.spec.confirmations)
+        config = write_node_config(home, name, self.spec.keys_dir(name), self.own_rpc_url(name),
+                                   self.spec.folder / "deployment.json", self.node_port(name), host=host, **settings)
+        prefix = self.netns.prefix(name) if self.netns is not None else []
+        env = {**os.environ, "CONSORTIUM_PASSPHRASE": network_passphrase(self.spec.folder)}
+        with open(home / "node.log", "ab") as log:
+            proc = subprocess.Popen([*prefix, sys.executable, "-m", "node.cli", "node", "start", "--config", str(config)],
+                                    cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = self.local_url(name)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = (home / "node.log").read_text(errors="replace").strip().splitlines()[-1:]
+                raise NetworkError(f"node {name} exited at start-up: {tail[0] if tail else 'no output'}",
+                                   hint=f"see {home / 'node.log'}")
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    return NodeProcess(name, url, home, proc, config)
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        proc.kill()
+        proc.wait()
+        raise NetworkError(f"node {name} did not answer within {timeout:.0f} s", hint=f"see {home / 'node.log'}")
 
     # ------------------------------------------------------------------ waiting and views
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from node.errors import ConfigError
@@ -55,8 +55,24 @@ class NodeSettings(BaseSettings):
                                           "dataset each new release is compared with (differencing)")
     peer_answer_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="largest answer this node reads from "
                                        "a peer per job message; scaled up with the job's buckets or rows")
+    # Multi-validator networks (node/network_governance.py): the validator set follows the registry.
+    runs_validator: bool = Field(default=False, description="the chain node at rpc_url is a validator: this node votes "
+                                 "the validator set from the registry (clique_propose on Clique, qbft votes on Besu)")
+    validator_accounts: list[str] = Field(default_factory=list, description="accounts of the members that run a "
+                                          "validator; one in good standing is voted in, any other voted out")
+    validator_engine: Literal["clique", "qbft"] = Field(default="clique", description="the chain's consensus engine")
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
+
+    @field_validator("validator_accounts")
+    @classmethod
+    def _accounts(cls, value: list[str]) -> list[str]:
+        from web3 import Web3
+
+        bad = [a for a in value if not Web3.is_address(a)]
+        if bad:
+            raise ValueError(f"not an account address: {bad[0]!r}")
+        return [Web3.to_checksum_address(a) for a in value]
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings

@@ -68,17 +68,23 @@ class GethNode:
     static_nodes: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
     mine: bool = True
+    # On a host of its own (node/netns.py): the command prefix that enters its namespace, the address this
+    # process reaches its RPC at, the address its peers dial, and what its RPC binds to inside the namespace.
+    prefix: list[str] = field(default_factory=list)
+    rpc_host: str = "127.0.0.1"
+    p2p_host: str = "127.0.0.1"
+    bind_host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
+        return f"http://{self.rpc_host}:{self.http_port}"
 
     @property
     def enode(self) -> str:
-        return f"enode://{enode_id(self.nodekey_hex)}@127.0.0.1:{self.p2p_port}"
+        return self.enode_at(self.p2p_port)
 
-    def enode_at(self, port: int) -> str:
-        return f"enode://{enode_id(self.nodekey_hex)}@127.0.0.1:{port}"
+    def enode_at(self, port: int, host: str | None = None) -> str:
+        return f"enode://{enode_id(self.nodekey_hex)}@{host or self.p2p_host}:{port}"
 
     @property
     def log_path(self) -> Path:
@@ -100,10 +106,10 @@ class GethNode:
         return path
 
     def command(self, chain_id: int) -> list[str]:
-        cmd = [str(geth_binary()), "--config", str(self.datadir / "config.toml"), "--datadir", str(self.datadir),
+        cmd = [*self.prefix, str(geth_binary()), "--config", str(self.datadir / "config.toml"), "--datadir", str(self.datadir),
                "--networkid", str(chain_id), "--port", str(self.p2p_port), "--nodiscover", "--maxpeers", "50",
                "--nodekeyhex", self.nodekey_hex, "--ipcdisable", "--syncmode", "full", "--gcmode", "archive",
-               "--http", "--http.addr", "127.0.0.1", "--http.port", str(self.http_port),
+               "--http", "--http.addr", self.bind_host, "--http.port", str(self.http_port),
                "--http.api", "eth,net,web3,clique,txpool,admin", "--authrpc.port", str(self.authrpc_port),
                "--txpool.accountslots", "4096", "--txpool.accountqueue", "4096", "--txpool.globalslots", "65536",
                "--txpool.globalqueue", "65536", "--rpc.gascap", "0", "--verbosity", "3"]

@@ -1,10 +1,22 @@
 """The consortium on a real 4-signer geth Clique network (1 s blocks, confirmations 2).
 
 authorized_rps: authorized queries per second served by a real node process whose chain node is its
-own geth; onchain_p95_s: access accepted -> its log confirmed on chain (p95); anchor_hashes_per_s:
-evidence hashes accepted and anchored (confirmed) per second; partition_recovery_s: one member's host
-cut off for --partition-seconds under load, heal -> its backlog confirmed; lost / duplicated: accepted
-access records missing from / repeated on the canonical chain, over the whole run.
+own geth; onchain_p95_s: access accepted -> its log confirmed on chain (p95); partition_recovery_s: one
+member's host cut off for --partition-seconds under load, heal -> its backlog confirmed; lost /
+duplicated: accepted access records missing from / repeated on the canonical chain, over the whole run.
+
+Evidence: ``anchor_hashes_per_s`` is the figure `bench.py anchor` gives on anvil, measured the same way
+(--hashes accepted by two callers, batches of --batch leaves, done when every batch's anchor transaction
+is in a block: anvil has no reorgs, so it waits for no confirmations either). The anchorer anchors one
+batch after another and waits for each, so on a chain with 1 s blocks each batch costs up to a block
+period where anvil's automine costs milliseconds. ``anchor_confirmed_hashes_per_s`` is the same run
+again, done only when every batch has --confirmations blocks on top (what a Clique node settles on):
+each batch then waits about (1 + confirmations) block periods. ``anchor_anvil_same_run_hashes_per_s`` is
+the anvil run itself, repeated here while the network runs, so the two differ only in the chain: on a
+shared 2-core machine the intake (hashing and committing 1M leaves) is what slows down.
+
+Members run on their own hosts where the machine allows it (network namespaces, node/netns.py), else
+behind loopback TCP proxies; ``partition_method`` says which.
 """
 from __future__ import annotations
 
@@ -21,7 +33,8 @@ describe = "network: node on its own geth of a 4-signer Clique network: rps, on-
 def add_arguments(parser) -> None:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--clients", type=int, default=4, help="client processes (4 connections each)")
-    parser.add_argument("--hashes", type=int, default=200_000, help="evidence hashes to accept and anchor")
+    parser.add_argument("--hashes", type=int, default=1_000_000, help="evidence hashes to accept and anchor (as `anchor`)")
+    parser.add_argument("--batch", type=int, default=100_000, help="max leaves per anchored batch (as `anchor`)")
     parser.add_argument("--partition-seconds", type=float, default=30.0)
     parser.add_argument("--confirmations", type=int, default=2)
 
@@ -38,14 +51,17 @@ def run(args, progress) -> dict:
 
     from sqlalchemy import create_engine, text
 
-    from benches.node_access import _load
+    from benches.node_access import _cpu_seconds, _load
     from node.access_log import AccessLog, LogRecord
-    from node.chain.deployment import Purpose, attach
+    from eth_account import Account
+
+    from node.chain.anvil import AnvilNode
+    from node.chain.deployment import GenesisMember, Purpose, Role, attach, deploy_consortium
+    from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger, dataset_id
-    from node.devnet import spawn_node
     from node.evidence.service import EvidenceService, EvidenceSettings
     from node.evidence.store import create_store_engine as evidence_engine
-    from node.network import CliqueNetwork, init_clique, network_passphrase
+    from node.network import CliqueNetwork, init_clique
     from node.store.db import create_store_engine
 
     result: dict = {}
@@ -53,7 +69,7 @@ def run(args, progress) -> dict:
         base = Path(tmp)
         task = progress.add_task("4-signer Clique network", total=None)
         init_clique(base / "net", validators=4, confirmations=args.confirmations, scrypt_n=2**12)
-        net = CliqueNetwork.open(base / "net", proxied=True).start(timeout=240)
+        net = CliqueNetwork.open(base / "net", hosts="auto").start(timeout=240)
         try:
             deployment = net.deploy()
             ledgers = {n: Ledger(attach(net.gateway(n), deployment), net.keys(n).account)
@@ -65,16 +81,16 @@ def run(args, progress) -> dict:
 
             # 1. A real node process (insurer-east) on its own geth, loaded by separate client processes.
             home = base / "node-east"
-            node = spawn_node(home, "insurer-east", net.spec.keys_dir("insurer-east"), net.url("insurer-east"),
-                              base / "net" / "deployment.json", network_passphrase(base / "net"),
-                              confirmations=args.confirmations)
+            node = net.spawn_node("insurer-east", home, confirmations=args.confirmations)
             try:
                 per = args.requests // args.clients
                 start_at = time.time() + 10
                 key = bytes(net.keys("shop-platform").account.key)
                 jobs = [(node.url, key, net.spec.member("insurer-east").address, net.spec.chain_id, per, start_at)] * args.clients
+                cpu_before = _cpu_seconds(node.process.pid)  # `ip netns exec` execs: the pid is the node's
                 with mp.get_context("spawn").Pool(args.clients) as pool:
                     results = pool.map(_load, jobs)
+                cpu_used = _cpu_seconds(node.process.pid) - cpu_before
                 elapsed = max(r[2] for r in results) - min(r[1] for r in results)
                 served = sum(r[0].count(200) for r in results)
                 result["authorized_rps"] = round(served / elapsed, 1)
@@ -91,40 +107,66 @@ def run(args, progress) -> dict:
                     east_hashes = [bytes(r[0]) for r in conn.execute(text("select query_hash from chain_log_outbox"))]
                 result["onchain_p95_s"] = round(_percentile(lags, 0.95), 3) if lags else None
                 result["served"] = served
+                # the node's own cost, which machine sharing does not change (compare `bench.py node-access`)
+                result["node_cpu_ms_per_request"] = round(cpu_used * 1000 / max(sum(len(r[0]) for r in results), 1), 3)
                 result["not_served"] = sum(len(r[0]) for r in results) - served
                 result["status_codes"] = dict(Counter(str(code) for r in results for code in r[0]))
             finally:
                 node.stop()
 
-            # 2. Evidence anchoring through insurer-east's own geth, settled after the confirmations.
-            progress.update(task, description="evidence anchoring")
-            evidence = EvidenceService(evidence_engine(base / "evidence.db"), ledgers["insurer-east"],
-                                       EvidenceSettings(max_batch_size=100_000, max_hashes_per_request=50_000))
-            # As in `bench.py anchor`: accepted (committed) by two intake callers, anchored and confirmed.
-            items = [(os.urandom(32), f"CLM-{i // 4:010d}", "invoice") for i in range(args.hashes)]
-            chunks = [items[i:i + 50_000] for i in range(0, len(items), 50_000)]
-            evidence.start()
-            t0 = time.perf_counter()
+            # 2. Evidence anchoring through insurer-east's own geth: in a block (as on anvil), then settled.
+            def anchoring(member: Ledger, db: str, what: str) -> tuple[float, float]:
+                progress.update(task, description=f"evidence anchoring: {what}")
+                evidence = EvidenceService(evidence_engine(base / db), member,
+                                           EvidenceSettings(max_batch_size=args.batch, max_hashes_per_request=50_000))
+                items = [(os.urandom(32), f"CLM-{i // 4:010d}", "invoice") for i in range(args.hashes)]
+                chunks = [items[i:i + 50_000] for i in range(0, len(items), 50_000)]
+                evidence.start()
+                t0 = time.perf_counter()
 
-            def intake(k: int) -> None:
-                for chunk in chunks[k::2]:
-                    evidence.accept_bulk(chunk)
+                def intake(k: int) -> None:
+                    for chunk in chunks[k::2]:
+                        evidence.accept_bulk(chunk)
 
-            callers = [threading.Thread(target=intake, args=(k,)) for k in range(2)]
-            for t in callers:
-                t.start()
-            for t in callers:
-                t.join()
-            accepted_s = time.perf_counter() - t0
-            evidence.close_open_batch()
-            evidence.wake()
-            if not evidence.wait_until_anchored(timeout=600):
-                raise RuntimeError("evidence not anchored within 600 s")
-            elapsed = time.perf_counter() - t0
-            evidence.stop()
+                callers = [threading.Thread(target=intake, args=(k,)) for k in range(2)]
+                for t in callers:
+                    t.start()
+                for t in callers:
+                    t.join()
+                accepted_s = time.perf_counter() - t0
+                evidence.close_open_batch()
+                evidence.wake()
+                if not evidence.wait_until_anchored(timeout=900):
+                    raise RuntimeError("evidence not anchored within 900 s")
+                elapsed = time.perf_counter() - t0
+                evidence.stop()
+                return accepted_s, elapsed
+
+            def east_on_geth(confirmations: int) -> Ledger:
+                return Ledger(attach(net.gateway("insurer-east", confirmations=confirmations), deployment),
+                              net.keys("insurer-east").account)
+
+            accepted_s, elapsed = anchoring(east_on_geth(0), "evidence-mined.db", "geth, in a block")
             result["anchor_hashes_per_s"] = round(args.hashes / elapsed)
             result["anchor_intake_only_hashes_per_s"] = round(args.hashes / accepted_s)
             result["anchor_elapsed_s"] = round(elapsed, 2)
+            _, elapsed = anchoring(east_on_geth(args.confirmations), "evidence-confirmed.db",
+                                   f"geth, {args.confirmations} confirmations")
+            result["anchor_confirmed_hashes_per_s"] = round(args.hashes / elapsed)
+            result["anchor_confirmed_elapsed_s"] = round(elapsed, 2)
+            # Baseline in the same run, under the same machine load (the geth network keeps running):
+            # `bench.py anchor`'s set-up, an automining anvil, so only the chain differs.
+            with AnvilNode() as anvil:
+                gw = ChainGateway.connect(anvil.url)
+                member, deployer = Account.create(), Account.create()
+                for acct in (member, deployer):
+                    gw.fund(acct.address)
+                deploy_consortium(gw, deployer, [GenesisMember(member.address, "insurer_bench", Role.INSURER)])
+                accepted_s, elapsed = anchoring(Ledger(gw, member), "evidence-anvil.db", "anvil baseline")
+            result["anchor_anvil_same_run_hashes_per_s"] = round(args.hashes / elapsed)
+            result["anchor_anvil_same_run_intake_only_hashes_per_s"] = round(args.hashes / accepted_s)
+            result["anchor_hashes"] = args.hashes
+            result["anchor_batch"] = args.batch
 
             # 3. insurer-west's host partitioned under load; its backlog after the heal.
             progress.update(task, description=f"partition insurer-west for {args.partition_seconds:.0f} s")
@@ -170,7 +212,8 @@ def run(args, progress) -> dict:
             result["confirmations"] = args.confirmations
             result["block_period_s"] = net.spec.period
             result["signers"] = 4
-            result["partition_method"] = "loopback TCP proxies"
+            result["partition_method"] = net.partition_method
+            result["load_average"] = [round(x, 2) for x in os.getloadavg()]
             result["gateway_rebroadcasts"] = sum(led.gateway.resends for led in ledgers.values())
         finally:
             net.stop()
