@@ -108,28 +108,37 @@ def running(processes: int | None = None) -> bool:
 def warm(processes: int | None = None, wait: bool = False) -> float:
     """Start the workers now, so that no real call pays for it; returns the seconds it took.
 
-    With ``wait``, blocks until every worker has answered and measures the pool's round trip on the idle
-    pool (the figure :func:`worth_parallel` is based on). Without, the workers start in the background
-    and the first parallel call made after they answered measures it.
+    Then, once every worker has answered, measure the pool's round trip on the idle pool: the figure
+    :func:`worth_parallel` is based on, and until which the pool counts as not :func:`running`. With
+    ``wait`` this call blocks until then; without, a background thread does it.
     """
-    global _round_trip
     start = time.perf_counter()
+    with _lock:
+        measured = _live(_pool) and _pool_size == (processes or default_processes()) and _round_trip is not None
+    if measured:
+        return 0.0
     pool = shared_pool(processes)
-    size = _pool_size
     if not wait:
-        for _ in range(size):
-            pool.submit(_pid)
+        threading.Thread(target=_measure, args=(pool,), name="pool-warm", daemon=True).start()
         return time.perf_counter() - start
-    run_everywhere(_pid_task, None, processes)
-    trips = []
-    for _ in range(9):
-        t = time.perf_counter()
-        pool.submit(_pid).result()
-        trips.append(time.perf_counter() - t)
+    _measure(pool)
+    return time.perf_counter() - start
+
+
+def _measure(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    global _round_trip
+    try:
+        _everywhere(pool, _pid_task, None)  # this pool, not a new one if it was shut down meanwhile
+        trips = []
+        for _ in range(9):
+            t = time.perf_counter()
+            pool.submit(_pid).result()
+            trips.append(time.perf_counter() - t)
+    except (RuntimeError, concurrent.futures.BrokenExecutor, concurrent.futures.CancelledError):
+        return  # the pool was shut down or broke meanwhile: it stays not running
     with _lock:
         if _pool is pool:
             _round_trip = statistics.median(trips)
-    return time.perf_counter() - start
 
 
 def _pid_task(_: Any) -> int:
@@ -155,6 +164,16 @@ def worth_parallel(one_core_seconds: float, processes: int | None = None) -> boo
     return one_core_seconds >= PAYOFF_ROUND_TRIPS * (_round_trip or 0.0)
 
 
+def pool_if_running(processes: int | None = None) -> concurrent.futures.ProcessPoolExecutor | None:
+    """The shared pool for callers that hand it all their work (``executor.map``, no stepping in), if it is
+    running. If not: None, so that this call runs on one core rather than wait for workers to start, and
+    the workers start in the background for the next call."""
+    if running(processes):
+        return shared_pool(processes)
+    warm(processes)
+    return None
+
+
 def run_everywhere(task: Callable[[Any], Any], arg: Any, processes: int | None = None, key: Any = None,
                    keep: int = 1, attempts: int = 20) -> float:
     """Run ``task(arg)`` once in every worker (e.g. to build an encryptor's tables before a timed run).
@@ -165,16 +184,20 @@ def run_everywhere(task: Callable[[Any], Any], arg: Any, processes: int | None =
     """
     start = time.perf_counter()
     pool = shared_pool(processes)
+    for pid in _everywhere(pool, task, arg, attempts):
+        if key is not None:
+            mark_ready(key, pid, keep, pool)
+    return time.perf_counter() - start
+
+
+def _everywhere(pool: concurrent.futures.ProcessPoolExecutor, task: Callable[[Any], Any], arg: Any, attempts: int = 20) -> set[int]:
     seen: set[int] = set()
     for _ in range(attempts):
-        futures = [pool.submit(_run_and_stay, task, arg) for _ in range(_pool_size)]
+        futures = [pool.submit(_run_and_stay, task, arg) for _ in range(pool._max_workers)]
         seen |= {f.result() for f in futures}
         if seen >= _pids(pool):
             break
-    if key is not None:
-        for pid in seen:
-            mark_ready(key, pid, keep, pool)
-    return time.perf_counter() - start
+    return seen
 
 
 def _pids(pool: concurrent.futures.ProcessPoolExecutor) -> set[int]:
@@ -239,12 +262,14 @@ def map_helping(task: Callable[[T], R], chunks: Sequence[T], local: Callable[[T]
     done = [False] * len(chunks)
     if chunk_seconds is not None:
         # While the workers keep pace the caller only waits: it would compete with them for the cores.
+        # Workers take chunks in order, so waiting for each in turn sees an answer about every chunk / P.
         patience = 1.5 * chunk_seconds + (_round_trip or 0.0)
-        waiting = set(futures)
-        while waiting:
-            finished, waiting = concurrent.futures.wait(waiting, timeout=patience, return_when=concurrent.futures.FIRST_COMPLETED)
-            if not finished or any(f.exception() is not None for f in finished):
-                break  # fallen behind (starting, building tables, busy elsewhere) or broken: step in
+        for future in futures:
+            try:
+                if future.exception(timeout=patience) is not None:
+                    break  # broken (a worker died): step in
+            except concurrent.futures.TimeoutError:
+                break  # fallen behind (starting, building tables, busy elsewhere): step in
     counts["stepped_in"] = not all(f.done() for f in futures)
     # Workers take chunks from the front; the caller takes from the back whatever no worker has started.
     for i in reversed(range(len(chunks))):

@@ -200,6 +200,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_pool_if_running_starts_the_pool_in_the_background():
+    workers.shutdown()
+    assert workers.pool_if_running(2) is None  # this call: one core, no waiting for workers to start
+    deadline = time.monotonic() + 60
+    while not workers.running(2) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert workers.running(2) and workers.pool_if_running(2) is workers.shared_pool(2)
+    workers.shutdown()
+    assert not workers.running(2)
+
+
 def test_shutdown_leaves_no_worker_behind():
     workers.warm(2, wait=True)
     pids = list(workers.shared_pool(2)._processes)
