@@ -88,7 +88,7 @@ def test_a_call_does_not_start_the_pool(pool, keys):
     try:
         enc = FixedBaseEncryptor(public, window_bits=6)
         stats: dict = {}
-        values = list(range(400))
+        values = list(range(150))
         cts = parallel_encrypt(enc, values, processes=2, stats=stats)
         assert [private.decrypt(c) for c in cts] == values
         assert stats == {} and not workers.running(2)  # no pool: the caller alone, and none was started
@@ -147,7 +147,7 @@ def test_prepare_workers_builds_in_every_worker(pool, keys):
     assert not workers.ready_everywhere(enc.spec())
 
 
-@pytest.mark.parametrize("count", [0, 1, 3, 100, 700])
+@pytest.mark.parametrize("count", [0, 1, 3, 100, 300])
 def test_parallel_encrypt_decrypts_to_the_inputs_at_every_size(pool, no_threshold, keys, count):
     public, private = keys
     enc = FixedBaseEncryptor(public, window_bits=6)
@@ -158,7 +158,7 @@ def test_parallel_encrypt_decrypts_to_the_inputs_at_every_size(pool, no_threshol
     assert [private.decrypt(c) for c in cts] == values
     if count >= 100:
         assert stats["chunks"] >= 1  # it went through the pool
-    if count >= 700:
+    if count >= 300:
         assert stats["chunks"] > 1
 
 
