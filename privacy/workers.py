@@ -247,8 +247,9 @@ def map_helping(task: Callable[[T], R], chunks: Sequence[T], local: Callable[[T]
     ``chunk_seconds`` is what one chunk takes on one core. With it, the caller waits while the workers keep
     pace (an answer at least every chunk and a half) and steps in once they fall behind; without it, the
     caller works from the start. Stepping in, it takes the chunks no worker has started (from the back),
-    then redoes any chunk a worker still holds rather than wait for it: ciphertexts are randomized, so
-    either copy is a valid answer. ``stats`` (a dict, optional) receives who did how many chunks.
+    then gives each chunk a worker still holds as long as one of its own took, and redoes it if that is
+    not enough: ciphertexts are randomized, so either copy is a valid answer. ``stats`` (a dict, optional)
+    receives who did how many chunks.
     """
     counts = {"chunks": len(chunks), "workers": 0, "caller": 0, "redone": 0, "stepped_in": False}
     if len(chunks) <= 1 or (processes or default_processes()) <= 1:
@@ -272,21 +273,28 @@ def map_helping(task: Callable[[T], R], chunks: Sequence[T], local: Callable[[T]
                 break  # fallen behind (starting, building tables, busy elsewhere): step in
     counts["stepped_in"] = not all(f.done() for f in futures)
     # Workers take chunks from the front; the caller takes from the back whatever no worker has started.
+    own_seconds: list[float] = []
     for i in reversed(range(len(chunks))):
         if not futures[i].done() and futures[i].cancel():
+            start = time.perf_counter()
             results[i], done[i] = local(chunks[i]), True
+            own_seconds.append(time.perf_counter() - start)
             counts["caller"] += 1
-    # The rest was finished or is held by a worker: collect what is finished, redo what is not.
+    # The rest was finished or is held by a worker. A held chunk gets as long as the caller itself just
+    # needed for one (the same machine, as busy): a worker that started it earlier should be done by then.
+    # If not, the workers are stuck (still starting, building tables): the caller redoes what they hold.
+    grace = max(own_seconds) if own_seconds else (1.5 * chunk_seconds if chunk_seconds is not None else 0.0)
     for i in range(len(chunks)):
         if done[i]:
             continue
-        if futures[i].done():
-            try:
-                results[i], done[i] = futures[i].result(), True
-                counts["workers"] += 1
-                continue
-            except concurrent.futures.BrokenExecutor:  # a worker died (killed, out of memory): redo it here
-                pass
+        try:
+            results[i], done[i] = futures[i].result(timeout=grace), True
+            counts["workers"] += 1
+            continue
+        except concurrent.futures.TimeoutError:
+            grace = 0.0  # stuck: stop waiting for workers, redo the rest here
+        except concurrent.futures.BrokenExecutor:  # a worker died (killed, out of memory): redo it here
+            pass
         results[i] = local(chunks[i])
         counts["redone"] += 1
     if stats is not None:
