@@ -7,8 +7,10 @@ Four facts shape it:
   for the life of the process, and each worker keeps the encryptors it built (keyed by their spec);
   :func:`run_everywhere` builds them in every worker ahead of time.
 - Handing a chunk to a worker and getting its answer back costs a round trip, measured by :func:`warm`
-  on the idle pool. Work worth less than a few round trips on one core is not worth sending:
-  :func:`worth_parallel` is the one rule every user of the pool applies (no hard-coded row counts).
+  on the idle pool. Work worth less than a few round trips on one core is not worth sending
+  (:func:`worth_parallel`, for callers that know their one-core time), and a pool that is not running is
+  never started by the call that would wait for it (:func:`pool_if_running`, for callers that hand the
+  pool all their work): below the threshold, or before the pool is up, the work runs on one core.
 - :func:`map_helping` leaves the work to the workers while they keep pace, and the calling thread takes
   chunks itself as soon as they fall behind (still starting, building a table, busy with another job,
   dead): a parallel call is never slower than the caller alone by more than about one chunk. The caller
@@ -36,8 +38,9 @@ R = TypeVar("R")
 # within this, and a sleeping check costs nothing measurable.
 PARENT_CHECK_SECONDS = 0.5
 
-# Work is sent to the pool only when it is worth this many measured round trips on one core: below
-# that, the answer from a worker arrives too late to save anything the caller would not do itself.
+# Work is sent to the pool only when it is worth this many measured round trips on one core. P workers
+# beat one core once the work exceeds P/(P-1) round trips (two, for two cores) plus the cost of handing
+# out the chunks; eight leaves room for that and for a round trip measured on a quiet moment.
 PAYOFF_ROUND_TRIPS = 8
 
 # How long run_everywhere's tasks stay in a worker after their work, so that tasks submitted together
