@@ -138,7 +138,7 @@ class StatsService:
         """A process pool for the big steps (blinding, encryption); None for small jobs."""
         if rows < PARALLEL_ROWS:
             return None
-        return workers.pool_if_running()  # a pool still starting would make this job wait for it
+        return workers.shared_pool()
 
     # ------------------------------------------------------------------ requests
 
