@@ -130,7 +130,6 @@ def test_worker_chunks_decrypt_to_the_inputs(pool, keys, make):
     assert all(pid for pid, _ in out)  # every chunk came from a worker
     cts = [Ciphertext(public, v) for v in paillier._gathered(out, spec, paillier.ciphertext_width(public))]
     assert [private.decrypt(c) for c in cts] == list(range(-21, 21))
-    assert workers.ready_everywhere(spec) in (True, False)  # noted per worker; both may not have had a chunk
 
 
 def test_prepare_workers_builds_in_every_worker(pool, keys):
