@@ -40,6 +40,7 @@ from privacy.paillier import (
     PrivateKey,
     PublicKey,
     best_window_bits,
+    ciphertext_width,
     default_processes,
     worker_encryptor,
 )
@@ -226,15 +227,11 @@ def _workers(executor: concurrent.futures.Executor) -> int:
     return getattr(executor, "_max_workers", None) or default_processes()
 
 
-def _ciphertext_width(public_key: PublicKey) -> int:
-    return (public_key.nsquare.bit_length() + 7) // 8
-
-
 def _label_task(secret: bytes, spec: EncryptorSpec, rows: Sequence[tuple[bytes, int]]) -> tuple[bytes, bytes]:
     """Insurer worker: blind the ids and encrypt the packed labels of one batch."""
     encryptor = worker_encryptor(spec)
     points = Blinder.from_secret(secret).blind_identifiers([identifier for identifier, _ in rows])
-    width = _ciphertext_width(encryptor.public_key)
+    width = ciphertext_width(encryptor.public_key)
     ciphertexts = b"".join(int(encryptor.encrypt(plaintext).value).to_bytes(width, "little") for _, plaintext in rows)
     return join_points(points), ciphertexts
 
@@ -544,7 +541,7 @@ class LabelOwner:
             return
         workers = _workers(executor)
         spec = encryptor.spec() if encryptor is not None else self.encryptor_spec(-(-len(self.rows) // workers))
-        secret, width = self.blinder.secret(), _ciphertext_width(self.public_key)
+        secret, width = self.blinder.secret(), ciphertext_width(self.public_key)
         in_flight = in_flight or 2 * workers
         pending: collections.deque = collections.deque()
         upcoming = iter(starts)

@@ -30,7 +30,9 @@ Serialization is JSON-friendly and readable by plain phe: a public key is ``{"n"
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -320,6 +322,7 @@ class Encryptor:
 
     name = "abstract"
     public_key: PublicKey
+    build_seconds = 0.0  # what building it cost (its tables): a worker pays that before its first chunk
 
     def obfuscator(self) -> int:
         raise NotImplementedError
@@ -420,8 +423,10 @@ class FixedBaseEncryptor(Encryptor):
         self.window_bits = window_bits
         self.strict = strict
         nsq = public_key._nsquare_mpz
+        start = time.thread_time()  # CPU time, like the probe in parallel_encrypt
         self.base = int(base) if base is not None else int(powmod(public_key.random_unit(), public_key.n, nsq))
         self._table: list[list[int]] = [] if strict else _window_table(self.base, nsq, self.exponent_bits, window_bits)
+        self.build_seconds = time.thread_time() - start
         self.name = "fixed-base-strict" if strict else "fixed-base"
 
     def obfuscator(self) -> int:
@@ -495,6 +500,7 @@ class CrtFixedBaseEncryptor(Encryptor):
         self.public_key = public = private_key.public_key
         self.exponent_bits = _short_exponent_bits(public, exponent_bits)
         self.window_bits = window_bits
+        start = time.thread_time()  # CPU time, like the probe in parallel_encrypt
         self.base = int(base) if base is not None else int(private_key.n_th_power_crt(public.random_unit()))
         if not 0 < self.base < public.nsquare:
             raise MalformedMessage("fixed base out of range")
@@ -504,6 +510,7 @@ class CrtFixedBaseEncryptor(Encryptor):
         self._table_p = _window_table(self.base, self._p2, self.exponent_bits, window_bits)
         self._table_q = _window_table(self.base, self._q2, self.exponent_bits, window_bits)
         self._inverse = k._psquare_inverse
+        self.build_seconds = time.thread_time() - start
 
     def _powers(self, x: int | None = None) -> tuple:
         """(h^x mod p^2, h^x mod q^2), for a fresh random short x unless one is given (tests)."""
@@ -556,7 +563,7 @@ class ObfuscatorPool(Encryptor):
 
     def fill(self, count: int, processes: int = 1) -> None:
         if processes > 1:
-            self._pool.extend(parallel_obfuscators(self.source.spec(), count, processes))
+            self._pool.extend(parallel_obfuscators(self.source.spec(), count, processes, local=self.source))
         else:
             self._pool.extend(self.source.obfuscator() for _ in range(count))
 
@@ -583,10 +590,15 @@ class ObfuscatorPool(Encryptor):
 _WORKER_ENCRYPTORS: dict[EncryptorSpec, Encryptor] = {}
 _WORKER_CACHE_SIZE = 2
 
-# Chunks small enough that a caller redoing the one a busy worker holds loses little (about 0.1-0.3 s of
-# work each on one core), and enough of them per process that the load evens out.
-MAX_CHUNK = 256
-CHUNKS_PER_PROCESS = 8
+# The caller times its own first encryptions (at least one, for about this long): the one-core cost of this
+# encryptor, here and now, decides whether the rest goes to the workers and how big their chunks are.
+PROBE_SECONDS = 0.002
+# Chunks of at most this much one-core work, and at least this many per process: a worker that finishes
+# last leaves the others idle for less than a chunk, and the caller redoing a chunk loses little.
+MAX_CHUNK_SECONDS = 0.05
+CHUNKS_PER_PROCESS = 4
+# ... and of at least this many pool round trips, so that handing a chunk over costs little next to it.
+MIN_CHUNK_ROUND_TRIPS = 4
 
 
 def worker_encryptor(spec: EncryptorSpec) -> Encryptor:
@@ -599,22 +611,83 @@ def worker_encryptor(spec: EncryptorSpec) -> Encryptor:
     return enc
 
 
-def _encrypt_task(job: tuple[EncryptorSpec, Sequence[int]]) -> list[int]:
+def prepare_workers(encryptor: Encryptor | EncryptorSpec, processes: int | None = None) -> float:
+    """Build ``encryptor``'s tables in every worker of the shared pool now, and start the pool if needed.
+
+    For a process that knows which key it is about to use (a node choosing a job key, a benchmark before
+    its timed runs): parallel calls then find every worker ready. Returns the seconds it took.
+    """
+    spec = encryptor if isinstance(encryptor, EncryptorSpec) else encryptor.spec()
+    seconds = 0.0 if workers.running(processes) else workers.warm(processes, wait=True)
+    return seconds + workers.run_everywhere(worker_encryptor, spec, processes, key=spec, keep=_WORKER_CACHE_SIZE)
+
+
+def ciphertext_width(public_key: PublicKey) -> int:
+    """Bytes of a ciphertext (an integer below n^2) in fixed-width form."""
+    return (public_key.nsquare.bit_length() + 7) // 8
+
+
+def _packed(values: Iterable, width: int) -> bytes:
+    # one bytes object crosses the process boundary instead of a list of pickled big ints
+    return b"".join(int(v).to_bytes(width, "little") for v in values)
+
+
+def _unpacked(blob: bytes, width: int) -> list[int]:
+    return [int.from_bytes(blob[i : i + width], "little") for i in range(0, len(blob), width)]
+
+
+def _encrypt_task(job: tuple[EncryptorSpec, Sequence[int]]) -> tuple[int, bytes]:
     spec, plaintexts = job
     enc = worker_encryptor(spec)
-    return [enc.encrypt(m).value for m in plaintexts]
+    return os.getpid(), _packed((enc.encrypt(m).value for m in plaintexts), ciphertext_width(enc.public_key))
 
 
-def _obfuscator_task(job: tuple[EncryptorSpec, int]) -> list[int]:
+def _obfuscator_task(job: tuple[EncryptorSpec, int]) -> tuple[int, bytes]:
     spec, count = job
     enc = worker_encryptor(spec)
-    return [int(enc.obfuscator()) for _ in range(count)]
+    return os.getpid(), _packed((enc.obfuscator() for _ in range(count)), ciphertext_width(enc.public_key))
 
 
-def _chunk_size(total: int, processes: int, chunk_size: int | None) -> int:
-    if chunk_size:
-        return max(1, chunk_size)
-    return max(1, min(MAX_CHUNK, -(-total // (CHUNKS_PER_PROCESS * processes))))
+def _probe(make_one, count: int) -> tuple[list[int], float]:
+    """The caller's own first values, and the seconds per value they took on one core.
+
+    Measured in this thread's CPU time: on a busy machine wall time also counts the moments the scheduler
+    ran someone else, which would make the values look many times dearer than they are.
+    """
+    out: list[int] = []
+    start = time.thread_time()
+    while len(out) < count and (not out or time.thread_time() - start < PROBE_SECONDS):
+        out.append(int(make_one(len(out))))
+    return out, (time.thread_time() - start) / max(1, len(out))
+
+
+def _chunking(spec: EncryptorSpec, local: Encryptor, count: int, per_value: float, processes: int,
+              chunk_size: int | None) -> tuple[int, float] | None:
+    """(values per chunk, one-core seconds per chunk) for the workers, or None: the caller does it alone.
+
+    The pool's rule (:func:`privacy.workers.worth_parallel`) decides on the one-core time of the work;
+    workers that have not built this encryptor's tables yet spend ``build_seconds`` on that first, so
+    then the work must also outweigh twice that.
+    """
+    one_core = count * per_value
+    setup = 0.0 if workers.ready_everywhere(spec) else local.build_seconds
+    if count == 0 or not workers.worth_parallel(one_core - 2 * setup, processes):
+        return None
+    round_trip = workers.round_trip_seconds() or 0.0
+    chunk_seconds = max(MIN_CHUNK_ROUND_TRIPS * round_trip, min(MAX_CHUNK_SECONDS, one_core / (CHUNKS_PER_PROCESS * processes)))
+    size = chunk_size or max(1, round(chunk_seconds / max(per_value, 1e-9)))
+    return size, size * per_value
+
+
+def _gathered(results: list[tuple[int, Any]], spec: EncryptorSpec, width: int) -> list[int]:
+    out: list[int] = []
+    for pid, values in results:
+        if pid:  # a worker's answer: it now holds this encryptor's tables
+            workers.mark_ready(spec, pid, _WORKER_CACHE_SIZE)
+            out.extend(_unpacked(values, width))
+        else:
+            out.extend(values)
+    return out
 
 
 def parallel_encrypt(
@@ -622,31 +695,48 @@ def parallel_encrypt(
     plaintexts: Sequence[int],
     processes: int | None = None,
     chunk_size: int | None = None,
+    stats: dict | None = None,
 ) -> list[Ciphertext]:
-    """Encrypt ``plaintexts`` on the shared worker pool with the caller helping (default: all cores), in order.
+    """Encrypt ``plaintexts`` on the shared worker pool (default: all cores), in order.
 
-    Never slower than ``encrypt_many`` on one core by more than about one chunk, at any size: the pool is
-    persistent and the caller works alongside it (see :mod:`privacy.workers`).
+    The caller encrypts alone when the work is not worth the pool (see :func:`_chunking`) and steps in
+    for workers that fall behind, so this is never slower than ``encrypt_many`` on one core by more than
+    about one chunk. ``stats`` (a dict, optional) receives who did how many chunks.
     """
     spec = encryptor if isinstance(encryptor, EncryptorSpec) else encryptor.spec()
     public = PublicKey(spec.n)
     processes = processes or default_processes()
     for m in plaintexts:  # refuse before any work starts: nothing half-encrypted
         public.plaintext_residue(m)
-    local_encryptor = encryptor if isinstance(encryptor, Encryptor) else spec.build()
-    size = _chunk_size(len(plaintexts), processes, chunk_size)
-    chunks = [(spec, plaintexts[i : i + size]) for i in range(0, len(plaintexts), size)]
-    values = workers.map_helping(
-        _encrypt_task, chunks, lambda job: [local_encryptor.encrypt(m).value for m in job[1]], processes)
-    return [Ciphertext(public, v, _trusted=True) for chunk in values for v in chunk]
+    local = encryptor if isinstance(encryptor, Encryptor) else spec.build()
+    out, per_value = _probe(lambda i: local.encrypt(plaintexts[i]).value, len(plaintexts))
+    rest = plaintexts[len(out):]
+    plan = _chunking(spec, local, len(rest), per_value, processes, chunk_size)
+    if plan is None:
+        out.extend(local.encrypt(m).value for m in rest)
+    else:
+        size, chunk_seconds = plan
+        chunks = [(spec, rest[i : i + size]) for i in range(0, len(rest), size)]
+        results = workers.map_helping(_encrypt_task, chunks, lambda job: (0, [local.encrypt(m).value for m in job[1]]),
+                                      processes, chunk_seconds, stats)
+        out.extend(_gathered(results, spec, ciphertext_width(public)))
+    return [Ciphertext(public, v, _trusted=True) for v in out]
 
 
-def parallel_obfuscators(spec: EncryptorSpec, count: int, processes: int | None = None) -> list[int]:
-    """``count`` fresh obfuscators for ``spec`` on the shared worker pool, the caller helping."""
+def parallel_obfuscators(spec: EncryptorSpec, count: int, processes: int | None = None, stats: dict | None = None,
+                         local: Encryptor | None = None) -> list[int]:
+    """``count`` fresh obfuscators for ``spec`` on the shared worker pool, by the same rules as :func:`parallel_encrypt`."""
     processes = processes or default_processes()
-    local_encryptor = spec.build()
-    size = _chunk_size(count, processes, None)
-    chunks = [(spec, min(size, count - i)) for i in range(0, count, size)]
-    values = workers.map_helping(
-        _obfuscator_task, chunks, lambda job: [int(local_encryptor.obfuscator()) for _ in range(job[1])], processes)
-    return [o for chunk in values for o in chunk]
+    local = local or spec.build()
+    out, per_value = _probe(lambda _: local.obfuscator(), count)
+    rest = count - len(out)
+    plan = _chunking(spec, local, rest, per_value, processes, None)
+    if plan is None:
+        out.extend(int(local.obfuscator()) for _ in range(rest))
+    else:
+        size, chunk_seconds = plan
+        chunks = [(spec, min(size, rest - i)) for i in range(0, rest, size)]
+        results = workers.map_helping(_obfuscator_task, chunks, lambda job: (0, [int(local.obfuscator()) for _ in range(job[1])]),
+                                      processes, chunk_seconds, stats)
+        out.extend(_gathered(results, spec, ciphertext_width(PublicKey(spec.n))))
+    return out

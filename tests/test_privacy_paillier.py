@@ -6,6 +6,7 @@ import phe
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from privacy import workers
 from privacy.errors import KeyTooSmall, MalformedMessage, Overflow, PoolExhausted, WrongKey
 from privacy.paillier import (
     Ciphertext,
@@ -19,6 +20,7 @@ from privacy.paillier import (
     best_window_bits,
     generate_keypair,
     parallel_encrypt,
+    prepare_workers,
 )
 from tests.privacy_fixtures import keypair
 
@@ -40,6 +42,15 @@ def encryptors(keys):
     public, private = keys
     return [PheEncryptor(public), CrtEncryptor(private), FixedBaseEncryptor(public), FixedBaseEncryptor(public, strict=True),
             crt_encryptor(private)]
+
+
+@pytest.fixture
+def pool(monkeypatch):
+    """A warm two-worker pool that takes any amount of work (the threshold has its own tests), stopped after."""
+    monkeypatch.setattr(workers, "PAYOFF_ROUND_TRIPS", 0)
+    workers.warm(2, wait=True)
+    yield
+    workers.shutdown()
 
 
 @pytest.mark.parametrize("bits", [512, 1024, 2047])
@@ -188,11 +199,14 @@ def test_pool_falls_back_to_online_encryption_when_allowed(keys):
     assert private.decrypt(pool.encrypt(4)) == 4 and pool.misses == 1
 
 
-def test_parallel_encryption_matches_and_preserves_order(keys):
+def test_parallel_encryption_matches_and_preserves_order(keys, pool):
     public, private = keys
     values = list(range(-300, 300, 3))
-    cts = parallel_encrypt(FixedBaseEncryptor(public), values, processes=2, chunk_size=50)
-    assert [private.decrypt(c) for c in cts] == values
+    enc = FixedBaseEncryptor(public)
+    prepare_workers(enc, processes=2)
+    stats: dict = {}
+    cts = parallel_encrypt(enc, values, processes=2, chunk_size=50, stats=stats)
+    assert [private.decrypt(c) for c in cts] == values and stats["chunks"] > 1
 
 
 def test_parallel_encryption_refuses_before_any_work_on_overflow(keys):
@@ -225,12 +239,15 @@ def test_crt_fixed_base_ciphertexts_are_ordinary_paillier_ciphertexts(keys, valu
     assert pow(obfuscator, (private.p - 1) * (private.q - 1), public.nsquare) == 1
 
 
-def test_crt_fixed_base_rebuilds_from_its_spec_in_workers(keys):
+def test_crt_fixed_base_rebuilds_from_its_spec_in_workers(keys, pool):
     public, private = keys
     enc = crt_encryptor(private)
+    prepare_workers(enc, processes=2)  # every worker rebuilds it from its spec
+    assert workers.ready_everywhere(enc.spec())
     values = list(range(-40, 40, 3))
-    cts = parallel_encrypt(enc, values, processes=2, chunk_size=5)
-    assert [private.decrypt(c) for c in cts] == values
+    stats: dict = {}
+    cts = parallel_encrypt(enc, values, processes=2, chunk_size=5, stats=stats)
+    assert [private.decrypt(c) for c in cts] == values and stats["chunks"] > 1
     assert enc.spec().build().base == enc.base
     with pytest.raises(Overflow):
         enc.encrypt(public.max_int + 1)
