@@ -19,6 +19,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--accesses", type=int, default=1_000_000, help="access records metered in the large period")
     parser.add_argument("--small-accesses", type=int, default=1_000, help="access records metered in the small period")
     parser.add_argument("--batch", type=int, default=1_250, help="access records per recordAccessBatch transaction")
+    parser.add_argument("--participants", type=int, default=1_000_000, help="mutual-aid payout apportioned (bench apportion)")
+    parser.add_argument("--skip-apportion", action="store_true", help="statement gas only")
 
 
 def run(args, progress) -> dict:
@@ -136,7 +138,7 @@ def run(args, progress) -> dict:
             results[period] = {"gas": receipt["gasUsed"], "metering_seconds": round(metering, 2), "metered": metered,
                                "total": sum(computed.amounts), "certificates": len(computed.inputs.certificates)}
         confirm = L[providers[0].address].confirm_statement(aid, 1)["gasUsed"]
-    return {
+    out = {
         "statement_gas": results[1]["gas"],
         "statement_gas_small_period": results[0]["gas"],
         "certificates": results[1]["certificates"],
@@ -149,3 +151,15 @@ def run(args, progress) -> dict:
         "confirm_gas": confirm,
         "statement_total": results[1]["total"],
     }
+    if not args.skip_apportion:  # the mutual-aid figures of the same issue, measured as `bench.py apportion` does
+        import argparse
+
+        from benches import apportion
+
+        defaults = argparse.ArgumentParser()
+        apportion.add_arguments(defaults)
+        a = defaults.parse_args(["--participants", str(args.participants)])
+        measured = apportion.run(a, progress)
+        out.update({k: measured[k] for k in ("participants", "apportion_seconds", "proof_bytes", "verify_us",
+                                             "baseline_rfc6962_verify_us", "baseline_full_list_check_seconds")})
+    return out
