@@ -15,6 +15,10 @@ from node.paths import ANVIL_BINARY
 
 # anvil's default dev accounts are funded with this many ether each (ours get funded from them).
 DEV_BALANCE_ETHER = 1_000_000
+# anvil moves the states of older blocks to disk (~/.foundry/anvil/tmp) without a limit: a busy test chain wrote
+# tens of gigabytes there in twenty minutes and filled the disk. Keep a bounded number; nothing here reads state
+# that old (logs need no state; calls are made at the latest block).
+DISK_BOUND = ("--max-persisted-states", "256")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -63,7 +67,7 @@ class AnvilNode:
 
     def _try_start(self, port: int, timeout: float) -> bool:
         cmd = [str(self.binary), "--host", self.host, "--port", str(port), "--chain-id", str(self.chain_id),
-               "--accounts", "4", "--balance", str(DEV_BALANCE_ETHER), "--silent"]
+               "--accounts", "4", "--balance", str(DEV_BALANCE_ETHER), "--silent", *DISK_BOUND]
         if self.block_time:
             cmd += ["--block-time", str(self.block_time)]
         if self.state_path:

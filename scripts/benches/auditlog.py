@@ -33,14 +33,14 @@ def add_arguments(parser) -> None:
 
 
 def _start_anvil(tmp: Path):
-    from node.chain.anvil import free_port, rpc_ready
+    from node.chain.anvil import DISK_BOUND, free_port, rpc_ready
     from node.paths import ANVIL_BINARY
 
     port = free_port()
     log = open(tmp / "anvil.log", "wb")
     # A larger block gas limit than anvil's default, so a batch of records fits one block with room to spare.
     proc = subprocess.Popen([str(ANVIL_BINARY), "--host", "127.0.0.1", "--port", str(port), "--accounts", "4",
-                             "--balance", "1000000", "--gas-limit", "100000000", "--silent"],
+                             "--balance", "1000000", "--gas-limit", "100000000", "--silent", *DISK_BOUND],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
