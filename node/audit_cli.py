@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from node.connect import connect_chain, own_node_url
+
 
 def _settings(args):
     from node.settings import load_settings
@@ -29,11 +31,7 @@ def _engine(settings):
 
 
 def _chain(settings):
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-
-    deployment = Deployment.load(settings.deployment)
-    return attach(ChainGateway.connect(settings.rpc_url, confirmations=settings.confirmations), deployment), deployment
+    return connect_chain(settings.rpc_url, settings.deployment, confirmations=settings.confirmations)
 
 
 def _progress(label: str):
@@ -246,9 +244,7 @@ def _cmd_web_url(args) -> int:
 
     settings = _settings(args)
     token = issue_login_token(settings.home, settings.web_login_seconds)  # a new single-use token each call
-    scheme = "https" if settings.tls_certfile else "http"
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    url = f"{scheme}://{host}:{settings.port}/web/login?token={token}"
+    url = f"{own_node_url(settings)}/web/login?token={token}"
     print(json.dumps({"url": url}) if args.json else url)
     return 0
 

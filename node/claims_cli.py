@@ -12,21 +12,8 @@ import json
 import time
 from pathlib import Path
 
+from node.connect import own_node_client
 from node.errors import ConsortiumError
-
-
-def own_client(settings):
-    """A client signed by this member for its own node (settings: host, port, TLS)."""
-    from node.chain.deployment import Deployment
-    from node.client import NodeClient
-    from node.keys import load_member_keys, resolve_passphrase
-
-    keys = load_member_keys(settings.keys, resolve_passphrase())
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    scheme = "https" if settings.tls_certfile else "http"
-    chain_id = Deployment.load(settings.deployment).chain_id
-    return NodeClient(f"{scheme}://{host}:{settings.port}", keys.account, keys.address, chain_id,
-                      verify=str(settings.tls_certfile) if settings.tls_certfile else True)
 
 
 def _cmd_upload(args: argparse.Namespace) -> int:
@@ -42,7 +29,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     for f in files:  # every file readable before the first is sent: all or none from this command
         if not f.is_file():
             raise ConsortiumError(f"document {f} does not exist", reason="bad_argument", hint="check the path")
-    client = own_client(load_settings(args.config))
+    client = own_node_client(load_settings(args.config))
     receipts = []
     try:
         for f in files:

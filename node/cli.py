@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from node.connect import connect_chain, node_url
+from node.connect import reader as chain_reader
 from node.errors import ConsortiumError
 
 DEFAULT_HOME = Path(".consortium")
@@ -38,7 +40,7 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
     # Each founder gets a node config with its own port; the endpoint goes on the registry at genesis so
     # peers (statistics jobs, `data query`) find the node by name.
     ports = {name: free_port() for name, _ in founders}
-    endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    endpoints = {name: node_url("127.0.0.1", port) for name, port in ports.items()}
 
     # Progress on a terminal only (node/console.py): piped, an error stays one line.
     with step_progress(console, "chain up") as progress:
@@ -108,12 +110,7 @@ def _cmd_chain_fund(args: argparse.Namespace) -> int:
 
 
 def _connect(args: argparse.Namespace):
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-
-    deployment = Deployment.load(args.deployment)
-    gateway = ChainGateway.connect(args.rpc)
-    return attach(gateway, deployment), deployment
+    return connect_chain(args.rpc, args.deployment)
 
 
 def _cmd_chain_check(args: argparse.Namespace) -> int:
@@ -126,12 +123,8 @@ def _cmd_chain_check(args: argparse.Namespace) -> int:
 def _cmd_members(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from node.chain.ledger import Ledger
-
     gateway, _ = _connect(args)
-    from eth_account import Account
-
-    reader = Ledger(gateway, Account.create())  # reads only: any account will do
+    reader = chain_reader(gateway)
     members = reader.members()
     if args.resolve:
         from node.members import resolve_member

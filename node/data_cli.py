@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from node.connect import connect_chain
 from node.errors import ConsortiumError
 
 PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
@@ -25,14 +26,12 @@ def open_member_client(settings, target: str, url: str | None = None, ca: str | 
     Returns (client, target record). The request's audience is the target's address, so a signed
     request for one node is refused by any other.
     """
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
     from node.client import NodeClient
     from node.keys import load_member_keys, resolve_passphrase
     from node.members import MemberDirectory
 
     keys = load_member_keys(settings.keys, resolve_passphrase())
-    gateway = attach(ChainGateway.connect(settings.rpc_url), Deployment.load(settings.deployment))
+    gateway, _ = connect_chain(settings.rpc_url, settings.deployment)
     record = MemberDirectory.from_chain(gateway).record(target)
     base = url or record.endpoint
     if not base:

@@ -7,6 +7,8 @@ effect on the very next request, a regulator's yellow card, and the chain's reco
 """
 from __future__ import annotations
 
+from node.connect import node_url
+
 import hashlib
 import json
 import tempfile
@@ -61,7 +63,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         return result
 
     ports = {name: free_port() for name in NODE_MEMBERS}
-    endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    endpoints = {name: node_url("127.0.0.1", port) for name, port in ports.items()}
     dev = step("Start a local anvil chain, create encrypted keys for 5 members, deploy the contracts",
                lambda: start_dev_consortium(home, endpoints=endpoints))
     nodes: dict[str, NodeProcess] = {}

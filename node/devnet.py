@@ -6,6 +6,8 @@ dev folder, since a dev chain's keys are throwaway but must still never sit on d
 """
 from __future__ import annotations
 
+from node.connect import node_url
+
 import json
 import os
 import re
@@ -114,7 +116,7 @@ def spawn_node(home: Path, name: str, keys: Path, rpc_url: str, deployment: Path
         proc = subprocess.Popen([sys.executable, "-m", "node.cli", "node", "start", "--config", str(config)],
                                 cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     tls = "tls_certfile" in extra
-    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    url = node_url("127.0.0.1", port, tls=tls)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from node.connect import connect_chain, open_ledger
 from node.errors import ConsortiumError
 from node.members import MemberDirectory
 
@@ -15,7 +16,6 @@ ROLES = ("INSURER", "PLATFORM", "TECH", "AUDITOR", "REGULATOR")
 
 
 def _ledger(args):
-    from node.context import open_ledger
     from node.settings import load_settings
 
     return open_ledger(load_settings(args.config))[0]
@@ -160,13 +160,10 @@ def _consent_sign(args) -> int:
     subject = load_member_keys(args.subject_keys, resolve_passphrase()).account if args.subject_keys else Account.create()
     directory = None
     if args.rpc:  # names need the registry
-        from node.chain.deployment import Deployment, attach
-        from node.chain.gateway import ChainGateway
-
         if not args.deployment:
             raise ConsortiumError("--rpc needs --deployment (to find the registry)", reason="bad_argument",
                                   hint="add --deployment deployment.json")
-        directory = MemberDirectory.from_chain(attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment)))
+        directory = MemberDirectory.from_chain(connect_chain(args.rpc, args.deployment)[0])
     signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32, directory), chain_id, contract)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))
     _print(args, {"out": args.out, "subject": subject.address}, f"wrote signed consent of {subject.address} to {args.out}")

@@ -15,6 +15,8 @@ exactly as on a production chain; a later member is funded by the voter whose vo
 """
 from __future__ import annotations
 
+from node.connect import node_url
+
 import json
 import os
 import signal
@@ -100,7 +102,7 @@ def init(folder: str | Path, founders: tuple[tuple[str, Role], ...], *, endpoint
         raise AnvilNetworkError(f"endpoint for {stray[0]!r}, which is no founder", reason="bad_argument",
                                 hint="name endpoints only for listed members")
     ports = {name: _port_of(endpoints[name]) if name in endpoints else free_port() for name, _ in founders}
-    endpoints = {name: endpoints.get(name, f"http://127.0.0.1:{ports[name]}") for name, _ in founders}
+    endpoints = {name: endpoints.get(name, node_url("127.0.0.1", ports[name])) for name, _ in founders}
     chain_port = chain_port or free_port()
     rpc_url = f"http://127.0.0.1:{chain_port}"
     folder.mkdir(parents=True, exist_ok=True)

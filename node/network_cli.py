@@ -1,6 +1,8 @@
 """`consortium network ...`: init, up, down, status and allowlist of a multi-validator network."""
 from __future__ import annotations
 
+from node.connect import connect_chain, reader
+
 import argparse
 import json
 from pathlib import Path
@@ -89,15 +91,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_allowlist(args: argparse.Namespace) -> int:
-    from eth_account import Account
-
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-    from node.chain.ledger import Ledger
     from node.network_besu import allowlist_from_registry
 
-    gateway = attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment))
-    members = Ledger(gateway, Account.create()).members()  # reads only
+    members = reader(connect_chain(args.rpc, args.deployment)[0]).members()
     out = allowlist_from_registry(args.folder, members)
     print(json.dumps(out) if args.json else
           f"permissions_config.toml: {len(out['nodes_allowlist'])} nodes, {len(out['accounts_allowlist'])} accounts")

@@ -71,11 +71,11 @@ def _cmd_node_wait(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from node.claims_cli import own_client
+    from node.connect import own_node_client
     from node.errors import ConsortiumError
     from node.settings import load_settings
 
-    client = own_client(load_settings(args.config))
+    client = own_node_client(load_settings(args.config))
     deadline = time.monotonic() + args.timeout
     last = "no answer"
     try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from node.connect import connect_chain
+from node.connect import reader as chain_reader
 from node.errors import ConsortiumError
 
 LOSS_KINDS = {1: "APPROVED_CLAIM", 2: "FRAUD_FINDING"}
@@ -17,10 +19,7 @@ PAYOUT_STATES = {1: "ANCHORED", 2: "PAID", 3: "CONFIRMED"}
 
 
 def _gateway(args):
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-
-    return attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment))
+    return connect_chain(args.rpc, args.deployment)[0]
 
 
 def _signer(args):
@@ -38,11 +37,7 @@ def _signer(args):
 
 
 def _reader(args):
-    from eth_account import Account
-
-    from node.chain.ledger import Ledger
-
-    return Ledger(_gateway(args), Account.create())  # reads only: any account will do
+    return chain_reader(_gateway(args))
 
 
 def _directory(ledger):

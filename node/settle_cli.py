@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from node.connect import open_ledger
 from node.errors import ConsortiumError
 
 PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
@@ -19,7 +20,6 @@ FIGURES = ("PREMIUM", "TRAFFIC", "VALUE", "COST")
 
 
 def _ledger(args):
-    from node.context import open_ledger
     from node.settings import load_settings
 
     return open_ledger(load_settings(args.config))

@@ -6,14 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from node.connect import connect_chain
 from node.evidence.proof_file import proof_file_text
 
 
 def _gateway(args: argparse.Namespace):
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-
-    return attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment))
+    return connect_chain(args.rpc, args.deployment)[0]
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
