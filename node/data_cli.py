@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 
 from node.connect import connect_chain
+from node.enums import PURPOSE_NAMES
 from node.errors import ConsortiumError
 
-PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
 
 
 class RemoteRefusal(ConsortiumError):
@@ -130,7 +130,7 @@ def register_data(data) -> None:
     query = data.add_parser("query", help="an aggregate over another member's dataset, under your grant from it")
     query.add_argument("owner", help="the data owner: member name or address")
     query.add_argument("--dataset", required=True, help="policies, claims, user_features or fraud_list")
-    query.add_argument("--purpose", required=True, choices=PURPOSES)
+    query.add_argument("--purpose", required=True, choices=PURPOSE_NAMES)
     query.add_argument("--metric", default="count", choices=["count", "sum", "mean"])
     query.add_argument("--column", help="the numeric column for sum and mean")
     query.add_argument("--filter", action="append", metavar="COLUMN=VALUE", help="equality filter (repeatable)")

@@ -8,11 +8,10 @@ import time
 from pathlib import Path
 
 from node.connect import connect_chain, open_ledger
+from node.enums import PURPOSE_NAMES, ROLE_NAMES
 from node.errors import ConsortiumError
 from node.members import MemberDirectory
 
-PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
-ROLES = ("INSURER", "PLATFORM", "TECH", "AUDITOR", "REGULATOR")
 
 
 def _ledger(args):
@@ -272,7 +271,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     create = common(grant.add_parser("create", help="grant a member the use of a dataset for a purpose"))
     create.add_argument("--grantee", required=True)
     create.add_argument("--dataset", required=True)
-    create.add_argument("--purpose", required=True, choices=PURPOSES)
+    create.add_argument("--purpose", required=True, choices=PURPOSE_NAMES)
     create.add_argument("--days", type=float, help="validity in days (default: as long as the consent, or 30)")
     create.add_argument("--scope", help="scope document (its SHA-256 goes on chain; must equal the consent's)")
     create.add_argument("--consent-file", help="a signed consent (`consent sign` / `consent batch`) naming exactly this "
@@ -290,7 +289,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     def terms(p):
         for name in ("--owner", "--grantee", "--dataset", "--out"):
             p.add_argument(name, required=True)
-        p.add_argument("--purpose", required=True, choices=PURPOSES)
+        p.add_argument("--purpose", required=True, choices=PURPOSE_NAMES)
         p.add_argument("--scope", help="the scope document consented to (the grant must carry the same)")
         p.add_argument("--days", type=float, default=365, help="the consent's validity; no grant outlives it")
         return p
@@ -313,7 +312,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = common(gov.add_parser("propose", help="propose a new member"))
     p.add_argument("--candidate", required=True, help="the new member's address or its key folder")
     p.add_argument("--name", required=True)
-    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--role", required=True, choices=ROLE_NAMES)
     p.add_argument("--endpoint")
     p.set_defaults(func=_gov)
     v = common(gov.add_parser("vote", help="vote for a proposal"))

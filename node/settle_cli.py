@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 from node.connect import open_ledger
+from node.enums import PURPOSE_NAMES
 from node.errors import ConsortiumError
 
-PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
 SOURCES = ("ACCESSES", "ROWS", "CONTRIBUTIONS", "DECLARED")
 FIGURES = ("PREMIUM", "TRAFFIC", "VALUE", "COST")
 
@@ -231,7 +231,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = common("offer", "publish an offer for one of this member's datasets", _offer)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--purpose", required=True, choices=PURPOSES)
+    p.add_argument("--purpose", required=True, choices=PURPOSE_NAMES)
     p.add_argument("--days", type=float, default=30, help="term of each certificate (and its grant)")
     for flag, text in (("--period-fee", "per settlement period"), ("--per-access", "per access record"),
                        ("--per-row", "per row served"), ("--per-contribution", "per statistics contribution")):
