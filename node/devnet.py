@@ -26,6 +26,7 @@ import httpx
 from eth_account import Account
 
 from node.chain.anvil import AnvilNode, free_port
+from node.chain.compiler import compile_contracts
 from node.chain.deployment import Deployment, GenesisMember, Role, attach, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
@@ -228,7 +229,7 @@ def start_dev_consortium(home: Path, *, rpc_url: str | None = None, port: int | 
         anvil = AnvilNode(port=port, block_time=block_time).start()
         rpc_url = anvil.url
     try:
-        gateway = ChainGateway.connect(rpc_url)
+        gateway = ChainGateway.connect(rpc_url, compile_contracts())  # a deploying dev tool may compile
         existing = _deployed(gateway, home / "deployment.json") if reuse_deployment else None
         if existing is not None:
             say("contracts already deployed on this chain; reusing them")

@@ -28,7 +28,7 @@ from web3 import Web3
 from web3.contract.contract import Contract, ContractFunction
 from web3.exceptions import TimeExhausted, Web3RPCError
 
-from node.chain.compiler import Artifact, compile_contracts
+from node.chain.compiler import Artifact, load_artifacts
 from node.chain.errors import ChainError, ChainUnavailable, ContractRevert, RevertDecoder
 
 # Fee fields are refreshed at most this often: one RPC round trip per transaction would cap throughput.
@@ -64,7 +64,8 @@ class ChainGateway:
         self.confirmations = confirmations  # blocks on top of a transaction's block before it counts as done
         self.rpc_url = rpc_url
         self.dev = dev  # dev chains (anvil, py-evm) can fund accounts from their unlocked accounts
-        self.artifacts = artifacts if artifacts is not None else compile_contracts()
+        # A running node loads the build (scripts/setup.sh made it) and never compiles; deploying tools pass artifacts.
+        self.artifacts = artifacts if artifacts is not None else load_artifacts()
         self.decoder = RevertDecoder(a.abi for a in self.artifacts.values())
         self.chain_id = self.rpc(lambda: w3.eth.chain_id)
         self.contracts: dict[str, Contract] = {}
