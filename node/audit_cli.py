@@ -12,7 +12,13 @@ import json
 import sys
 from pathlib import Path
 
+from node.audit.web_auth import issue_login_token
 from node.connect import connect_chain, own_node_url
+from node.enums import Role
+from node.errors import ConsortiumError
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 def _settings(args):
@@ -55,8 +61,6 @@ def _regulator_directory(settings):
     The same rule as the audit API (node/api/audit.py): the role comes from the registry. The node's
     address is read from its keystore file (public, unencrypted), so no passphrase is needed.
     """
-    from node.chain.deployment import Role
-    from node.errors import ConsortiumError
     from node.members import MemberDirectory
 
     try:
@@ -240,8 +244,6 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_web_url(args) -> int:
-    from node.audit.web_auth import issue_login_token
-
     settings = _settings(args)
     token = issue_login_token(settings.home, settings.web_login_seconds)  # a new single-use token each call
     url = f"{own_node_url(settings)}/web/login?token={token}"

@@ -13,13 +13,17 @@ import time
 from pathlib import Path
 
 from node.connect import own_node_client
+from node.data_cli import raise_for_answer
 from node.errors import ConsortiumError
+from node.evidence.proof_file import proof_file_text
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 def _cmd_upload(args: argparse.Namespace) -> int:
     import httpx
 
-    from node.data_cli import raise_for_answer
     from node.evidence.leaf import DocType, check_claim_id
     from node.settings import load_settings
 
@@ -46,7 +50,6 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     if args.out and proofs:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        from node.evidence.proof_file import proof_file_text
 
         by_sha = {r["doc_sha256"]: r["file"] for r in receipts}
         for p in proofs:
@@ -64,8 +67,6 @@ def _cmd_upload(args: argparse.Namespace) -> int:
 
 
 def _wait_anchored(client, claim: str, shas: set[str], timeout: float) -> list[dict]:
-    from node.data_cli import raise_for_answer
-
     deadline = time.monotonic() + timeout
     while True:
         answer = raise_for_answer(client.request("GET", f"/evidence/proofs/{claim}"), "the node refused the proofs")

@@ -6,6 +6,7 @@ the traceback is shown only with --debug.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
@@ -15,6 +16,9 @@ from pathlib import Path
 from node.connect import connect_chain, node_url
 from node.connect import reader as chain_reader
 from node.errors import ConsortiumError
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 DEFAULT_HOME = Path(".consortium")
 EXTRA_COMMAND_MODULES: list[str] = ["node.node_cli", "node.evidence.cli", "node.audit_cli", "node.stats_cli",
@@ -30,9 +34,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_chain_up(args: argparse.Namespace) -> int:
     from node.chain.anvil import free_port
-    from node.console import step_progress, stdout_console
-    from node.devnet import (DEFAULT_MEMBERS, chain_description, dev_passphrase, parse_founders, start_dev_consortium,
-                             write_json_atomic, write_member_configs)
+    from node.console import stdout_console, step_progress
+    from node.devnet import (
+        DEFAULT_MEMBERS,
+        chain_description,
+        dev_passphrase,
+        parse_founders,
+        start_dev_consortium,
+        write_json_atomic,
+        write_member_configs,
+    )
 
     console = stdout_console(stderr=True)
     home = Path(args.home)
@@ -80,8 +91,6 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_chain_info(args: argparse.Namespace) -> int:
-    from node.errors import ConsortiumError
-
     path = Path(args.home) / "chain.json"
     if not path.exists():
         raise ConsortiumError(f"no chain is up with home {args.home} ({path} is absent)", reason="not_running",
@@ -213,7 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=fn)
     # Subcommands of later features live in their own modules, each with register(subparsers).
-    import importlib
 
     for module in EXTRA_COMMAND_MODULES:
         importlib.import_module(module).register(sub)

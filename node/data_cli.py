@@ -14,6 +14,8 @@ from node.connect import connect_chain
 from node.enums import PURPOSE_NAMES
 from node.errors import ConsortiumError
 
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 class RemoteRefusal(ConsortiumError):

@@ -1,11 +1,14 @@
 """`consortium network ...`: init, up, down, status and allowlist of a multi-validator network."""
 from __future__ import annotations
 
-from node.connect import connect_chain, reader
-
 import argparse
 import json
 from pathlib import Path
+
+from node.connect import connect_chain, reader
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 def _anvil(folder) -> bool:

@@ -6,12 +6,25 @@ chain: the payer records the payment's reference (hashed), the payee confirms it
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 from node.connect import connect_chain
 from node.connect import reader as chain_reader
 from node.errors import ConsortiumError
+from node.pools.mutual_aid import (
+    RULES,
+    build_apportionment,
+    check_published_shares,
+    read_participants,
+    read_proof_line,
+    verify_participant,
+    write_apportionment,
+)
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 LOSS_KINDS = {1: "APPROVED_CLAIM", 2: "FRAUD_FINDING"}
 PAYMENT_STATES = {0: "NONE", 1: "OWED", 2: "RECORDED", 3: "CONFIRMED"}
@@ -112,9 +125,7 @@ def _cmd_ratio(args) -> int:
 
 
 def _cmd_loss(args) -> int:
-    import hashlib
-
-    from node.evidence.leaf import claim_id_hash, check_claim_id
+    from node.evidence.leaf import check_claim_id, claim_id_hash
     from node.pools.refs import amount, hex32, pool_id
 
     ledger, directory = _signer(args)
@@ -202,10 +213,7 @@ def _cmd_loss_show(args) -> int:
 
 
 def _cmd_aid_apportion(args) -> int:
-    import hashlib
-
-    from node.evidence.leaf import claim_id_hash, check_claim_id
-    from node.pools.mutual_aid import RULES, build_apportionment, read_participants, write_apportionment
+    from node.evidence.leaf import check_claim_id, claim_id_hash
     from node.pools.refs import amount, hex32
 
     participants = read_participants(args.participants, args.rule)
@@ -222,7 +230,6 @@ def _cmd_aid_apportion(args) -> int:
 
 
 def _cmd_aid_verify(args) -> int:
-    from node.pools.mutual_aid import read_proof_line, verify_participant
     from node.pools.refs import hex32
 
     ledger = _reader(args)
@@ -233,7 +240,6 @@ def _cmd_aid_verify(args) -> int:
 
 
 def _cmd_aid_check(args) -> int:
-    from node.pools.mutual_aid import check_published_shares
     from node.pools.refs import hex32
 
     ledger = _reader(args)

@@ -12,8 +12,11 @@ import json
 from pathlib import Path
 
 from node.connect import open_ledger
-from node.enums import PURPOSE_NAMES
+from node.enums import PURPOSE_NAMES, Purpose
 from node.errors import ConsortiumError
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 SOURCES = ("ACCESSES", "ROWS", "CONTRIBUTIONS", "DECLARED")
 FIGURES = ("PREMIUM", "TRAFFIC", "VALUE", "COST")
@@ -68,7 +71,6 @@ def _non_negative(value: str) -> int:
 # ---------------------------------------------------------------------- offers and certificates
 
 def _offer(args) -> int:
-    from node.chain.deployment import Purpose
     from node.chain.ledger import dataset_id
     from node.datasets import dataset_schema
 

@@ -14,6 +14,9 @@ from pathlib import Path
 from node.connect import own_node_client
 from node.errors import ConsortiumError, parse_problem
 
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
+
 TERMINAL = ("PUBLISHED", "FAILED")
 
 
