@@ -12,14 +12,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, bindparam, Float, Integer, LargeBinary, MetaData, String, Table, func, select, update
+from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
+from node.auth import checksum
 from node.chain.encoded_call import EncodedCall  # noqa: F401  (its home moved to node/chain; tests import it here)
 from node.chain.errors import ChainError
-from node.auth import checksum
-from node.signed_request import ZERO32, SignedRequest, request_of
 from node.chain.ledger import Ledger
+from node.signed_request import ZERO32, SignedRequest, request_of
 from node.store.db import migrate
 from node.worker import BackgroundLoop
 

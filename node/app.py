@@ -5,23 +5,23 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 
+from eth_abi.exceptions import EncodingError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
-from eth_abi.exceptions import EncodingError
 from web3.exceptions import Web3ValidationError
 
 from node.api import audit as audit_api
 from node.api import data, governance, grants, health, member_pages, pages
-from node.audit.service import AuditService
 from node.api.body_limits import route_body_limits
 from node.api.deps import REFUSALS, refusal_handler
-from node.evidence import api as evidence_api
+from node.audit.service import AuditService
 from node.chain.errors import ChainUnavailable, ContractRevert
 from node.context import NodeContext
 from node.datasets import DatasetError
+from node.evidence import api as evidence_api
 
 _FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "NotGrantOwner", "CannotSanctionSelf",
                       "NotRequester", "NotParticipant", "NotClaimInsurer",

@@ -22,8 +22,8 @@ from node.settings import NodeSettings
 from node.store.db import create_store_engine
 
 if TYPE_CHECKING:
-    from node.stats.service import StatsService
     from node.release_gate import ReleaseGate
+    from node.stats.service import StatsService
     from privacy.paillier import PrivateKey
 
 log = logging.getLogger("consortium.node")

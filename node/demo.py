@@ -7,8 +7,6 @@ effect on the very next request, a regulator's yellow card, and the chain's reco
 """
 from __future__ import annotations
 
-from node.connect import node_url
-
 import hashlib
 import json
 import tempfile
@@ -24,6 +22,7 @@ from node.chain.deployment import Purpose
 from node.chain.events import EventReader
 from node.chain.ledger import dataset_id
 from node.client import NodeClient
+from node.connect import node_url
 from node.consent import attest_batch, scope_hash
 from node.datasets import import_csv, init_datasets
 from node.devnet import NodeProcess, dev_passphrase, spawn_node, start_dev_consortium

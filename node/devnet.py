@@ -6,8 +6,6 @@ dev folder, since a dev chain's keys are throwaway but must still never sit on d
 """
 from __future__ import annotations
 
-from node.connect import node_url
-
 import json
 import os
 import re
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
-
 from eth_account import Account
 
 from node.chain.anvil import AnvilNode, free_port
@@ -30,6 +27,7 @@ from node.chain.compiler import compile_contracts
 from node.chain.deployment import Deployment, GenesisMember, Role, attach, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
+from node.connect import node_url
 from node.errors import ConsortiumError
 from node.keys import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, MemberKeys, create_member_keys, load_member_keys
 from node.paths import PROJECT_ROOT

@@ -15,8 +15,6 @@ exactly as on a production chain; a later member is funded by the voter whose vo
 """
 from __future__ import annotations
 
-from node.connect import node_url
-
 import json
 import os
 import signal
@@ -28,8 +26,17 @@ from urllib.parse import urlparse
 
 from node.chain.anvil import AnvilNode, free_port
 from node.chain.deployment import Role
-from node.devnet import (chain_description, check_member_names, dev_passphrase, member_keys, parse_founders,
-                         start_dev_consortium, write_json_atomic, write_member_configs)
+from node.connect import node_url
+from node.devnet import (
+    chain_description,
+    check_member_names,
+    dev_passphrase,
+    member_keys,
+    parse_founders,
+    start_dev_consortium,
+    write_json_atomic,
+    write_member_configs,
+)
 from node.errors import ConsortiumError
 
 ENGINE = "anvil"
@@ -206,7 +213,7 @@ def status(folder: str | Path) -> dict:
 # ---------------------------------------------------------------------- CLI (dispatched from node/network_cli.py)
 
 def cmd_init(args) -> int:
-    from node.console import step_progress, stdout_console
+    from node.console import stdout_console, step_progress
 
     if args.members_file:
         founders, endpoints = read_members_file(args.members_file)
@@ -228,7 +235,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_up(args) -> int:
-    from node.console import step_progress, stdout_console
+    from node.console import stdout_console, step_progress
 
     with step_progress(stdout_console(stderr=True), "network up") as progress:
         info = up(args.folder, progress=progress)

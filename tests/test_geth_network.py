@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from evidence_testing import audit_exactly_once
 from web3 import Web3
 
 from node.access_log import AccessLog, LogRecord
@@ -22,7 +23,6 @@ from node.chain.errors import ChainError
 from node.chain.ledger import Ledger, dataset_id
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.evidence.store import create_store_engine as evidence_engine
-from evidence_testing import audit_exactly_once
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 from node.network import DEFAULT_MEMBERS, CliqueNetwork, init_clique
 from node.network_governance import SignerGovernor

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.api.deps import Caller, authenticated, get_context, problem
-from node.enums import Purpose, PurposeName
 from node.context import NodeContext
 from node.datasets import AggregateQuery, dataset_schema
+from node.enums import Purpose, PurposeName
 from node.offload import in_thread
 from node.release_gate import ReleaseRefusal, answer_query
 

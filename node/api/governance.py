@@ -6,13 +6,12 @@ from typing import Literal
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
-
 from web3 import Web3
 
 from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
-from node.enums import Role, RoleName
 from node.chain.ledger import card_reason_hash
 from node.context import NodeContext
+from node.enums import Role, RoleName
 
 router = APIRouter(prefix="/governance", tags=["governance"])
 

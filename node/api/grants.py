@@ -12,11 +12,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
-from node.enums import Purpose, PurposeName
 from node.chain.ledger import dataset_id
 from node.consent import ConsentError, attest_batch, parse_consent
 from node.context import NodeContext
 from node.datasets import dataset_schema
+from node.enums import Purpose, PurposeName
 
 router = APIRouter(prefix="/grants", tags=["grants"])
 

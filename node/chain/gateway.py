@@ -15,13 +15,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from urllib.parse import urlsplit
-
-import urllib3
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
+import urllib3
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3

@@ -6,7 +6,6 @@ the events of the mined transaction, so a returned id is one the chain really as
 from __future__ import annotations
 
 import hashlib
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 

@@ -20,8 +20,14 @@ from starlette.concurrency import run_in_threadpool
 from node.api.body_limits import hashes_body_limit, verify_body_limit
 from node.api.deps import Member, Operator
 from node.errors import ConsortiumError
-from node.evidence.errors import (DocumentTooLarge, EvidenceUnavailable, EvidenceVerificationError, InvalidEvidenceInput,
-                                  MalformedJson, RequestTooLarge)
+from node.evidence.errors import (
+    DocumentTooLarge,
+    EvidenceUnavailable,
+    EvidenceVerificationError,
+    InvalidEvidenceInput,
+    MalformedJson,
+    RequestTooLarge,
+)
 from node.evidence.service import EvidenceService
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 

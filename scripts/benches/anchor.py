@@ -45,8 +45,8 @@ def run(args, progress) -> dict:
     from eth_account import Account
 
     from node.chain.anvil import AnvilNode
-    from node.chain.deployment import GenesisMember, Role, deploy_consortium
     from node.chain.compiler import compile_contracts
+    from node.chain.deployment import GenesisMember, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger
     from node.evidence.service import EvidenceService, EvidenceSettings

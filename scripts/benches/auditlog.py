@@ -138,7 +138,6 @@ def _chain_answer(source, q: dict, first_block: int, head: int, block_ts: list[t
     """Answer one query from the chain: eth_getLogs with every usable topic, then filter and sort locally."""
     from bisect import bisect_left
 
-
     from node.audit.decode import decode_access, decode_denial
     from node.chain.deployment import Purpose
     from node.chain.ledger import dataset_id

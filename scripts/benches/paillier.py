@@ -4,7 +4,14 @@ from __future__ import annotations
 import time
 
 from privacy import workers
-from privacy.paillier import CrtEncryptor, FixedBaseEncryptor, ObfuscatorPool, default_processes, generate_keypair, parallel_encrypt
+from privacy.paillier import (
+    CrtEncryptor,
+    FixedBaseEncryptor,
+    ObfuscatorPool,
+    default_processes,
+    generate_keypair,
+    parallel_encrypt,
+)
 
 describe = "encryptions/s per core: plain phe, CRT (key holder), short-exponent fixed-base, offline pool; plus all-core"
 
