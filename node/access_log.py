@@ -12,15 +12,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from eth_abi import encode as abi_encode
-from eth_utils import function_signature_to_4byte_selector
-from sqlalchemy import BigInteger, Column, bindparam, Float, Integer, LargeBinary, MetaData, String, Table, func, select, update
+from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
-from node.chain.errors import ChainError
 from node.auth import checksum
-from node.signed_request import ZERO32, SignedRequest, request_of
+from node.chain.encoded_call import EncodedCall  # noqa: F401  (its home moved to node/chain; tests import it here)
+from node.chain.errors import ChainError
 from node.chain.ledger import Ledger
+from node.signed_request import ZERO32, SignedRequest, request_of
 from node.store.db import migrate
 from node.worker import BackgroundLoop
 
@@ -78,44 +77,6 @@ class LogRecord:
     grant_id: int | None = None
     reason_code: int | None = None
     rows: int = 0
-
-
-class EncodedCall:
-    """A contract call ABI-encoded once with eth_abi, in the shape ``ChainGateway.submit`` takes.
-
-    web3's ``contract.functions.f(...)`` checks every array element against the ABI and encodes the call
-    twice; for a batch of a thousand records that was about a second of CPU (``bench.py node-access
-    --profile``). Here the types come from the contract's own ABI and the bytes are identical (tested).
-    """
-
-    def __init__(self, w3, to: str, data: str):
-        self.w3 = w3
-        self.to = to
-        self.data = data
-
-    @classmethod
-    def of(cls, contract, name: str, *args) -> "EncodedCall":
-        selector, types = _abi_entry(contract, name)
-        return cls(contract.w3, contract.address, "0x" + (selector + abi_encode(types, args)).hex())
-
-    def build_transaction(self, call: dict) -> dict:
-        return {"value": 0, **call, "to": self.to, "data": self.data}
-
-    def estimate_gas(self, call: dict) -> int:
-        return self.w3.eth.estimate_gas({**call, "to": self.to, "data": self.data})
-
-
-def _abi_entry(contract, name: str) -> tuple[bytes, list[str]]:
-    key = (contract.address, name)
-    found = _ABI_ENTRIES.get(key)
-    if found is None:
-        entry = next(e for e in contract.abi if e.get("type") == "function" and e["name"] == name)
-        types = [i["type"] for i in entry["inputs"]]
-        found = _ABI_ENTRIES[key] = (function_signature_to_4byte_selector(f"{name}({','.join(types)})"), types)
-    return found
-
-
-_ABI_ENTRIES: dict[tuple[str, str], tuple[bytes, list[str]]] = {}
 
 
 @dataclass(eq=False)
@@ -282,13 +243,13 @@ class AccessLog(BackgroundLoop):
         if not rows:
             return None
         seqs = [r.seq for r in rows]
-        contract = self.ledger.authorizations
         if kind == "access":
-            fn = EncodedCall.of(contract, "recordAccessBatch", [r.grant_id for r in rows], [bytes(r.query_hash) for r in rows],
-                                [min(r.rows, 2**32 - 1) for r in rows])
+            fn = self.ledger.access_batch_call([r.grant_id for r in rows], [bytes(r.query_hash) for r in rows],
+                                               [min(r.rows, 2**32 - 1) for r in rows])
         else:
-            fn = EncodedCall.of(contract, "recordDenialBatch", [r.requester for r in rows], [bytes(r.dataset_id) for r in rows],
-                                [r.purpose for r in rows], [r.reason_code for r in rows], [bytes(r.query_hash) for r in rows])
+            fn = self.ledger.denial_batch_call([r.requester for r in rows], [bytes(r.dataset_id) for r in rows],
+                                               [r.purpose for r in rows], [r.reason_code for r in rows],
+                                               [bytes(r.query_hash) for r in rows])
 
         def mark_sent(tx_hash) -> None:
             # One statement run per row (executemany): an IN list of a thousand ids is compiled anew each batch,

@@ -5,22 +5,23 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 
+from eth_abi.exceptions import EncodingError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
-from eth_abi.exceptions import EncodingError
 from web3.exceptions import Web3ValidationError
 
 from node.api import audit as audit_api
 from node.api import data, governance, grants, health, member_pages, pages
-from node.audit.service import AuditService
+from node.api.body_limits import route_body_limits
 from node.api.deps import REFUSALS, refusal_handler
-from node.evidence import api as evidence_api
+from node.audit.service import AuditService
 from node.chain.errors import ChainUnavailable, ContractRevert
 from node.context import NodeContext
 from node.datasets import DatasetError
+from node.evidence import api as evidence_api
 
 _FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "NotGrantOwner", "CannotSanctionSelf",
                       "NotRequester", "NotParticipant", "NotClaimInsurer",
@@ -45,7 +46,7 @@ def _body(reason: str, message: str) -> dict:
 class BodyLimit:
     """Refuse bodies over ``limit`` bytes with 413, whether or not Content-Length is sent.
 
-    ``path_limits`` raises the limit for paths that take large bodies (evidence documents).
+    ``path_limits`` raises the limit for paths that take large bodies (node/api/body_limits.py declares them).
     """
 
     def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int] | None = None):
@@ -254,15 +255,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
         app.add_exception_handler(error, _bad_input)
 
     # Outermost, so even routing and validation never read more than the limit.
-    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes,
-                       path_limits={"/evidence/documents": ctx.settings.evidence_max_document_bytes,
-                                    "/evidence/verify": ctx.settings.evidence_max_document_bytes * 4 // 3 + 65536,
-                                    # the auditor's evidence page uploads a document and its proof file
-                                    "/web/evidence": ctx.settings.evidence_max_document_bytes + 1024 * 1024,
-                                    "/evidence/hashes": max(ctx.settings.max_body_bytes, 64 * 1024 * 1024),
-                                    # vertical statistics: a million blinded ids, label batches of 5000 ciphertexts
-                                    "/stats/vertical/double": max(ctx.settings.max_body_bytes, 256 * 1024 * 1024),
-                                    "/stats/vertical/labels": max(ctx.settings.max_body_bytes, 64 * 1024 * 1024)})
+    app.add_middleware(BodyLimit, limit=ctx.settings.max_body_bytes, path_limits=route_body_limits(ctx.settings))
     app.add_middleware(BodyDeadline, grace=ctx.settings.http_body_timeout_seconds,
                        min_rate=ctx.settings.http_body_min_bytes_per_second)
     app.add_middleware(SecurityHeaders)

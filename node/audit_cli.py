@@ -12,6 +12,14 @@ import json
 import sys
 from pathlib import Path
 
+from node.audit.web_auth import issue_login_token
+from node.connect import connect_chain, own_node_url
+from node.enums import Role
+from node.errors import ConsortiumError
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
+
 
 def _settings(args):
     from node.settings import load_settings
@@ -29,11 +37,7 @@ def _engine(settings):
 
 
 def _chain(settings):
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-
-    deployment = Deployment.load(settings.deployment)
-    return attach(ChainGateway.connect(settings.rpc_url, confirmations=settings.confirmations), deployment), deployment
+    return connect_chain(settings.rpc_url, settings.deployment, confirmations=settings.confirmations)
 
 
 def _progress(label: str):
@@ -57,8 +61,6 @@ def _regulator_directory(settings):
     The same rule as the audit API (node/api/audit.py): the role comes from the registry. The node's
     address is read from its keystore file (public, unencrypted), so no passphrase is needed.
     """
-    from node.chain.deployment import Role
-    from node.errors import ConsortiumError
     from node.members import MemberDirectory
 
     try:
@@ -242,13 +244,9 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_web_url(args) -> int:
-    from node.audit.web_auth import issue_login_token
-
     settings = _settings(args)
     token = issue_login_token(settings.home, settings.web_login_seconds)  # a new single-use token each call
-    scheme = "https" if settings.tls_certfile else "http"
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    url = f"{scheme}://{host}:{settings.port}/web/login?token={token}"
+    url = f"{own_node_url(settings)}/web/login?token={token}"
     print(json.dumps({"url": url}) if args.json else url)
     return 0
 

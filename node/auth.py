@@ -13,13 +13,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-
 from functools import lru_cache
 
 from coincurve import PublicKey
-from eth_hash.auto import keccak
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_hash.auto import keccak
 from web3 import Web3
 
 from node.errors import ConsortiumError

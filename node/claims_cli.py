@@ -12,27 +12,18 @@ import json
 import time
 from pathlib import Path
 
+from node.connect import own_node_client
+from node.data_cli import raise_for_answer
 from node.errors import ConsortiumError
+from node.evidence.proof_file import proof_file_text
 
-
-def own_client(settings):
-    """A client signed by this member for its own node (settings: host, port, TLS)."""
-    from node.chain.deployment import Deployment
-    from node.client import NodeClient
-    from node.keys import load_member_keys, resolve_passphrase
-
-    keys = load_member_keys(settings.keys, resolve_passphrase())
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    scheme = "https" if settings.tls_certfile else "http"
-    chain_id = Deployment.load(settings.deployment).chain_id
-    return NodeClient(f"{scheme}://{host}:{settings.port}", keys.account, keys.address, chain_id,
-                      verify=str(settings.tls_certfile) if settings.tls_certfile else True)
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 def _cmd_upload(args: argparse.Namespace) -> int:
     import httpx
 
-    from node.data_cli import raise_for_answer
     from node.evidence.leaf import DocType, check_claim_id
     from node.settings import load_settings
 
@@ -42,7 +33,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     for f in files:  # every file readable before the first is sent: all or none from this command
         if not f.is_file():
             raise ConsortiumError(f"document {f} does not exist", reason="bad_argument", hint="check the path")
-    client = own_client(load_settings(args.config))
+    client = own_node_client(load_settings(args.config))
     receipts = []
     try:
         for f in files:
@@ -59,7 +50,6 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     if args.out and proofs:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        from node.evidence.proof_file import proof_file_text
 
         by_sha = {r["doc_sha256"]: r["file"] for r in receipts}
         for p in proofs:
@@ -77,8 +67,6 @@ def _cmd_upload(args: argparse.Namespace) -> int:
 
 
 def _wait_anchored(client, claim: str, shas: set[str], timeout: float) -> list[dict]:
-    from node.data_cli import raise_for_answer
-
     deadline = time.monotonic() + timeout
     while True:
         answer = raise_for_answer(client.request("GET", f"/evidence/proofs/{claim}"), "the node refused the proofs")

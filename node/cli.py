@@ -6,13 +6,19 @@ the traceback is shown only with --debug.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import signal
 import sys
 import time
 from pathlib import Path
 
+from node.connect import connect_chain, node_url
+from node.connect import reader as chain_reader
 from node.errors import ConsortiumError
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 DEFAULT_HOME = Path(".consortium")
 EXTRA_COMMAND_MODULES: list[str] = ["node.node_cli", "node.evidence.cli", "node.audit_cli", "node.stats_cli",
@@ -28,9 +34,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_chain_up(args: argparse.Namespace) -> int:
     from node.chain.anvil import free_port
-    from node.console import step_progress, stdout_console
-    from node.devnet import (DEFAULT_MEMBERS, chain_description, dev_passphrase, parse_founders, start_dev_consortium,
-                             write_json_atomic, write_member_configs)
+    from node.console import stdout_console, step_progress
+    from node.devnet import (
+        DEFAULT_MEMBERS,
+        chain_description,
+        dev_passphrase,
+        parse_founders,
+        start_dev_consortium,
+        write_json_atomic,
+        write_member_configs,
+    )
 
     console = stdout_console(stderr=True)
     home = Path(args.home)
@@ -38,7 +51,7 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
     # Each founder gets a node config with its own port; the endpoint goes on the registry at genesis so
     # peers (statistics jobs, `data query`) find the node by name.
     ports = {name: free_port() for name, _ in founders}
-    endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    endpoints = {name: node_url("127.0.0.1", port) for name, port in ports.items()}
 
     # Progress on a terminal only (node/console.py): piped, an error stays one line.
     with step_progress(console, "chain up") as progress:
@@ -78,8 +91,6 @@ def _cmd_chain_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_chain_info(args: argparse.Namespace) -> int:
-    from node.errors import ConsortiumError
-
     path = Path(args.home) / "chain.json"
     if not path.exists():
         raise ConsortiumError(f"no chain is up with home {args.home} ({path} is absent)", reason="not_running",
@@ -108,12 +119,7 @@ def _cmd_chain_fund(args: argparse.Namespace) -> int:
 
 
 def _connect(args: argparse.Namespace):
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-
-    deployment = Deployment.load(args.deployment)
-    gateway = ChainGateway.connect(args.rpc)
-    return attach(gateway, deployment), deployment
+    return connect_chain(args.rpc, args.deployment)
 
 
 def _cmd_chain_check(args: argparse.Namespace) -> int:
@@ -126,12 +132,8 @@ def _cmd_chain_check(args: argparse.Namespace) -> int:
 def _cmd_members(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from node.chain.ledger import Ledger
-
     gateway, _ = _connect(args)
-    from eth_account import Account
-
-    reader = Ledger(gateway, Account.create())  # reads only: any account will do
+    reader = chain_reader(gateway)
     members = reader.members()
     if args.resolve:
         from node.members import resolve_member
@@ -220,7 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=fn)
     # Subcommands of later features live in their own modules, each with register(subparsers).
-    import importlib
 
     for module in EXTRA_COMMAND_MODULES:
         importlib.import_module(module).register(sub)

@@ -10,9 +10,10 @@ from sqlalchemy.engine import Engine
 from node.access_log import AccessLog
 from node.auth import RequestVerifier
 from node.authz_cache import AuthorizationCache
-from node.chain.deployment import Deployment, attach
+from node.chain.deployment import Deployment
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
+from node.connect import open_ledger
 from node.datasets import init_datasets
 from node.enforcement import Enforcer
 from node.evidence.service import EvidenceService, EvidenceSettings
@@ -21,20 +22,12 @@ from node.settings import NodeSettings
 from node.store.db import create_store_engine
 
 if TYPE_CHECKING:
-    from node.stats.service import StatsService
     from node.network_governance import SignerGovernor
     from node.release_gate import ReleaseGate
+    from node.stats.service import StatsService
     from privacy.paillier import PrivateKey
 
 log = logging.getLogger("consortium.node")
-
-
-def open_ledger(settings: NodeSettings, keys: MemberKeys | None = None) -> tuple[Ledger, Deployment]:
-    """The member's ledger from its settings: keys decrypted, chain connected, deployment checked."""
-    keys = keys or load_member_keys(settings.keys, resolve_passphrase())
-    deployment = Deployment.load(settings.deployment)
-    gateway = attach(ChainGateway.connect(settings.rpc_url, confirmations=settings.confirmations), deployment)
-    return Ledger(gateway, keys.account), deployment
 
 
 @dataclass

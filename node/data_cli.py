@@ -10,9 +10,12 @@ import argparse
 import json
 from pathlib import Path
 
+from node.connect import connect_chain
+from node.enums import PURPOSE_NAMES
 from node.errors import ConsortiumError
 
-PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 class RemoteRefusal(ConsortiumError):
@@ -25,14 +28,12 @@ def open_member_client(settings, target: str, url: str | None = None, ca: str | 
     Returns (client, target record). The request's audience is the target's address, so a signed
     request for one node is refused by any other.
     """
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
     from node.client import NodeClient
     from node.keys import load_member_keys, resolve_passphrase
     from node.members import MemberDirectory
 
     keys = load_member_keys(settings.keys, resolve_passphrase())
-    gateway = attach(ChainGateway.connect(settings.rpc_url), Deployment.load(settings.deployment))
+    gateway, _ = connect_chain(settings.rpc_url, settings.deployment)
     record = MemberDirectory.from_chain(gateway).record(target)
     base = url or record.endpoint
     if not base:
@@ -131,7 +132,7 @@ def register_data(data) -> None:
     query = data.add_parser("query", help="an aggregate over another member's dataset, under your grant from it")
     query.add_argument("owner", help="the data owner: member name or address")
     query.add_argument("--dataset", required=True, help="policies, claims, user_features or fraud_list")
-    query.add_argument("--purpose", required=True, choices=PURPOSES)
+    query.add_argument("--purpose", required=True, choices=PURPOSE_NAMES)
     query.add_argument("--metric", default="count", choices=["count", "sum", "mean"])
     query.add_argument("--column", help="the numeric column for sum and mean")
     query.add_argument("--filter", action="append", metavar="COLUMN=VALUE", help="equality filter (repeatable)")

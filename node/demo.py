@@ -22,6 +22,7 @@ from node.chain.deployment import Purpose
 from node.chain.events import EventReader
 from node.chain.ledger import dataset_id
 from node.client import NodeClient
+from node.connect import node_url
 from node.consent import attest_batch, scope_hash
 from node.datasets import import_csv, init_datasets
 from node.devnet import NodeProcess, dev_passphrase, spawn_node, start_dev_consortium
@@ -61,7 +62,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
         return result
 
     ports = {name: free_port() for name in NODE_MEMBERS}
-    endpoints = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    endpoints = {name: node_url("127.0.0.1", port) for name, port in ports.items()}
     dev = step("Start a local anvil chain, create encrypted keys for 5 members, deploy the contracts",
                lambda: start_dev_consortium(home, endpoints=endpoints))
     nodes: dict[str, NodeProcess] = {}

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
-
 from eth_account import Account
 
 from node.chain.anvil import AnvilNode, free_port
+from node.chain.compiler import compile_contracts
 from node.chain.deployment import Deployment, GenesisMember, Role, attach, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
+from node.connect import node_url
 from node.errors import ConsortiumError
 from node.keys import PASSPHRASE_ENV, PASSPHRASE_FILE_ENV, MemberKeys, create_member_keys, load_member_keys
 from node.paths import PROJECT_ROOT
@@ -114,7 +115,7 @@ def spawn_node(home: Path, name: str, keys: Path, rpc_url: str, deployment: Path
         proc = subprocess.Popen([sys.executable, "-m", "node.cli", "node", "start", "--config", str(config)],
                                 cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     tls = "tls_certfile" in extra
-    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    url = node_url("127.0.0.1", port, tls=tls)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -226,7 +227,7 @@ def start_dev_consortium(home: Path, *, rpc_url: str | None = None, port: int | 
         anvil = AnvilNode(port=port, block_time=block_time).start()
         rpc_url = anvil.url
     try:
-        gateway = ChainGateway.connect(rpc_url)
+        gateway = ChainGateway.connect(rpc_url, compile_contracts())  # a deploying dev tool may compile
         existing = _deployed(gateway, home / "deployment.json") if reuse_deployment else None
         if existing is not None:
             say("contracts already deployed on this chain; reusing them")

@@ -7,6 +7,7 @@ decodes the chain's numbers into these; the rest of the node compares names, nev
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Literal
 
 # An unset bytes32 on chain: no key registered, no commitment yet, no reason given.
 ZERO32 = bytes(32)
@@ -60,3 +61,10 @@ class GrantState(IntEnum):
     EXPIRED = 4
     OWNER_NOT_IN_GOOD_STANDING = 5
     GRANTEE_NOT_IN_GOOD_STANDING = 6
+
+
+# The names the CLI offers and the API accepts, derived here so a new purpose or role is added in one place.
+PURPOSE_NAMES: tuple[str, ...] = tuple(p.name for p in Purpose)
+ROLE_NAMES: tuple[str, ...] = tuple(r.name for r in Role)
+PurposeName = Literal[PURPOSE_NAMES]  # type: ignore[valid-type]  (Literal of a tuple: one literal per name)
+RoleName = Literal[ROLE_NAMES]  # type: ignore[valid-type]

@@ -7,18 +7,26 @@ import json
 import time
 from pathlib import Path
 
+from node.connect import connect_chain, open_ledger, reader
+from node.enums import PURPOSE_NAMES, ROLE_NAMES, ZERO32, Purpose, Role
 from node.errors import ConsortiumError
-from node.members import MemberDirectory
 
-PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
-ROLES = ("INSURER", "PLATFORM", "TECH", "AUDITOR", "REGULATOR")
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 def _ledger(args):
-    from node.context import open_ledger
     from node.settings import load_settings
 
     return open_ledger(load_settings(args.config))[0]
+
+
+def _directory(ledger):
+    """Member names from the registry. node.members loads web3 (about a second), so it is imported here and
+    `consortium --help`, which imports this module, does not pay for it."""
+    from node.members import MemberDirectory
+
+    return MemberDirectory(ledger.members())
 
 
 def _hex32(value: str, what: str) -> bytes:
@@ -41,9 +49,7 @@ def _read_json(path: str, what: str):
 
 def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: int | None):
     """(signed consent or None, consent_ref, expires_at) for ``grant create``; the chain checks the binding."""
-    from node.chain.deployment import Purpose
     from node.consent import attest_batch, parse_consent
-    from node.enums import ZERO32
 
     if bool(args.consent_file) == bool(args.consent_ref):
         raise ConsortiumError("a grant needs exactly one consent", reason="bad_argument",
@@ -66,7 +72,6 @@ def _print(args, data: dict, text: str) -> None:
 
 
 def _grant_create(args) -> int:
-    from node.chain.deployment import Purpose
     from node.chain.ledger import dataset_id
     from node.datasets import dataset_schema
 
@@ -74,7 +79,7 @@ def _grant_create(args) -> int:
     ledger = _ledger(args)
     dataset, scope_hash = dataset_id(args.dataset), hashlib.sha256((args.scope or "").encode()).digest()
     expires_at = ledger.gateway.block_time() + int(args.days * 86400) if args.days is not None else None
-    args.grantee = MemberDirectory(ledger.members()).resolve(args.grantee, "grantee")
+    args.grantee = _directory(ledger).resolve(args.grantee, "grantee")
     consent, consent_ref, expires_at = _grant_consent(args, ledger, dataset, scope_hash, expires_at)
     gid = ledger.grant(args.grantee, dataset, Purpose[args.purpose], expires_at=expires_at or ledger.gateway.block_time() + 30 * 86400,
                        scope_hash=scope_hash, consent=consent, consent_ref=consent_ref)
@@ -104,7 +109,7 @@ def _grant_list(args) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    directory = MemberDirectory(ledger.members())
+    directory = _directory(ledger)
     columns = ("grant_id", "owner", "grantee", "dataset", "purpose", "expires_at", "revoked")
     table = Table(title="grants received" if args.received else "grants given")
     for col in columns:
@@ -133,7 +138,6 @@ def _consent_terms(args, signer: str, subjects_root: str, directory=None):
     """The consent's fields; owner and grantee given as addresses, or as names when a ``directory`` is at hand."""
     from web3 import Web3
 
-    from node.chain.deployment import Purpose
     from node.chain.ledger import dataset_id
     from node.consent import Consent, scope_hash
 
@@ -160,13 +164,10 @@ def _consent_sign(args) -> int:
     subject = load_member_keys(args.subject_keys, resolve_passphrase()).account if args.subject_keys else Account.create()
     directory = None
     if args.rpc:  # names need the registry
-        from node.chain.deployment import Deployment, attach
-        from node.chain.gateway import ChainGateway
-
         if not args.deployment:
             raise ConsortiumError("--rpc needs --deployment (to find the registry)", reason="bad_argument",
                                   hint="add --deployment deployment.json")
-        directory = MemberDirectory.from_chain(attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment)))
+        directory = _directory(reader(connect_chain(args.rpc, args.deployment)[0]))
     signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32, directory), chain_id, contract)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))
     _print(args, {"out": args.out, "subject": subject.address}, f"wrote signed consent of {subject.address} to {args.out}")
@@ -178,7 +179,7 @@ def _consent_batch(args) -> int:
 
     ledger = _ledger(args)  # the collecting member attests with its own key, for its own chain and contract
     root = "0x" + batch_consent_root(_read_json(args.records, "consent records")).hex()
-    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root, MemberDirectory(ledger.members())),
+    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root, _directory(ledger)),
                           ledger.gateway.chain_id,
                           ledger.authorizations.address)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))
@@ -225,7 +226,6 @@ def _tally_text(t: dict) -> str:
 
 
 def _gov(args) -> int:
-    from node.chain.deployment import Role
     from node.chain.ledger import card_reason_hash
 
     ledger = _ledger(args)
@@ -236,7 +236,7 @@ def _gov(args) -> int:
         tally = _tally(ledger, pid)
         _print(args, tally, f"proposal {pid} opened for {args.name} ({candidate}); {_tally_text(tally)}")
     elif action == "expel":  # expulsion is final and decided by the same supermajority as an admission
-        member = MemberDirectory(ledger.members()).resolve(args.member)
+        member = _directory(ledger).resolve(args.member)
         pid = ledger.propose_expulsion(member, card_reason_hash(args.reason or ""))
         tally = _tally(ledger, pid)
         _print(args, tally, f"proposal {pid} opened to expel {args.member} ({member}); {_tally_text(tally)}")
@@ -256,7 +256,7 @@ def _gov(args) -> int:
                 hint = f"; NOT funded: {exc.one_line()}"
         _print(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
     elif action in ("warn", "suspend", "reinstate"):
-        member = MemberDirectory(ledger.members()).resolve(args.member)
+        member = _directory(ledger).resolve(args.member)
         getattr(ledger, action)(member, card_reason_hash(args.reason or ""))
         _print(args, {"member": member, "action": action}, f"{action}: {args.member} ({member})")
     elif action == "endpoint":
@@ -275,7 +275,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     create = common(grant.add_parser("create", help="grant a member the use of a dataset for a purpose"))
     create.add_argument("--grantee", required=True)
     create.add_argument("--dataset", required=True)
-    create.add_argument("--purpose", required=True, choices=PURPOSES)
+    create.add_argument("--purpose", required=True, choices=PURPOSE_NAMES)
     create.add_argument("--days", type=float, help="validity in days (default: as long as the consent, or 30)")
     create.add_argument("--scope", help="scope document (its SHA-256 goes on chain; must equal the consent's)")
     create.add_argument("--consent-file", help="a signed consent (`consent sign` / `consent batch`) naming exactly this "
@@ -293,7 +293,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     def terms(p):
         for name in ("--owner", "--grantee", "--dataset", "--out"):
             p.add_argument(name, required=True)
-        p.add_argument("--purpose", required=True, choices=PURPOSES)
+        p.add_argument("--purpose", required=True, choices=PURPOSE_NAMES)
         p.add_argument("--scope", help="the scope document consented to (the grant must carry the same)")
         p.add_argument("--days", type=float, default=365, help="the consent's validity; no grant outlives it")
         return p
@@ -316,7 +316,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = common(gov.add_parser("propose", help="propose a new member"))
     p.add_argument("--candidate", required=True, help="the new member's address or its key folder")
     p.add_argument("--name", required=True)
-    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--role", required=True, choices=ROLE_NAMES)
     p.add_argument("--endpoint")
     p.set_defaults(func=_gov)
     v = common(gov.add_parser("vote", help="vote for a proposal"))

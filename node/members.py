@@ -24,11 +24,9 @@ class UnknownMember(ConsortiumError):
 
 def read_members(gateway: "ChainGateway") -> list["MemberRecord"]:
     """Every member ever admitted, read from the registry (reads need no key)."""
-    from eth_account import Account
+    from node.connect import reader
 
-    from node.chain.ledger import Ledger
-
-    return Ledger(gateway, Account.create()).members()
+    return reader(gateway).members()
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from web3 import Web3
 
+from node.chain.compiler import compile_contracts
 from node.chain.deployment import Deployment, GenesisMember, Role, deploy_consortium
 from node.chain.errors import ChainUnavailable
 from node.chain.gateway import ChainGateway
@@ -444,6 +445,8 @@ class CliqueNetwork:
         """Deploy the contracts (for the network's EVM version) from the first member's account."""
         endpoints = endpoints or {}
         founders = [m for m in self.spec.members if m.genesis]
+        # a deploying dev tool may compile (a node only loads the build)
+        artifacts = artifacts if artifacts is not None else compile_contracts(evm_version=self.spec.evm_version)
         gateway = self.gateway(founders[0].name, artifacts=artifacts)
         genesis = [GenesisMember(m.address, m.name, m.role, endpoints.get(m.name, ""), self.keys(m.name).x25519_public)
                    for m in founders]

@@ -26,8 +26,17 @@ from urllib.parse import urlparse
 
 from node.chain.anvil import AnvilNode, free_port
 from node.chain.deployment import Role
-from node.devnet import (chain_description, check_member_names, dev_passphrase, member_keys, parse_founders,
-                         start_dev_consortium, write_json_atomic, write_member_configs)
+from node.connect import node_url
+from node.devnet import (
+    chain_description,
+    check_member_names,
+    dev_passphrase,
+    member_keys,
+    parse_founders,
+    start_dev_consortium,
+    write_json_atomic,
+    write_member_configs,
+)
 from node.errors import ConsortiumError
 
 ENGINE = "anvil"
@@ -100,7 +109,7 @@ def init(folder: str | Path, founders: tuple[tuple[str, Role], ...], *, endpoint
         raise AnvilNetworkError(f"endpoint for {stray[0]!r}, which is no founder", reason="bad_argument",
                                 hint="name endpoints only for listed members")
     ports = {name: _port_of(endpoints[name]) if name in endpoints else free_port() for name, _ in founders}
-    endpoints = {name: endpoints.get(name, f"http://127.0.0.1:{ports[name]}") for name, _ in founders}
+    endpoints = {name: endpoints.get(name, node_url("127.0.0.1", ports[name])) for name, _ in founders}
     chain_port = chain_port or free_port()
     rpc_url = f"http://127.0.0.1:{chain_port}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -204,7 +213,7 @@ def status(folder: str | Path) -> dict:
 # ---------------------------------------------------------------------- CLI (dispatched from node/network_cli.py)
 
 def cmd_init(args) -> int:
-    from node.console import step_progress, stdout_console
+    from node.console import stdout_console, step_progress
 
     if args.members_file:
         founders, endpoints = read_members_file(args.members_file)
@@ -226,7 +235,7 @@ def cmd_init(args) -> int:
 
 
 def cmd_up(args) -> int:
-    from node.console import step_progress, stdout_console
+    from node.console import stdout_console, step_progress
 
     with step_progress(stdout_console(stderr=True), "network up") as progress:
         info = up(args.folder, progress=progress)

@@ -5,6 +5,11 @@ import argparse
 import json
 from pathlib import Path
 
+from node.connect import connect_chain, reader
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
+
 
 def _anvil(folder) -> bool:
     from node.network_anvil import is_anvil_network
@@ -89,15 +94,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_allowlist(args: argparse.Namespace) -> int:
-    from eth_account import Account
-
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-    from node.chain.ledger import Ledger
     from node.network_besu import allowlist_from_registry
 
-    gateway = attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment))
-    members = Ledger(gateway, Account.create()).members()  # reads only
+    members = reader(connect_chain(args.rpc, args.deployment)[0]).members()
     out = allowlist_from_registry(args.folder, members)
     print(json.dumps(out) if args.json else
           f"permissions_config.toml: {len(out['nodes_allowlist'])} nodes, {len(out['accounts_allowlist'])} accounts")

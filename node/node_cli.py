@@ -3,16 +3,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import socket
+import sys
+import time
 from pathlib import Path
+
+from node.connect import own_node_client
+from node.data_cli import register_data
+from node.errors import ConsortiumError
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 def reserve_port(host: str, port: int):
     """Bind and listen on the node's port before anything else starts, so a second start of the same node
     fails at once with one line (and not after loading keys, with uvicorn's errno). uvicorn serves on it."""
-    import socket
-
-    from node.errors import ConsortiumError
-
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no conflict
     try:
@@ -28,11 +35,9 @@ def reserve_port(host: str, port: int):
 
 
 def _cmd_node_start(args: argparse.Namespace) -> int:
-    import logging
-
     from node.app import create_app
-    from node.http_server import serve
     from node.context import NodeContext
+    from node.http_server import serve
     from node.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
@@ -52,7 +57,6 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
 
 def _cmd_node_init(args: argparse.Namespace) -> int:
     from node.devnet import check_member_names, write_node_config
-    from node.errors import ConsortiumError
 
     check_member_names([args.name])
     if (args.folder / "node.toml").exists():
@@ -66,16 +70,11 @@ def _cmd_node_init(args: argparse.Namespace) -> int:
 
 def _cmd_node_wait(args: argparse.Namespace) -> int:
     """Poll the node's /ready (signed as its operator, so the reason comes with its message)."""
-    import sys
-    import time
-
     import httpx
 
-    from node.claims_cli import own_client
-    from node.errors import ConsortiumError
     from node.settings import load_settings
 
-    client = own_client(load_settings(args.config))
+    client = own_node_client(load_settings(args.config))
     deadline = time.monotonic() + args.timeout
     last = "no answer"
     try:
@@ -146,6 +145,5 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="accept a CSV with a header and no rows: empty the dataset (refused otherwise)")
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(func=_cmd_data_import)
-    from node.data_cli import register_data
 
     register_data(data)  # data query, data schema

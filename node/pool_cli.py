@@ -6,10 +6,25 @@ chain: the payer records the payment's reference (hashed), the payee confirms it
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+from node.connect import connect_chain
+from node.connect import reader as chain_reader
 from node.errors import ConsortiumError
+from node.pools.mutual_aid import (
+    RULES,
+    build_apportionment,
+    check_published_shares,
+    read_participants,
+    read_proof_line,
+    verify_participant,
+    write_apportionment,
+)
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 LOSS_KINDS = {1: "APPROVED_CLAIM", 2: "FRAUD_FINDING"}
 PAYMENT_STATES = {0: "NONE", 1: "OWED", 2: "RECORDED", 3: "CONFIRMED"}
@@ -17,10 +32,7 @@ PAYOUT_STATES = {1: "ANCHORED", 2: "PAID", 3: "CONFIRMED"}
 
 
 def _gateway(args):
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-
-    return attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment))
+    return connect_chain(args.rpc, args.deployment)[0]
 
 
 def _signer(args):
@@ -38,11 +50,7 @@ def _signer(args):
 
 
 def _reader(args):
-    from eth_account import Account
-
-    from node.chain.ledger import Ledger
-
-    return Ledger(_gateway(args), Account.create())  # reads only: any account will do
+    return chain_reader(_gateway(args))
 
 
 def _directory(ledger):
@@ -117,9 +125,7 @@ def _cmd_ratio(args) -> int:
 
 
 def _cmd_loss(args) -> int:
-    import hashlib
-
-    from node.evidence.leaf import claim_id_hash, check_claim_id
+    from node.evidence.leaf import check_claim_id, claim_id_hash
     from node.pools.refs import amount, hex32, pool_id
 
     ledger, directory = _signer(args)
@@ -207,10 +213,7 @@ def _cmd_loss_show(args) -> int:
 
 
 def _cmd_aid_apportion(args) -> int:
-    import hashlib
-
-    from node.evidence.leaf import claim_id_hash, check_claim_id
-    from node.pools.mutual_aid import RULES, build_apportionment, read_participants, write_apportionment
+    from node.evidence.leaf import check_claim_id, claim_id_hash
     from node.pools.refs import amount, hex32
 
     participants = read_participants(args.participants, args.rule)
@@ -227,7 +230,6 @@ def _cmd_aid_apportion(args) -> int:
 
 
 def _cmd_aid_verify(args) -> int:
-    from node.pools.mutual_aid import read_proof_line, verify_participant
     from node.pools.refs import hex32
 
     ledger = _reader(args)
@@ -238,7 +240,6 @@ def _cmd_aid_verify(args) -> int:
 
 
 def _cmd_aid_check(args) -> int:
-    from node.pools.mutual_aid import check_published_shares
     from node.pools.refs import hex32
 
     ledger = _reader(args)

@@ -11,15 +11,18 @@ import hashlib
 import json
 from pathlib import Path
 
+from node.connect import open_ledger
+from node.enums import PURPOSE_NAMES, Purpose
 from node.errors import ConsortiumError
 
-PURPOSES = ("UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING")
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
+
 SOURCES = ("ACCESSES", "ROWS", "CONTRIBUTIONS", "DECLARED")
 FIGURES = ("PREMIUM", "TRAFFIC", "VALUE", "COST")
 
 
 def _ledger(args):
-    from node.context import open_ledger
     from node.settings import load_settings
 
     return open_ledger(load_settings(args.config))
@@ -68,7 +71,6 @@ def _non_negative(value: str) -> int:
 # ---------------------------------------------------------------------- offers and certificates
 
 def _offer(args) -> int:
-    from node.chain.deployment import Purpose
     from node.chain.ledger import dataset_id
     from node.datasets import dataset_schema
 
@@ -231,7 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = common("offer", "publish an offer for one of this member's datasets", _offer)
     p.add_argument("--dataset", required=True)
-    p.add_argument("--purpose", required=True, choices=PURPOSES)
+    p.add_argument("--purpose", required=True, choices=PURPOSE_NAMES)
     p.add_argument("--days", type=float, default=30, help="term of each certificate (and its grant)")
     for flag, text in (("--period-fee", "per settlement period"), ("--per-access", "per access record"),
                        ("--per-row", "per row served"), ("--per-contribution", "per statistics contribution")):

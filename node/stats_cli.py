@@ -11,25 +11,19 @@ import time
 import tomllib
 from pathlib import Path
 
+from node.connect import own_node_client
 from node.errors import ConsortiumError, parse_problem
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 TERMINAL = ("PUBLISHED", "FAILED")
 
 
 def _operator_client(config: Path):
-    from node.chain.deployment import Deployment
-    from node.client import NodeClient
-    from node.keys import load_member_keys, resolve_passphrase
     from node.settings import load_settings
 
-    settings = load_settings(config)
-    keys = load_member_keys(settings.keys, resolve_passphrase())
-    scheme = "https" if settings.tls_certfile else "http"
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    verify: bool | str = str(settings.tls_certfile) if settings.tls_certfile else True
-    client = NodeClient(f"{scheme}://{host}:{settings.port}", keys.account, keys.address,
-                        Deployment.load(settings.deployment).chain_id, timeout=60.0, verify=verify)
-    return client
+    return own_node_client(load_settings(config), timeout=60.0)
 
 
 def _check(response, what: str) -> dict:

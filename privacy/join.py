@@ -28,8 +28,8 @@ from fractions import Fraction
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from privacy.encoding import FixedPoint
-from privacy.gmp import mpz
 from privacy.errors import DuplicateContribution, LayoutMismatch, MalformedMessage, Overflow, WrongKey
+from privacy.gmp import mpz
 from privacy.packing import PackedVector, SlotLayout
 from privacy.paillier import (
     Ciphertext,

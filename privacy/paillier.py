@@ -41,8 +41,8 @@ from phe import paillier as phe_paillier
 
 from privacy import workers
 from privacy.errors import KeyTooSmall, MalformedMessage, Overflow, PoolExhausted, WrongKey
-from privacy.workers import default_processes
 from privacy.gmp import crt_pair, gcd, invert, mpz, powmod
+from privacy.workers import default_processes
 
 MIN_KEY_BITS = 2048
 SUPPORTED_KEY_BITS = (2048, 3072)

@@ -42,6 +42,10 @@ if [ ! -d node_modules ] || [ "$(cat "$STAMPS/npm" 2>/dev/null)" != "$npm_key" ]
   echo "$npm_key" > "$STAMPS/npm"
 fi
 
+# Contract artifacts (build/contracts/, never committed): a running node only loads them and never compiles.
+# compile_contracts keys the build on the sources, so this is a no-op until a contract changes.
+.venv/bin/python -m node.chain.compiler
+
 # Debian's chromium for the browser tests of the regulator/auditor pages (Playwright drives it via
 # executable_path; no browser download). Only as root, only when missing; SKIP_CHROMIUM=1 skips it.
 if [ "${SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] &&

@@ -5,14 +5,13 @@ import os
 import time
 
 from eth_account import Account
+from nodes import TEST_PASSPHRASE, start_node
 
 from node.chain.deployment import GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.client import NodeClient
 from node.keys import create_member_keys
-
-from nodes import TEST_PASSPHRASE, start_node
 
 ROLES = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER, "platform": Role.PLATFORM, "regulator": Role.REGULATOR,
          "auditor": Role.AUDITOR}

@@ -19,6 +19,7 @@ from node.errors import ConsortiumError
 
 def build_app(args: argparse.Namespace):
     from evidence_testing import evidence_app
+
     from node.chain.deployment import Deployment, attach
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from nodes import TEST_PASSPHRASE, start_node
 
 from node.access_log import AccessLog, LogRecord
 from node.chain.deployment import Purpose
@@ -11,8 +12,6 @@ from node.chain.errors import ChainError
 from node.chain.ledger import dataset_id
 from node.client import NodeClient
 from node.store.db import create_store_engine
-
-from nodes import TEST_PASSPHRASE, start_node
 
 
 def records(c, n, grant_id):

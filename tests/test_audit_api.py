@@ -10,13 +10,12 @@ import time
 
 import httpx
 import pytest
+from audit_network import AuditNetwork
+from nodes import ROOT
 
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
-
-from audit_network import AuditNetwork
-from nodes import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from audit_fixtures import chain_events, random_activity
 from sqlalchemy import func, select, update
 
 from node.audit import schema as s
@@ -11,8 +12,6 @@ from node.audit.indexer import AuditIndexer
 from node.audit.queries import AuditQueries, LogFilter
 from node.audit.verify import verify_index
 from node.store.db import create_store_engine
-
-from audit_fixtures import chain_events, random_activity
 
 
 def _engine(tmp_path, name="audit.db"):

@@ -8,6 +8,7 @@ import os
 import random
 
 import pytest
+from audit_fixtures import DATASETS, MEMBERS, chain_events
 from web3 import Web3
 
 from node.audit.indexer import AuditIndexer
@@ -17,13 +18,12 @@ from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
 from node.store.db import create_store_engine
 
-from audit_fixtures import DATASETS, MEMBERS, chain_events
-
 
 @pytest.fixture(scope="module")
 def history(anvil, artifacts, tmp_path_factory):
     """Grants, accesses and denials spread over three chain days, indexed."""
     from conftest import build_consortium
+
     from node.chain.gateway import ChainGateway
 
     c = build_consortium(ChainGateway.connect(anvil.url, artifacts))

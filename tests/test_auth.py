@@ -7,7 +7,8 @@ import time
 import pytest
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.auth import AuthError, RequestVerifier, _typed, request_digest, sign_request
 

@@ -264,12 +264,11 @@ def test_admitting_vote_funds_the_newcomer_whose_running_node_then_becomes_ready
 
     import httpx
     from eth_account import Account
+    from nodes import TEST_PASSPHRASE, start_node, write_config
 
     from node.chain.deployment import GenesisMember, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.keys import create_member_keys
-
-    from nodes import TEST_PASSPHRASE, start_node, write_config
 
     gateway = ChainGateway.connect(anvil.url, artifacts)
     keys = {n: create_member_keys(tmp_path / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in ("acme", "bolt", "dove")}

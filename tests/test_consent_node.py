@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
+from nodes import TEST_PASSPHRASE, start_node
 
 from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
@@ -14,8 +15,6 @@ from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
 from node.consent import Consent, scope_hash, sign_consent
 from node.keys import create_member_keys
-
-from nodes import TEST_PASSPHRASE, start_node
 
 SCOPE = "claims: count by age_band"
 

@@ -15,13 +15,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from audit_network import AuditNetwork
+from test_pages_browser import CHROMIUM, FLAGS
 
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
-
-from audit_network import AuditNetwork
-from test_pages_browser import CHROMIUM, FLAGS
 
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 WIDE, NARROW = {"width": 1280, "height": 800}, {"width": 390, "height": 844}

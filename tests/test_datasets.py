@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import pytest
+from nodes import ROOT, write_config
 
 from node.datasets import AggregateQuery, DatasetError, dataset_rows, import_csv, init_datasets, run_query
 from node.store.db import create_store_engine
-
-from nodes import ROOT, write_config
 
 GOOD = """person_id,age_band,channel,activity_segment
 u1,18-29,app,high

@@ -12,6 +12,7 @@ import time
 
 import pytest
 from eth_account import Account
+from nodes import TEST_PASSPHRASE, start_node
 from sqlalchemy import create_engine
 
 from node.access_log import denial_requests
@@ -23,8 +24,6 @@ from node.chain.ledger import Ledger, dataset_id
 from node.chain.reasons import DenialReason
 from node.client import NodeClient
 from node.keys import create_member_keys
-
-from nodes import TEST_PASSPHRASE, start_node
 
 CLAIMS = dataset_id("claims")
 

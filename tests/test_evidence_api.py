@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+from evidence_testing import evidence_app
 from fastapi.testclient import TestClient
 
 from node.chain.deployment import ClaimStep
@@ -13,7 +14,6 @@ from node.cli import main as cli_main
 from node.evidence.claims import claim_history, record_claim_step
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.evidence.store import create_store_engine
-from evidence_testing import evidence_app
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
+from evidence_testing import audit_exactly_once
 
 from node.chain.anvil import free_port
 from node.chain.deployment import GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.evidence.service import CRASH_POINT_ENV
-from evidence_testing import audit_exactly_once
 from node.keys import create_member_keys
 
 PASSPHRASE = "crash-test-passphrase"

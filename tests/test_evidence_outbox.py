@@ -5,15 +5,15 @@ import hashlib
 import time
 
 import pytest
+from evidence_testing import TcpProxy, audit_exactly_once
 
-from node.chain.gateway import ChainGateway
 from node.chain.deployment import attach
+from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.evidence.errors import InvalidEvidenceInput
 from node.evidence.leaf import DocType, evidence_leaf_hash, is_express_claim
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.evidence.store import ANCHORED, CLOSED, OPEN, create_store_engine
-from evidence_testing import TcpProxy, audit_exactly_once
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 import pytest
+from conftest import build_consortium
 
 from node.chain.deployment import Status
 from node.chain.gateway import ChainGateway
@@ -16,8 +17,6 @@ from node.evidence.service import PROOF_FORMAT, EvidenceService, EvidenceSetting
 from node.evidence.store import create_store_engine
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 from privacy.merkle import MerkleTree, proof_to_json
-
-from conftest import build_consortium
 
 DOCUMENT = b"%PDF-1.7 invoice no. 4711, hospital stay, 2 nights, total 1,234.00\n" * 20
 LEAF = 5

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 
 import pytest
-
 from nodes import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -5,6 +5,7 @@ import json
 import threading
 
 import pytest
+from conftest import build_consortium
 from eth_account import Account
 
 from node.chain.deployment import Deployment, attach, deploy_consortium
@@ -12,8 +13,6 @@ from node.chain.errors import ChainUnavailable, ContractRevert, DeploymentError
 from node.chain.events import EventReader
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
-
-from conftest import build_consortium
 
 
 @pytest.fixture(scope="module")

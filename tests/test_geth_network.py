@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from evidence_testing import audit_exactly_once
 from web3 import Web3
 
 from node.access_log import AccessLog, LogRecord
@@ -28,9 +29,8 @@ from node.chain.deployment import Deployment, Purpose, Role, Status, attach
 from node.chain.errors import ChainError
 from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
-from evidence_testing import audit_exactly_once
-from node.network import DEFAULT_MEMBERS, CliqueNetwork, init_clique
 from node.netns import namespaces_available
+from node.network import DEFAULT_MEMBERS, CliqueNetwork, init_clique
 from node.store.db import create_store_engine
 
 # CONSORTIUM_TEST_HOSTS=proxies runs the fallback on a machine that has namespaces too.

@@ -12,7 +12,6 @@ import time
 
 import httpx
 import pytest
-
 from nodes import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -15,13 +15,12 @@ import subprocess
 
 import pytest
 from eth_account import Account
+from nodes import ROOT, TEST_PASSPHRASE, start_node
 
 from node.auth import request_digest
 from node.chain.deployment import GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.keys import create_member_keys
-
-from nodes import ROOT, TEST_PASSPHRASE, start_node
 
 CLIENT = ROOT / "examples" / "js-client" / "consortium-client.mjs"
 NODE = shutil.which("node")

@@ -13,9 +13,9 @@ import subprocess
 import sys
 import tomllib
 
-from node.chain.anvil import free_port
-
 from nodes import ROOT
+
+from node.chain.anvil import free_port
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

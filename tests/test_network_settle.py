@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 
+from conftest import build_consortium
 from sqlalchemy import func, select
 
-from conftest import build_consortium
 from node.audit import schema as s
 from node.audit.indexer import AuditIndexer
 from node.chain.anvil import AnvilNode

@@ -5,14 +5,13 @@ import time
 
 import pytest
 from eth_account import Account
+from nodes import TEST_PASSPHRASE, start_node
 
 from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
 from node.keys import create_member_keys
-
-from nodes import TEST_PASSPHRASE, start_node
 
 CLAIMS_CSV = """claim_id,person_id,policy_id,amount,claim_date,status,age_band,region
 c1,p1,pol1,1200.50,2026-01-05,paid,30-39,east
@@ -43,6 +42,7 @@ def network(anvil, artifacts, tmp_path_factory):
     ledgers = {n: Ledger(gateway, k.account) for n, k in keys.items()}
     import subprocess
     import sys
+
     from nodes import ROOT
     imported = subprocess.run([sys.executable, "-m", "node.cli", "data", "import", "claims", str(home / "claims.csv"),
                                "--config", str(node.config), "--json"], cwd=ROOT, capture_output=True, text=True)
@@ -139,8 +139,9 @@ def test_unsigned_forged_replayed_and_foreign_requests_get_401(network):
     r = c.request("POST", "/data/query", body, headers={"x-consortium-signer": net["keys"]["insurer_b"].address})
     assert r.status_code == 401 and r.json()["detail"]["reason"] == "bad_signature"
     # Replayed: the same signed bytes twice.
-    from node.auth import sign_request
     import json as _json
+
+    from node.auth import sign_request
     raw = _json.dumps(body).encode()
     headers = sign_request(net["keys"]["platform"].account, net["gateway"].chain_id, net["owner"], "POST", "/data/query", raw)
     headers["content-type"] = "application/json"

@@ -10,13 +10,12 @@ import time
 
 import pytest
 from eth_account import Account
+from nodes import ROOT, TEST_PASSPHRASE, start_node
 
 from node.chain.deployment import GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.client import NodeClient
 from node.keys import create_member_keys
-
-from nodes import ROOT, TEST_PASSPHRASE, start_node
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,10 @@ from __future__ import annotations
 import hashlib
 import time
 
+import pg_server
 import pytest
 from eth_account import Account
+from nodes import TEST_PASSPHRASE, start_node
 from sqlalchemy import create_engine, text
 
 from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
@@ -13,9 +15,6 @@ from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
 from node.keys import create_member_keys
-
-import pg_server
-from nodes import TEST_PASSPHRASE, start_node
 
 pytestmark = pytest.mark.skipif(pg_server.available() is not None, reason=str(pg_server.available()))
 

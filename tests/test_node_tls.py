@@ -11,13 +11,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from eth_account import Account
+from nodes import TEST_PASSPHRASE, start_node
 
 from node.chain.deployment import GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.client import NodeClient
 from node.keys import create_member_keys
-
-from nodes import TEST_PASSPHRASE, start_node
 
 
 def self_signed(folder):

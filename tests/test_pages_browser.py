@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from audit_network import AuditNetwork
 
 from node.chain.deployment import Purpose, Status
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
-
-from audit_network import AuditNetwork
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

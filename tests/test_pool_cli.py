@@ -13,6 +13,7 @@ import sys
 
 import pytest
 from eth_account import Account
+from nodes import ROOT, TEST_PASSPHRASE
 
 from node.chain.deployment import ClaimStep, GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
@@ -21,8 +22,6 @@ from node.cli import main
 from node.evidence.leaf import claim_id_hash
 from node.keys import create_member_keys
 from node.pools.mutual_aid import verify_participant
-
-from nodes import ROOT, TEST_PASSPHRASE
 
 NAMES = {"insurer-a": Role.INSURER, "insurer-b": Role.INSURER, "aid-platform": Role.PLATFORM, "regulator": Role.REGULATOR}
 

@@ -2,10 +2,18 @@ import random
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy.aggregation import Aggregator, HorizontalSpec, contribute, local_vector
-from privacy.errors import DuplicateContribution, LayoutMismatch, MalformedMessage, MissingParticipant, UnknownParticipant, WrongKey
+from privacy.errors import (
+    DuplicateContribution,
+    LayoutMismatch,
+    MalformedMessage,
+    MissingParticipant,
+    UnknownParticipant,
+    WrongKey,
+)
 from privacy.masking import apply_mask, generate_masking_key, public_bytes, zero_sum_mask
 from privacy.paillier import FixedBaseEncryptor
 from tests.privacy_fixtures import assert_not_on_wire, keypair, wire

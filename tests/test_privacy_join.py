@@ -3,10 +3,19 @@ import random
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy.errors import DuplicateContribution, LayoutMismatch, MalformedMessage, Overflow, WrongKey
-from privacy.join import BucketSums, DoubleBlindedBuckets, EncryptedLabelBatch, FeatureOwner, JoinSpec, LabelOwner, PlatformBuckets
+from privacy.join import (
+    BucketSums,
+    DoubleBlindedBuckets,
+    EncryptedLabelBatch,
+    FeatureOwner,
+    JoinSpec,
+    LabelOwner,
+    PlatformBuckets,
+)
 from tests.privacy_fixtures import assert_not_on_wire, keypair, wire
 
 BUCKETS = ("age-18-30", "age-31-50", "age-51+")

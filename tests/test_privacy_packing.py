@@ -1,7 +1,8 @@
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy.encoding import FixedPoint
 from privacy.errors import LayoutMismatch, MalformedMessage, Overflow, WrongKey

@@ -4,7 +4,8 @@ import secrets
 
 import phe
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy import workers
 from privacy.errors import KeyTooSmall, MalformedMessage, Overflow, PoolExhausted, WrongKey

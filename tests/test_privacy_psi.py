@@ -1,9 +1,10 @@
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy.errors import DuplicateContribution, MalformedMessage
 from privacy.fraud import FraudSignalQuery, MembershipAnswer, MembershipQuery, answer_membership
-from privacy.psi import Blinder, BlindedSet, PsiInitiator, PsiReply, PsiResponder, hash_identifier
+from privacy.psi import BlindedSet, Blinder, PsiInitiator, PsiReply, PsiResponder, hash_identifier
 from tests.privacy_fixtures import assert_not_on_wire, wire
 
 IDS = st.sets(st.text(alphabet="abcdefghij0123456789", min_size=3, max_size=8), max_size=25)

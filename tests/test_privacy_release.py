@@ -1,7 +1,8 @@
 import random
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from privacy.differencing import Footprint, find_conflict
 from privacy.errors import AlreadyReleased, BudgetExhausted, MalformedMessage

@@ -22,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
+from nodes import TEST_PASSPHRASE, start_node
+from test_stats_e2e import RecordingProxy
 
 from node.chain.anvil import free_port
 from node.chain.deployment import GenesisMember, Role, deploy_consortium
@@ -37,9 +39,6 @@ from node.stats.spec import OVERFLOW, complete, horizontal_spec, parse_request, 
 from node.store.db import create_store_engine
 from privacy.aggregation import contribute
 from privacy.masking import zero_sum_mask
-
-from nodes import TEST_PASSPHRASE, start_node
-from test_stats_e2e import RecordingProxy
 
 NODES = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER, "insurer_c": Role.INSURER, "insurer_d": Role.INSURER,
          "platform": Role.PLATFORM, "regulator": Role.REGULATOR}

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from eth_account import Account
+from nodes import ROOT, TEST_PASSPHRASE, start_node
 
 from node.chain.deployment import GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
@@ -21,8 +22,6 @@ from node.chain.ledger import Ledger
 from node.client import NodeClient
 from node.keys import create_member_keys
 from node.settlement.formula import CertificateUsage, DeclaredFigure, Formula, StatementInputs, compute_statement
-
-from nodes import ROOT, TEST_PASSPHRASE, start_node
 
 CLAIMS_CSV = """claim_id,person_id,policy_id,amount,claim_date,status,age_band,region
 c1,p1,pol1,1200.50,2026-01-05,paid,30-39,east

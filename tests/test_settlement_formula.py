@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.settlement.apportion import largest_remainder
-from node.settlement.formula import (CertificateUsage, DeclaredFigure, Formula, Source, StatementInputs, compute_statement)
+from node.settlement.formula import CertificateUsage, DeclaredFigure, Formula, Source, StatementInputs, compute_statement
 
 PROVIDERS = ("0xP1", "0xP2", "0xP3", "0xP4")
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from nodes import TEST_PASSPHRASE, start_node
 
 from node.chain.anvil import free_port
 from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
@@ -28,8 +29,6 @@ from node.keys import create_member_keys
 from node.sample_data import AGE_BANDS, CHANNELS, generate, write_member_csvs
 from node.stats.spec import spec_hash
 from node.store.db import create_store_engine
-
-from nodes import TEST_PASSPHRASE, start_node
 
 ROLES = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER, "insurer_c": Role.INSURER, "platform": Role.PLATFORM,
          "regulator": Role.REGULATOR}

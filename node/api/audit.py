@@ -16,8 +16,8 @@ from fastapi.responses import StreamingResponse
 from node.api.deps import MAX_ID, Caller, authenticated, problem
 from node.audit.queries import AuditQueryError, LogFilter, parse_time
 from node.audit.service import AuditService
-from node.chain.deployment import Role, Status
 from node.audit.verify import verify_index
+from node.chain.deployment import Role, Status
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

@@ -1,15 +1,15 @@
 """The data a member serves to others: small aggregates, each checked against the chain and logged."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.api.deps import Caller, authenticated, get_context, problem
-from node.chain.deployment import Purpose
 from node.context import NodeContext
 from node.datasets import AggregateQuery, dataset_schema
+from node.enums import Purpose, PurposeName
 from node.offload import in_thread
 from node.release_gate import ReleaseRefusal, answer_query
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/data", tags=["data"])
 class QueryRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dataset: str = Field(max_length=64)
-    purpose: Literal["UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING"]
+    purpose: PurposeName
     metric: str = "count"
     column: str | None = None
     filters: dict[str, str | int | float] = Field(default_factory=dict, max_length=16)

@@ -6,13 +6,12 @@ from typing import Literal
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
-
 from web3 import Web3
 
 from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
-from node.chain.deployment import Role
 from node.chain.ledger import card_reason_hash
 from node.context import NodeContext
+from node.enums import Role, RoleName
 
 router = APIRouter(prefix="/governance", tags=["governance"])
 
@@ -24,7 +23,7 @@ class Proposal(BaseModel):
     model_config = ConfigDict(extra="forbid")
     candidate: str = Field(pattern=_ADDRESS)
     name: str = Field(min_length=1, max_length=100)
-    role: Literal["INSURER", "PLATFORM", "TECH", "AUDITOR", "REGULATOR"]
+    role: RoleName
     endpoint: str = Field(default="", max_length=300)
     x25519_key: str = Field(default="0x" + "00" * 32, pattern=_HEX32)
     paillier_fingerprint: str = Field(default="0x" + "00" * 32, pattern=_HEX32)

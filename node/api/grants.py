@@ -6,18 +6,17 @@ checked by DataUseAuthorization at grant time (node/consent.py explains the form
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
-from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.consent import ConsentError, attest_batch, parse_consent
 from node.context import NodeContext
 from node.datasets import dataset_schema
+from node.enums import Purpose, PurposeName
 
 router = APIRouter(prefix="/grants", tags=["grants"])
 
@@ -26,7 +25,7 @@ class GrantRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     grantee: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
     dataset: str = Field(max_length=64)
-    purpose: Literal["UNDERWRITING", "CLAIMS", "FRAUD", "STATISTICS", "PRICING"]
+    purpose: PurposeName
     expires_at: int = Field(gt=0)
     not_before: int = Field(default=0, ge=0)
     scope: str = Field(default="", max_length=4096, description="scope document; its SHA-256 goes on chain")

@@ -17,14 +17,14 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
+from node.api.audit import export_response
 from node.api.pages import MEMBER_ROLES, PAGE_SIZE, PageSession, _guard, _render, figure_csv, figure_window
 from node.audit.queries import AuditQueryError, LogFilter, iso
 from node.chain.deployment import Purpose
 from node.chain.errors import ChainError
 from node.errors import ConsortiumError
-from node.web.figures import Names, member_figures, member_uses
-from node.api.audit import export_response
 from node.stats.store import contributed
+from node.web.figures import Names, member_figures, member_uses
 
 router = APIRouter(prefix="/web/me", tags=["web"], include_in_schema=False)
 member_page = _guard(MEMBER_ROLES)

@@ -19,19 +19,19 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from web3 import Web3
 
+from node.api.audit import export_response
+from node.audit.anomalies import KINDS
 from node.audit.queries import AuditQueryError, LogFilter, bounded_int, iso
 from node.audit.service import AuditService
 from node.audit.web_auth import COOKIE
 from node.chain.deployment import Purpose, Role, Status
 from node.chain.errors import ChainError
+from node.chain.ledger import card_reason_hash
 from node.chain.reasons import DenialReason
 from node.errors import ConsortiumError
-from node.web.figures import MAX_DAYS, Names, Window, regulator_figures
-from node.api.audit import export_response
-from node.audit.anomalies import KINDS
-from node.chain.ledger import card_reason_hash
 from node.evidence.errors import EvidenceVerificationError
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
+from node.web.figures import MAX_DAYS, Names, Window, regulator_figures
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 router = APIRouter(prefix="/web", tags=["web"], include_in_schema=False)

@@ -209,7 +209,7 @@ class AuditIndexer(BackgroundLoop):
         if gateway.rpc_url is not None and hasattr(provider, "make_batch_request"):
             for i in range(0, len(numbers), 500):
                 part = numbers[i:i + 500]
-                answers = gateway._rpc(lambda: provider.make_batch_request(
+                answers = gateway.rpc(lambda: provider.make_batch_request(
                     [("eth_getBlockByNumber", [hex(b), False]) for b in part]))
                 if not isinstance(answers, list):
                     raise ChainError(f"batch request for block headers failed: {answers}")
@@ -219,7 +219,7 @@ class AuditIndexer(BackgroundLoop):
             return out
         for number in numbers:
             try:
-                block = gateway._rpc(lambda: gateway.w3.eth.get_block(number))
+                block = gateway.rpc(lambda: gateway.w3.eth.get_block(number))
             except ChainError:
                 block = None
             out[number] = (bytes(block["hash"]), int(block["timestamp"])) if block else None

@@ -10,8 +10,7 @@ then cost about 100 bytes each plus their indexes, instead of four 66-character 
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text,
-                        text)
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, SmallInteger, String, Table, Text, text
 from sqlalchemy.engine import Engine
 
 from node.store.db import migrate

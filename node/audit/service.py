@@ -20,8 +20,7 @@ from node.audit.denial_proofs import DenialProofs, DenialProver, http_fetch
 from node.audit.indexer import AuditIndexer
 from node.audit.queries import AuditQueries
 from node.audit.web_auth import WebSessions
-from node.chain.deployment import Role
-from node.chain.deployment import Deployment
+from node.chain.deployment import Deployment, Role
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, MemberRecord
 

@@ -1,8 +1,10 @@
 """Compile the Solidity contracts with py-solc-x against the npm solc (solcjs) wrapper.
 
 Artifacts (ABI, bytecode) go to ``build/contracts/artifacts.json`` together with a hash of the
-sources and settings, and are rebuilt only when that hash changes: one py-solc-x call costs about a
-second, so a test session or a node start compiles at most once.
+sources and settings, and are rebuilt only when that hash changes. Two doors: :func:`compile_contracts`
+(dev tools that deploy, tests, benchmarks, ``scripts/setup.sh``) compiles when needed;
+:func:`load_artifacts` (a running node) only reads the build and refuses a missing or stale one, so a
+node never needs Node.js or solc. ``python -m node.chain.compiler`` builds them.
 """
 from __future__ import annotations
 
@@ -93,23 +95,54 @@ def check_evm_version(evm_version: str) -> str:
     return evm_version
 
 
-def compile_contracts(contracts_dir: Path = CONTRACTS_DIR, build_dir: Path = BUILD_DIR, force: bool = False,
-                      evm_version: str = EVM_VERSION) -> dict[str, Artifact]:
-    """Return the compiled artifacts of every contract in ``contracts_dir`` for ``evm_version``, compiling only if needed."""
+def _build_key(contracts_dir: Path, evm_version: str) -> tuple[dict[str, str], dict, str]:
+    """(sources, solc standard input, the key a build of them is stored under)."""
     check_evm_version(evm_version)
     sources = _sources(contracts_dir)
     std_input = _standard_input(sources, evm_version)
     # Imported libraries (OpenZeppelin, from node_modules) are not in std_input: their version joins the key.
     key = hashlib.sha256((json.dumps(std_input, sort_keys=True) + _library_versions()).encode()).hexdigest()
+    return sources, std_input, key
+
+
+def _cache_file(build_dir: Path, evm_version: str) -> Path:
     name = "artifacts.json" if evm_version == EVM_VERSION else f"artifacts-{evm_version}.json"
-    cache = build_dir / "contracts" / name
-    if not force and cache.exists():
-        try:
-            cached = json.loads(cache.read_text())
-            if cached.get("key") == key:
-                return {n: Artifact(n, a["abi"], a["bytecode"], evm_version) for n, a in cached["contracts"].items()}
-        except (ValueError, KeyError):
-            pass  # a corrupt cache is simply rebuilt
+    return build_dir / "contracts" / name
+
+
+def _read_cache(cache: Path, key: str, evm_version: str) -> dict[str, Artifact] | None:
+    """The cached artifacts if ``cache`` holds a build of exactly ``key``; None if missing, stale or corrupt."""
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return {n: Artifact(n, a["abi"], a["bytecode"], evm_version) for n, a in cached["contracts"].items()}
+    except (OSError, ValueError, KeyError):
+        pass  # missing or corrupt: the same as stale
+    return None
+
+
+def load_artifacts(contracts_dir: Path = CONTRACTS_DIR, build_dir: Path = BUILD_DIR,
+                   evm_version: str = EVM_VERSION) -> dict[str, Artifact]:
+    """The built artifacts for the sources in ``contracts_dir``, never compiling: a running node calls this."""
+    _, _, key = _build_key(contracts_dir, evm_version)
+    cache = _cache_file(build_dir, evm_version)
+    artifacts = _read_cache(cache, key, evm_version)
+    if artifacts is None:
+        state = "stale (built from other contract sources)" if cache.exists() else "missing"
+        raise CompilerError(f"contract artifacts {cache} are {state}",
+                            hint="run scripts/setup.sh (or .venv/bin/python -m node.chain.compiler) to build them")
+    return artifacts
+
+
+def compile_contracts(contracts_dir: Path = CONTRACTS_DIR, build_dir: Path = BUILD_DIR, force: bool = False,
+                      evm_version: str = EVM_VERSION) -> dict[str, Artifact]:
+    """Return the compiled artifacts of every contract in ``contracts_dir`` for ``evm_version``, compiling only if needed."""
+    sources, std_input, key = _build_key(contracts_dir, evm_version)
+    cache = _cache_file(build_dir, evm_version)
+    if not force:
+        cached = _read_cache(cache, key, evm_version)
+        if cached is not None:
+            return cached
     _check_toolchain()
     import solcx
     from solcx.exceptions import SolcError
@@ -150,3 +183,14 @@ def opcodes(bytecode: str) -> list[int]:
 
 
 PUSH0 = 0x5F
+
+
+if __name__ == "__main__":  # `python -m node.chain.compiler`: build the artifacts a node loads (scripts/setup.sh runs it)
+    import sys
+
+    try:
+        built = compile_contracts()
+    except CompilerError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        sys.exit(1)
+    print(f"[setup] contract artifacts ready: {len(built)} contracts in {_cache_file(BUILD_DIR, EVM_VERSION)}", file=sys.stderr)

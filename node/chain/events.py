@@ -52,7 +52,7 @@ class EventReader:
         self.catalog = EventCatalog(gateway)
 
     def read(self, from_block: int, to_block: int | str = "latest") -> list[ChainEvent]:
-        logs = self.gateway._rpc(lambda: self.gateway.w3.eth.get_logs({
+        logs = self.gateway.rpc(lambda: self.gateway.w3.eth.get_logs({
             "fromBlock": from_block, "toBlock": to_block, "address": self.catalog.addresses}))
         codec = self.gateway.w3.codec
         events = []

@@ -15,20 +15,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from urllib.parse import urlsplit
-
-import urllib3
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
+from urllib.parse import urlsplit
 
+import urllib3
 from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract.contract import Contract, ContractFunction
 from web3.exceptions import TimeExhausted, Web3RPCError
 
-from node.chain.compiler import Artifact, compile_contracts
+from node.chain.compiler import Artifact, load_artifacts
 from node.chain.errors import ChainError, ChainUnavailable, ContractRevert, RevertDecoder
 
 # Fee fields are refreshed at most this often: one RPC round trip per transaction would cap throughput.
@@ -64,9 +63,10 @@ class ChainGateway:
         self.confirmations = confirmations  # blocks on top of a transaction's block before it counts as done
         self.rpc_url = rpc_url
         self.dev = dev  # dev chains (anvil, py-evm) can fund accounts from their unlocked accounts
-        self.artifacts = artifacts if artifacts is not None else compile_contracts()
+        # A running node loads the build (scripts/setup.sh made it) and never compiles; deploying tools pass artifacts.
+        self.artifacts = artifacts if artifacts is not None else load_artifacts()
         self.decoder = RevertDecoder(a.abi for a in self.artifacts.values())
-        self.chain_id = self._rpc(lambda: w3.eth.chain_id)
+        self.chain_id = self.rpc(lambda: w3.eth.chain_id)
         self.contracts: dict[str, Contract] = {}
         self._nonce: dict[str, int] = {}
         self._nonce_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -147,14 +147,14 @@ class ChainGateway:
                filters: dict | None = None) -> list:
         """Decoded logs of one event type, oldest first."""
         ev = getattr(self.contract(contract).events, event)
-        return self._rpc(lambda: list(ev.get_logs(from_block=from_block, to_block=to_block, argument_filters=filters)))
+        return self.rpc(lambda: list(ev.get_logs(from_block=from_block, to_block=to_block, argument_filters=filters)))
 
     def block_number(self) -> int:
-        return self._rpc(lambda: self.w3.eth.block_number)
+        return self.rpc(lambda: self.w3.eth.block_number)
 
     def block_time(self, number: int | str = "latest") -> int:
         """The timestamp of a block (the chain's clock)."""
-        return int(self._rpc(lambda: self.w3.eth.get_block(number))["timestamp"])
+        return int(self.rpc(lambda: self.w3.eth.get_block(number))["timestamp"])
 
     def raw_request(self, method: str, params: list) -> dict:
         """One JSON-RPC call without web3's middleware: for the hot path (about 0.5 ms instead of 1-5 ms)."""
@@ -191,7 +191,7 @@ class ChainGateway:
         with self._lock_for(sender):
             for attempt in range(_NONCE_RETRIES):
                 if sender not in self._nonce:
-                    self._nonce[sender] = self._rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
+                    self._nonce[sender] = self.rpc(lambda: self.w3.eth.get_transaction_count(sender, "pending"))
                 call["nonce"] = self._nonce[sender]
                 tx = fn.build_transaction(call)
                 signed = account.sign_transaction(tx)
@@ -240,7 +240,7 @@ class ChainGateway:
                                      f"within {timeout:.0f} s", hint="check that the chain is producing blocks")
                 time.sleep(poll)
                 poll = min(poll * 1.5, 0.25)
-            receipt = self._rpc(lambda: self.w3.eth.get_transaction_receipt(sent.tx_hash))
+            receipt = self.rpc(lambda: self.w3.eth.get_transaction_receipt(sent.tx_hash))
         if receipt["status"] != 1:
             raise self._replay_revert(sent, receipt)
         return receipt
@@ -321,10 +321,10 @@ class ChainGateway:
     def _fee_fields(self) -> dict[str, int]:
         now = time.monotonic()
         if not self._fees or now - self._fees_at > _FEE_REFRESH_SECONDS:
-            block = self._rpc(lambda: self.w3.eth.get_block("latest"))
+            block = self.rpc(lambda: self.w3.eth.get_block("latest"))
             base = block.get("baseFeePerGas")
             if base is None:
-                self._fees = {"gasPrice": self._rpc(lambda: self.w3.eth.gas_price)}
+                self._fees = {"gasPrice": self.rpc(lambda: self.w3.eth.gas_price)}
             else:
                 # Twice the base fee survives several full blocks of base-fee growth.
                 self._fees = {"maxFeePerGas": 2 * base + _PRIORITY_FEE_WEI, "maxPriorityFeePerGas": _PRIORITY_FEE_WEI}
@@ -358,7 +358,6 @@ class ChainGateway:
         except Exception as exc:
             raise self._translate(exc) from None
 
-    _rpc = rpc  # the old name, still used inside this class and by node/audit/indexer.py and node/chain/events.py
 
 
 def _is_dev_node(w3: Web3) -> bool:

@@ -17,10 +17,17 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from node.api.body_limits import hashes_body_limit, verify_body_limit
 from node.api.deps import Member, Operator
 from node.errors import ConsortiumError
-from node.evidence.errors import (DocumentTooLarge, EvidenceUnavailable, EvidenceVerificationError, InvalidEvidenceInput,
-                                  MalformedJson, RequestTooLarge)
+from node.evidence.errors import (
+    DocumentTooLarge,
+    EvidenceUnavailable,
+    EvidenceVerificationError,
+    InvalidEvidenceInput,
+    MalformedJson,
+    RequestTooLarge,
+)
 from node.evidence.service import EvidenceService
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
 
@@ -28,7 +35,6 @@ router = APIRouter(prefix="/evidence", tags=["evidence"])
 
 # Receipts one by one only up to this many items; beyond, the answer is compact spans.
 _FULL_RECEIPTS_UP_TO = 1000
-_BYTES_PER_HASH_ITEM = 256  # generous JSON size of one item, bounds the hashes request body
 
 
 def _service(request: Request) -> EvidenceService:
@@ -95,7 +101,7 @@ def _item(obj: Any, n: int) -> tuple:
 async def submit_hashes(request: Request, _: Operator) -> dict:
     """One hash ``{sha256, claim_id, doc_type}`` -> a receipt; or ``{"items": [...]}`` -> receipts or spans."""
     service = _service(request)
-    body = await _json_body(request, service.settings.max_hashes_per_request * _BYTES_PER_HASH_ITEM)
+    body = await _json_body(request, hashes_body_limit(service.settings.max_hashes_per_request))
     single = isinstance(body, dict) and "items" not in body
     raw_items = [body] if single else (body.get("items") if isinstance(body, dict) else None)
     if not isinstance(raw_items, list):
@@ -145,7 +151,7 @@ async def verify(request: Request, _: Member) -> dict:
     A document that fails verification is a normal answer: ``{"valid": false, "reason", "message"}``.
     """
     service = _service(request)
-    body = await _json_body(request, service.settings.max_document_bytes * 4 // 3 + 65536)
+    body = await _json_body(request, verify_body_limit(service.settings.max_document_bytes))
     if not isinstance(body, dict) or "proof" not in body:
         raise _bad("invalid_input", "send {\"proof\": {...}, \"document_base64\": ...} or document_sha256")
     try:

@@ -2,22 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
 
+from node.claims_cli import register_evidence
+from node.connect import connect_chain
+from node.evidence.errors import EvidenceError, EvidenceVerificationError, UnknownClaim
 from node.evidence.proof_file import proof_file_text
+
+# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
+# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 def _gateway(args: argparse.Namespace):
-    from node.chain.deployment import Deployment, attach
-    from node.chain.gateway import ChainGateway
-
-    return attach(ChainGateway.connect(args.rpc), Deployment.load(args.deployment))
+    return connect_chain(args.rpc, args.deployment)[0]
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from node.evidence.errors import EvidenceVerificationError
     from node.evidence.verify import RegistryEvidenceChain, load_proof_file, sha256_file, verify_evidence
 
     chain = RegistryEvidenceChain(_gateway(args))
@@ -32,7 +35,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(verdict.to_json()))
         return 0
-    import datetime
 
     when = datetime.datetime.fromtimestamp(verdict.block_time, datetime.timezone.utc).isoformat()
     status = "" if verdict.submitter_status == "ACTIVE" else f" [{verdict.submitter_status}]"
@@ -44,7 +46,6 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_proof(args: argparse.Namespace) -> int:
     """Export a claim's proofs from the member's store (no chain access needed: the auditor checks them)."""
-    from node.evidence.errors import EvidenceError
     from node.evidence.store import ANCHORED, create_store_engine
 
     if not Path(args.db).exists():
@@ -104,10 +105,7 @@ def _cmd_claim_step(args: argparse.Namespace) -> int:
 
 
 def _cmd_claim_history(args: argparse.Namespace) -> int:
-    import datetime
-
     from node.evidence.claims import claim_history
-    from node.evidence.errors import UnknownClaim
 
     history = claim_history(_gateway(args), args.claim, args.insurer)
     if not history:
@@ -149,7 +147,6 @@ def register(sub) -> None:
     proof.add_argument("--out", help="write one proof file per anchored document into this folder")
     proof.add_argument("--json", action="store_true")
     proof.set_defaults(func=_cmd_proof)
-    from node.claims_cli import register_evidence
 
     register_evidence(evidence)  # evidence upload, evidence types
 

@@ -18,9 +18,8 @@ from enum import IntEnum
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
-from privacy.merkle import leaf_hash as _rfc6962_leaf_hash
-
 from node.evidence.errors import InvalidEvidenceInput
+from privacy.merkle import leaf_hash as _rfc6962_leaf_hash
 
 MAX_CLAIM_ID_LENGTH = 128
 

@@ -29,14 +29,13 @@ from typing import Iterable, Sequence
 from sqlalchemy import Engine
 from web3 import Web3
 
-from privacy.merkle import MerkleTree, proof_to_json
-
 from node.chain.errors import ChainError, ContractRevert
 from node.chain.ledger import Ledger, find_batch
 from node.evidence.errors import DocumentTooLarge, EvidenceError, InvalidEvidenceInput, UnknownClaim
 from node.evidence.leaf import DocType, check_claim_id, claim_id_hash, parse_sha256
 from node.evidence.store import ANCHORED, CONFLICT, SENT, EvidenceStore
 from node.worker import BackgroundLoop
+from privacy.merkle import MerkleTree, proof_to_json
 
 _TYPE_BYTE = {int(t): bytes([int(t)]) for t in DocType}
 

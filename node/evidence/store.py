@@ -11,7 +11,6 @@ its leaves alone, so everything the anchorer sends can be rebuilt after a crash.
 from __future__ import annotations
 
 import functools
-
 import os
 import threading
 import time
@@ -19,8 +18,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from sqlalchemy import (Column, Engine, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text,
-                        create_engine, event, inspect, select)
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
 
 
 def _driver_sql(conn, sql: str, params=None):

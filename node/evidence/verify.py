@@ -25,15 +25,22 @@ from typing import Any, Protocol
 
 from web3 import Web3
 
-from privacy.merkle import (BadSizesError, IndexOutOfRangeError, MalformedError, ProofError, ProofLengthError,
-                            RootMismatchError, proof_from_json, verify_inclusion)
-
 from node.chain.deployment import Status
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import find_batch, read_member
 from node.evidence.errors import EvidenceVerificationError, InvalidEvidenceInput
 from node.evidence.leaf import DocType, check_claim_id, evidence_leaf_hash, parse_sha256
 from node.evidence.service import PROOF_FORMAT
+from privacy.merkle import (
+    BadSizesError,
+    IndexOutOfRangeError,
+    MalformedError,
+    ProofError,
+    ProofLengthError,
+    RootMismatchError,
+    proof_from_json,
+    verify_inclusion,
+)
 
 
 class EvidenceChain(Protocol):

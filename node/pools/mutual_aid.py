@@ -25,6 +25,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from node.errors import ConsortiumError
 from privacy.apportion import (
     ApportionmentError,
     ShareProof,
@@ -34,8 +35,6 @@ from privacy.apportion import (
     participant_ref,
 )
 from privacy.merkle import ProofError
-
-from node.errors import ConsortiumError
 
 RULES = {"equal": 1, "pro_rata": 2}
 MAX_PARTICIPANT_ID = 128

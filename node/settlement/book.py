@@ -13,8 +13,16 @@ from web3 import Web3
 
 from node.chain.ledger import Ledger
 from node.errors import ConsortiumError
-from node.settlement.formula import (DeclaredFigure, Figure, Formula, Source, StatementInputs, StatementLine, amounts,
-                                     compute_statement)
+from node.settlement.formula import (
+    DeclaredFigure,
+    Figure,
+    Formula,
+    Source,
+    StatementInputs,
+    StatementLine,
+    amounts,
+    compute_statement,
+)
 from node.settlement.metering import Meter, period_window
 
 AGREEMENT_ACTIVE = 2

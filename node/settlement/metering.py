@@ -83,12 +83,12 @@ class Meter:
             hi = min(last, lo + self.chunk_blocks - 1)
             query = {"fromBlock": hex(lo), "toBlock": hex(hi), "address": address, "topics": topics}
             if self.gateway.rpc_url is not None:
-                answer = self.gateway._rpc(lambda q=query: w3.provider.make_request("eth_getLogs", [q]))
+                answer = self.gateway.rpc(lambda q=query: w3.provider.make_request("eth_getLogs", [q]))
                 if "error" in answer:
                     raise ChainError(f"eth_getLogs failed: {answer['error']}", hint="narrow the chunk, or check the chain node")
                 logs = answer["result"]
             else:  # the in-process chain: web3's formatted logs, normalized to hex strings
-                formatted = self.gateway._rpc(lambda q=query: w3.eth.get_logs(
+                formatted = self.gateway.rpc(lambda q=query: w3.eth.get_logs(
                     {**q, "fromBlock": int(q["fromBlock"], 16), "toBlock": int(q["toBlock"], 16)}))
                 logs = [{"topics": ["0x" + bytes(t).hex() for t in log["topics"]], "data": "0x" + bytes(log["data"]).hex(),
                          "removed": False} for log in formatted]

@@ -10,8 +10,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Iterator
 
-from sqlalchemy import and_, case, cast, func, literal, select
 from sqlalchemy import Integer as SqlInteger
+from sqlalchemy import and_, case, cast, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 

@@ -26,8 +26,20 @@ from node.chain.ledger import Ledger
 from node.enums import ZERO32, JobState, Purpose
 from node.release_gate import ReleaseGate, Request, fraud_admission, horizontal_contribution, vertical_admission
 from node.stats import local
-from node.stats.errors import (AlreadyCommitted, BadJobId, BadQuery, InvalidJobRequest, JobNotOpen, MalformedMessage,
-                               NoSession, NotParticipant, NotRequester, SpecMismatch, StatsRefusal, WrongKey)
+from node.stats.errors import (
+    AlreadyCommitted,
+    BadJobId,
+    BadQuery,
+    InvalidJobRequest,
+    JobNotOpen,
+    MalformedMessage,
+    NoSession,
+    NotParticipant,
+    NotRequester,
+    SpecMismatch,
+    StatsRefusal,
+    WrongKey,
+)
 from node.stats.spec import SpecError, check_public, horizontal_spec, join_spec, message_commitment, public_key_of, spec_hash
 from node.stats.store import StatsStore
 from privacy.aggregation import contribute

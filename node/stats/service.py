@@ -26,7 +26,7 @@ from node.chain.ledger import Ledger
 from node.enums import ZERO32
 from node.release_gate import ReleaseGate
 from node.stats.collect import FraudRunner, HorizontalRunner
-from node.stats.errors import UnknownJob, NotFailed
+from node.stats.errors import NotFailed, UnknownJob
 from node.stats.housekeeping import Housekeeper
 from node.stats.jobs import ChainClock, RunnerDeps, executor_for, fail_job, open_on_chain
 from node.stats.keys import StatsKey

@@ -32,9 +32,10 @@ def add_arguments(parser) -> None:
 
 
 def _fill(engine, args, rng: random.Random, progress) -> tuple[list[str], int]:
+    from web3 import Web3
+
     from node.audit import schema as s
     from node.chain.deployment import Purpose
-    from web3 import Web3
 
     addresses = [Web3.to_checksum_address(f"0x{i + 1:040x}") for i in range(MEMBERS + OUTSIDERS)]
     start = 1_780_000_000 - 1_780_000_000 % DAY

@@ -155,7 +155,8 @@ def schema_fuzz(net: Network, node: str, callers=CALLERS, examples: int = 20, se
                 report: FuzzReport | None = None, progress=None) -> FuzzReport:
     """schemathesis cases for every operation of ``node``'s OpenAPI, sent as each kind of caller."""
     import schemathesis
-    from hypothesis import HealthCheck, Phase, given, settings as hsettings
+    from hypothesis import HealthCheck, Phase, given
+    from hypothesis import settings as hsettings
 
     report = report or FuzzReport()
     url = net.nodes[node].url

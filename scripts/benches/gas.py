@@ -18,6 +18,7 @@ def run(args, progress) -> dict:
     from eth_account import Account
 
     from node.chain.anvil import AnvilNode
+    from node.chain.compiler import compile_contracts
     from node.chain.deployment import ClaimStep, GenesisMember, Purpose, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger, dataset_id
@@ -25,7 +26,7 @@ def run(args, progress) -> dict:
 
     gas: dict[str, int] = {}
     with AnvilNode() as anvil:
-        gw = ChainGateway.connect(anvil.url)
+        gw = ChainGateway.connect(anvil.url, compile_contracts())  # a benchmark deploys: it compiles (cached)
         names = ["insurer_a", "insurer_b", "platform", "regulator", "candidate", "deployer"]
         acct = {n: Account.create() for n in names}
         for a in acct.values():

@@ -49,12 +49,11 @@ def _percentile(values: list[float], q: float) -> float | None:
 def run(args, progress) -> dict:
     import multiprocessing as mp
 
+    from eth_account import Account
     from sqlalchemy import create_engine, text
 
     from benches.node_access import _cpu_seconds, _load
     from node.access_log import AccessLog, LogRecord
-    from eth_account import Account
-
     from node.chain.anvil import AnvilNode
     from node.chain.deployment import GenesisMember, Purpose, Role, attach, deploy_consortium
     from node.chain.gateway import ChainGateway

@@ -24,11 +24,11 @@ def add_arguments(parser) -> None:
 def _load(job) -> tuple[list[int], float, float]:
     """One client process: sign and send ``count`` authorized queries, return the status codes."""
     url, key, audience, chain_id, count, start_at = job
+    import threading
+
     from eth_account import Account
 
     from node.client import NodeClient
-
-    import threading
 
     threads_per_process = 4
     clients = [NodeClient(url, Account.from_key(key), audience, chain_id) for _ in range(threads_per_process)]
@@ -68,21 +68,21 @@ def run(args, progress) -> dict:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
+    from eth_account import Account
     from nodes import TEST_PASSPHRASE, start_node
 
     from benches.stage_profile import print_table, stage_table, start_recording, stop_recording
-
     from node.chain.anvil import AnvilNode
+    from node.chain.compiler import compile_contracts
     from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger, dataset_id
     from node.enforcement import Enforcer
     from node.keys import create_member_keys
-    from eth_account import Account
 
     with tempfile.TemporaryDirectory() as tmp, AnvilNode() as anvil:
         base = Path(tmp)
-        gw = ChainGateway.connect(anvil.url)
+        gw = ChainGateway.connect(anvil.url, compile_contracts())  # a benchmark deploys: it compiles (cached)
         owner = create_member_keys(base / "owner", TEST_PASSPHRASE, scrypt_n=2**10)
         requester = create_member_keys(base / "req", TEST_PASSPHRASE, scrypt_n=2**10)
         deployer = Account.create()

@@ -105,8 +105,8 @@ def _gate_cost(db: Path, public: dict, home: Path) -> dict:
     """What the owner's release gate costs one participant per release, measured on its own data in this process:
     the one-pass query with persons against the plain SQL GROUP BY aggregate the node ran before the gate, the footprint (one digest per person), the differencing check against an identical
     earlier release (the worst case: every bucket is compared set-wise) and the recorded history."""
-    from node.release_gate import ReleaseGate, Request
     from node.chain.deployment import Purpose
+    from node.release_gate import ReleaseGate, Request
     from node.stats import local
     from node.store.db import create_store_engine
 

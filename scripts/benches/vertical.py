@@ -8,7 +8,6 @@ import random
 import resource
 import time
 
-
 from privacy.join import FeatureOwner, JoinSpec, LabelOwner
 from privacy.paillier import default_processes, generate_keypair
 
