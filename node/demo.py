@@ -2,8 +2,10 @@
 
 A local anvil chain, five members (two insurers, a platform, a regulator, an auditor), four node
 processes with generated sample data, then: grants with consent references, served and refused
-queries (each logged on chain by the data owner's node), an admission vote, a revocation that takes
-effect on the very next request, a regulator's yellow card, and the chain's record of all of it.
+queries (each logged on chain by the data owner's node), joint statistics, a claim's evidence, a data
+certificate metered and settled, a risk pool and a mutual-aid apportionment of the claim, an admission
+vote, a revocation that takes effect on the very next request, a regulator's yellow card, and the
+chain's record of all of it.
 """
 from __future__ import annotations
 
@@ -141,6 +143,8 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
 
         stats_jobs = _joint_statistics(step, client, keys, world, now)
         evidence = _claim_evidence(step, client, keys, chain_id, endpoints)
+        settlement = _settlement(step, ask, dev, keys)
+        pools = _pools(step, client, dev, keys, evidence, home)
 
         newcomer = create_member_keys(home / "members" / "risk-model-lab", passphrase)
         dev.gateway.fund(newcomer.address)
@@ -187,7 +191,7 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
             "queries": queries, "events_by_type": by_type, "events": len(events),
             "joint_statistics": {kind: {"state": job["state"], "matches_plaintext": match, "chain_job_id": job["chain_job_id"]}
                                  for kind, (job, _, match) in stats_jobs.items()},
-            "evidence": evidence, "regulator": regulator_view,
+            "evidence": evidence, "regulator": regulator_view, "settlement": settlement, "pools": pools,
             "seconds": round(time.monotonic() - started, 2), "steps": steps,
         }
         if as_json:
@@ -196,6 +200,8 @@ def run_demo(home: Path | None = None, *, as_json: bool = False, console: Consol
             _print_statistics(console, stats_jobs)
             _print_tables(console, queries, result_by_age, plain_by_age, by_type, summary)
             _print_evidence_and_regulator(console, evidence, regulator_view)
+            _print_settlement(console, settlement)
+            _print_pools(console, pools)
         return summary
     finally:
         for node in nodes.values():
@@ -462,3 +468,203 @@ def _print_evidence_and_regulator(console: Console, evidence: dict, regulator: d
     check = regulator["index_matches_chain"]
     r.add_row("index matches chain", str(check.get("ok", check.get("matches", check)) if isinstance(check, dict) else check))
     console.print(r)
+
+
+# ------------------------------------------------------------------------------------------- settlement
+
+
+def _settlement(step: Callable, ask: Callable, dev: Any, keys: dict) -> dict:
+    """shop-platform sells a certificate for its user features; insurer-east buys and uses it; the period is settled.
+
+    Every step is the project's own: DataMarket and Settlement through each member's Ledger, the statement
+    computed from the chain by each party's SettlementBook (metered from the access records shop-platform's
+    node logged), money off chain with only its reference on chain.
+    """
+    from node.settlement.book import SettlementBook
+    from node.settlement.formula import Figure, Formula, Source
+
+    seller, buyer = dev.ledgers["shop-platform"], dev.ledgers["insurer-east"]
+    platform, east = keys["shop-platform"].address, keys["insurer-east"].address
+    prices = {"period_fee": 50_000, "per_access_price": 1_000, "per_row_price": 1}  # fen
+    offer_id = step("shop-platform publishes an offer: its user features for PRICING, 30 days, "
+                    "500.00 a period + 10.00 an access + 0.01 a row",
+                    lambda: seller.publish_offer(dataset_id("user_features"), Purpose.PRICING, term=30 * 86400, **prices,
+                                                 consent_ref=hashlib.sha256(b"platform user terms 2026, pricing use").digest()))
+    # a 3% commission on the premium the platform's channel brought, and 10% of it shared by traffic (one provider here)
+    formula = Formula(300, 1000, 10_000, 0, 0, Source.ACCESSES)
+    period_seconds = 3600
+    start = dev.gateway.block_time()
+
+    def agree() -> int:
+        aid = buyer.propose_agreement(east, [platform], formula, period_start=start, period_seconds=period_seconds,
+                                      dispute_window=3600)
+        seller.accept_agreement(aid)
+        return aid
+
+    agreement_id = step("insurer-east (payer) proposes a revenue-share agreement with shop-platform (provider), "
+                        "hourly periods; shop-platform accepts", agree)
+    bought = step("insurer-east buys the offer: a certificate, and the grant it creates on chain",
+                  lambda: buyer.buy_offer(offer_id))
+    served = 0
+    for i in range(3):
+        r = step(f"insurer-east asks shop-platform's node for user counts by age band under the certificate ({i + 1}/3)",
+                 lambda: ask("insurer-east", "shop-platform", "user_features", "PRICING", metric="count", group_by="age_band"))
+        served += r.status_code == 200
+
+    def metered() -> list[dict]:
+        deadline = time.monotonic() + 30
+        while True:
+            records = [e for e in dev.gateway.events("DataUseAuthorization", "AccessRecorded",
+                                                     from_block=dev.deployment.deployment_block)
+                       if e["args"]["grantId"] == bought["grant_id"]]
+            if len(records) >= served or time.monotonic() > deadline:
+                return records
+            time.sleep(0.2)
+
+    records = step("Wait until shop-platform's node has logged each use on chain (no transaction of insurer-east's)", metered)
+    premium = 2_000_000  # 20,000.00 of premium sold through the platform's channel this period
+    step("insurer-east declares the premium sold through shop-platform's channel this period (20,000.00)",
+         lambda: buyer.declare_figure(agreement_id, 0, platform, Figure.PREMIUM, premium,
+                                      hashlib.sha256(b"channel premium report 2026-12, period 0").digest()))
+
+    def end_period() -> None:  # the demo's chain is anvil: move its clock past the period's end
+        dev.gateway.w3.provider.make_request("evm_increaseTime", [period_seconds])
+        dev.gateway.w3.provider.make_request("evm_mine", [])
+
+    step("One hour passes on the chain: period 0 ends", end_period)
+    from_block = dev.deployment.deployment_block
+    issued = step("shop-platform computes period 0's statement from the chain (metered accesses, declared figures) "
+                  "and issues it", lambda: SettlementBook(seller, from_block=from_block).issue(agreement_id, 0))
+    step("insurer-east and shop-platform each reproduce the statement and confirm it",
+         lambda: [SettlementBook(ledger, from_block=from_block).confirm(agreement_id, 0) for ledger in (buyer, seller)])
+    reference = "BANK-TRANSFER-20261203-0107"
+    step("insurer-east pays off chain and records the payment's reference; shop-platform confirms receipt",
+         lambda: (buyer.record_payment(agreement_id, 0, platform, hashlib.sha256(reference.encode()).digest()),
+                  seller.confirm_payment(agreement_id, 0)))
+    on_chain = buyer.get_statement(agreement_id, 0)
+    usage = issued.inputs.certificates[0] if issued.inputs.certificates else None
+    return {"offer_id": offer_id, "certificate_id": bought["certificate_id"], "grant_id": bought["grant_id"],
+            "certificate_valid": buyer.certificate_valid(bought["certificate_id"]), "agreement_id": agreement_id,
+            "prices": prices, "formula": {"base_commission_bps": formula.base_commission_bps,
+                                          "data_value_share_bps": formula.data_value_share_bps},
+            "premium": premium, "served": served, "access_records": len(records),
+            "rows_recorded": sum(e["args"]["rows"] for e in records),
+            "metered_accesses": usage.accesses if usage else 0, "metered_rows": usage.rows if usage else 0,
+            "lines": issued.document()["lines"], "amount": sum(issued.amounts), "on_chain_total": on_chain["total"],
+            "inputs_hash_matches": on_chain["inputs_hash"] == issued.inputs_hash, "state": on_chain["state"],
+            "payment": ("none", "recorded", "received")[buyer.payment_state(agreement_id, 0, platform)]}
+
+
+def _print_settlement(console: Console, s: dict) -> None:
+    t = Table(title=f"Settlement: agreement {s['agreement_id']} period 0 (insurer-east pays shop-platform)")
+    for col in ("certificate", "metered accesses", "metered rows", "amount (fen)", "state", "payment"):
+        t.add_column(col, justify="right")
+    t.add_row(str(s["certificate_id"]), str(s["metered_accesses"]), str(s["metered_rows"]), f"{s['amount']:,}", s["state"],
+              s["payment"])
+    console.print(t)
+
+
+# ------------------------------------------------------------------------------------------- pools
+
+
+def _pools(step: Callable, client: Callable, dev: Any, keys: dict, evidence: dict, home: Path) -> dict:
+    """A risk pool between the insurers takes the demo claim's loss; a mutual-aid plan apportions its payout.
+
+    Both contracts accept the claim only because the chain shows its evidence anchored and its lifecycle at
+    APPROVED/PAID (the claim-evidence steps above). Shares come from the contract (risk pool) and from
+    node.pools.mutual_aid (mutual aid), never from here.
+    """
+    import random
+
+    from eth_account import Account
+
+    from node.evidence.leaf import claim_id_hash
+    from node.pools.mutual_aid import (RULES, Participant, ShareVerificationError, build_apportionment, check_published_shares,
+                                       verify_participant, write_apportionment)
+    from node.pools.refs import payment_ref, pool_id
+
+    east, west = dev.ledgers["insurer-east"], dev.ledgers["insurer-west"]
+    proofs = client("insurer-east", "insurer-east").request("GET", f"/evidence/proofs/{evidence['claim_id']}").json()
+    anchored = [p for p in proofs.get("proofs", []) if p.get("state") == "ANCHORED"]
+    if not evidence["anchored"] or not anchored:
+        return {"skipped": "claim evidence not anchored"}
+    root = bytes.fromhex(anchored[0]["proof"]["root"])  # the batch root the chain holds for insurer-east
+    claim_hash = claim_id_hash(evidence["claim_id"])
+    loss_amount = 86_000  # the claim's 860.00 payout, in fen
+    pid = pool_id("demo-claims-pool-2026")
+    weights = [70, 30]
+
+    def open_pool() -> dict:
+        east.open_pool(pid, [keys["insurer-east"].address, keys["insurer-west"].address], weights, 10_000_000, 30 * 86400)
+        west.join_pool(pid)
+        return east.get_pool(pid)
+
+    pool = step("insurer-east opens a risk pool with insurer-west at 70:30 (cap 100,000.00 a month); insurer-west joins",
+                open_pool)
+    loss = step(f"insurer-east reports claim {evidence['claim_id']}'s loss (860.00): the contract checks the anchored evidence "
+                "and the PAID step, and splits it", lambda: east.report_loss(pid, claim_hash, loss_amount, root))
+    west_addr = keys["insurer-west"].address
+    step("insurer-west pays its share off chain and records the reference; insurer-east confirms receipt",
+         lambda: (west.record_contribution(loss["loss_id"], payment_ref("BANK-TRX-20261203-POOL-01")),
+                  east.confirm_contribution(loss["loss_id"], west_addr)))
+    shares = {name: east.loss_share(loss["loss_id"], keys[name].address) for name in ("insurer-east", "insurer-west")}
+
+    rng = random.Random(2026)
+    participants = [Participant(f"MA-{i:05d}", rng.randint(1, 5)) for i in range(1000)]
+    payout = loss_amount
+    apportionment = step("Mutual aid: insurer-east apportions the claim's payout pro rata across 1,000 plan participants",
+                         lambda: build_apportionment(participants, payout, "pro_rata"))
+    claimant = Account.create().address  # the claimant is no member: the payout goes to its own account
+    key = step("insurer-east anchors the apportionment (share root, total, count, hash of the published share list)",
+               lambda: east.anchor_apportionment(claim_hash, root, apportionment.payout, apportionment.tree.size, RULES["pro_rata"],
+                                                 apportionment.tree.root_hash,
+                                                 hashlib.sha256(apportionment.share_list()).digest(), claimant))
+    folder = home / "nodes" / "insurer-east" / "mutual-aid" / evidence["claim_id"]
+    write_apportionment(folder, apportionment, key)
+    on_chain = east.get_apportionment(key)
+    published = step("Anyone checks the published share list against the chain (sum and root)",
+                     lambda: check_published_shares(folder / "shares.csv", on_chain))
+    index = 417
+    member_id = participants[index].participant_id
+    line = apportionment.proof_line(index)
+    verified = step(f"Participant {member_id} verifies its share with its proof line against the chain",
+                    lambda: verify_participant(line, member_id, on_chain))
+    tampered_line = {**line, "proof": {**line["proof"], "share": str(int(line["proof"]["share"]) + 100)}}
+
+    def tampered() -> str:
+        try:
+            verify_participant(tampered_line, member_id, on_chain)
+        except ShareVerificationError as exc:
+            return exc.reason
+        return "accepted"
+
+    refused = step(f"The same proof with {member_id}'s share raised by 1.00: refused", tampered)
+    return {"pool": {"weights": weights, "members": ["insurer-east", "insurer-west"], "active": pool["active"],
+                     "loss": loss_amount, "shared": loss["shared"], "period": loss["period"],
+                     "shares": {n: a for n, (a, _) in shares.items()},
+                     "payments": {n: ("NONE", "OWED", "RECORDED", "CONFIRMED")[s] for n, (_, s) in shares.items()}},
+            "mutual_aid": {"participants": on_chain["participants"], "payout": on_chain["payout"],
+                           "weights": [p.weight for p in participants], "shares_sum": sum(apportionment.shares),
+                           "list_check": published, "participant": member_id, "participant_share": int(verified["share"]),
+                           "participant_valid": verified["valid"], "tampered_refused": refused != "accepted",
+                           "tampered_reason": refused}}
+
+
+def _print_pools(console: Console, p: dict) -> None:
+    if "skipped" in p:
+        console.print(f"[yellow]pools skipped: {p['skipped']}[/yellow]")
+        return
+    pool, aid = p["pool"], p["mutual_aid"]
+    t = Table(title=f"Risk pool 70:30: loss {pool['loss']:,} fen, {pool['shared']:,} shared in period {pool['period']}")
+    for col in ("member", "weight", "share (fen)", "payment"):
+        t.add_column(col, justify="right")
+    for i, (name, weight) in enumerate(zip(pool["members"], pool["weights"])):  # the first is the insurer: its own share
+        t.add_row(name, str(weight), f"{pool['shares'][name]:,}", "borne itself" if i == 0 else pool["payments"][name])
+    console.print(t)
+    m = Table(title="Mutual aid: the claim's payout apportioned")
+    m.add_column("check")
+    m.add_column("result", justify="right")
+    for key in ("participants", "payout", "shares_sum", "participant", "participant_share", "participant_valid",
+                "tampered_refused", "tampered_reason"):
+        m.add_row(key, str(aid[key]))
+    console.print(m)

@@ -61,6 +61,30 @@ def test_demo_runs_the_multi_node_scenario_and_reports_json():
     assert regulator["index_matches_chain"]["matches"] is True
     assert regulator["access_events"] == summary["events_by_type"]["AccessRecorded"]
     assert regulator["denial_events"] == summary["events_by_type"]["DenialRecorded"] == regulator["denials_listed"]
+    # Settlement: 3 served uses under the certificate, metered from the chain, the statement equal to the formula
+    # applied to them, confirmed, paid and received.
+    s = summary["settlement"]
+    assert ("insurer-east", "PRICING", "served") in outcomes
+    assert s["served"] == s["access_records"] == s["metered_accesses"] == 3 and s["metered_rows"] == s["rows_recorded"]
+    assert s["rows_recorded"] == 3 * summary["imported_rows"]["shop-platform/user_features"]  # a count reads every row
+    p, f = s["prices"], s["formula"]
+    expected = (p["period_fee"] + p["per_access_price"] * 3 + p["per_row_price"] * s["rows_recorded"]
+                + s["premium"] * f["base_commission_bps"] // 10_000 + s["premium"] * f["data_value_share_bps"] // 10_000)
+    assert s["amount"] == s["on_chain_total"] == expected and s["inputs_hash_matches"] is True
+    assert (s["state"], s["payment"], s["certificate_valid"]) == ("SETTLED", "received", True)
+    # Risk pool: the loss split 70:30 to the unit; mutual aid: 1,000 shares summing to the payout, one verified.
+    pool, aid = summary["pools"]["pool"], summary["pools"]["mutual_aid"]
+    assert pool["shared"] == pool["loss"] == sum(pool["shares"].values())
+    for name, weight in zip(pool["members"], pool["weights"]):
+        assert abs(pool["shares"][name] - pool["loss"] * weight / sum(pool["weights"])) < 1
+    assert pool["payments"]["insurer-west"] == "CONFIRMED"
+    assert aid["participants"] == len(aid["weights"]) == 1000 and aid["shares_sum"] == aid["payout"] == pool["loss"]
+    assert aid["list_check"]["valid"] is True and aid["list_check"]["sum"] == str(aid["payout"])
+    index = int(aid["participant"].split("-")[1])
+    assert abs(aid["participant_share"] - aid["payout"] * aid["weights"][index] / sum(aid["weights"])) < 1
+    assert aid["participant_valid"] is True and aid["tampered_refused"] is True
+    assert all(summary["events_by_type"].get(e) == 1 for e in ("CertificateIssued", "StatementIssued", "PeriodSettled", "LossShared",
+                                                               "ContributionConfirmed", "ApportionmentAnchored"))
 
 
 def test_wrong_rpc_url_is_one_line():
