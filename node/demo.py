@@ -579,8 +579,15 @@ def _pools(step: Callable, client: Callable, dev: Any, keys: dict, evidence: dic
     from eth_account import Account
 
     from node.evidence.leaf import claim_id_hash
-    from node.pools.mutual_aid import (RULES, Participant, ShareVerificationError, build_apportionment, check_published_shares,
-                                       verify_participant, write_apportionment)
+    from node.pools.mutual_aid import (
+        RULES,
+        Participant,
+        ShareVerificationError,
+        build_apportionment,
+        check_published_shares,
+        verify_participant,
+        write_apportionment,
+    )
     from node.pools.refs import payment_ref, pool_id
 
     east, west = dev.ledgers["insurer-east"], dev.ledgers["insurer-west"]

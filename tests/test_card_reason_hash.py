@@ -51,7 +51,7 @@ def _from_page(reason: str) -> bytes:
     from node.api.pages import card
 
     ledger = RecordingLedger()
-    service = SimpleNamespace(web=SimpleNamespace(check_csrf=lambda sid, token: True), ctx=SimpleNamespace(ledger=ledger),
+    service = SimpleNamespace(web=SimpleNamespace(check_csrf=lambda sid, token: True), ledger=ledger,
                               forget_members=lambda: None)
     response = card(MEMBER, "warn", csrf="token", reason=reason, session=SimpleNamespace(service=service, sid="s"))
     assert response.status_code == 303 and "done=warned" in response.headers["location"]
