@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -66,3 +67,19 @@ def build_consortium(gateway: ChainGateway) -> Consortium:
 def consortium(anvil, artifacts) -> Consortium:
     """A fresh deployment on the session's anvil with five genesis members, an outsider and a candidate."""
     return build_consortium(ChainGateway.connect(anvil.url, artifacts))
+
+
+FOLDER_MARKERS = ("privacy", "contracts", "node", "system", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by its folder under tests/ (registered in pyproject.toml), so `-m "not system and not browser"`
+    selects the fast subset without a marker on every file."""
+    here = Path(__file__).resolve().parent
+    for item in items:
+        try:
+            folder = item.path.resolve().relative_to(here).parts[0]
+        except ValueError:
+            continue
+        if folder in FOLDER_MARKERS:
+            item.add_marker(folder)

@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import "./ConsortiumHandler.sol";
 
 /// @title Invariants of the consortium contracts under random member actions (forge invariant tests).
-/// @notice Run by tests/test_invariants.py (`forge test` with the project's solc wrapper, offline).
+/// @notice Run by tests/contracts/test_invariants.py (`forge test` with the project's solc wrapper, offline).
 contract ConsortiumInvariants {
     ConsortiumRegistry internal registry;
     DataUseAuthorization internal auth;

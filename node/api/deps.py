@@ -1,6 +1,6 @@
 """Request dependencies: the node context, the authenticated caller and who may read what.
 
-Access levels, from least to most trusted (tests/test_route_access.py holds the table per route):
+Access levels, from least to most trusted (tests/system/test_route_access.py holds the table per route):
 ``authenticated`` (any valid signature; enforcement decides and logs, e.g. /data/query),
 ``member`` (an admitted member in good standing, read by the registry), ``operator`` (this node's own
 account). A route with none of these is public on purpose (/health, /ready without counts, OpenAPI).

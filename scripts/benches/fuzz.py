@@ -2,7 +2,7 @@
 caller with the project's own signing code, plus a raw-body fuzzer for the routes that read their
 body themselves. Counts 5xx answers and hangs (goal: none) and checks the stores afterwards.
 
-The same engine runs in CI as a bounded profile (tests/test_fuzz_api.py) and here as a longer one.
+The same engine runs in CI as a bounded profile (tests/system/test_fuzz_api.py) and here as a longer one.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Reviewed findings live in contracts/slither-reviewed.json with the reason for ea
 web3 < 8 (the node needs 8), so it runs from its own virtualenv in build/slither-venv, installed here
 from scripts/slither-requirements.txt on first use (PyPI only), and compiles through the project's
 solc wrapper (`--solc scripts/solc --solc-standard-json`: crytic-compile's --combined-json path does
-not work with the wrapper), on a copy of contracts/*.sol away from foundry.toml. `python tests/test_slither.py` prints the findings table.
+not work with the wrapper), on a copy of contracts/*.sol away from foundry.toml. `python tests/contracts/test_slither.py` prints the findings table.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "scripts" / "slither-requirements.txt"
 REVIEWED = ROOT / "contracts" / "slither-reviewed.json"
 VENV = ROOT / "build" / "slither-venv"

@@ -12,7 +12,7 @@ import pytest
 
 from node.chain.anvil import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "node.cli"]
 
 

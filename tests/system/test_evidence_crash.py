@@ -55,7 +55,7 @@ class Node:
         if crash_at:
             env[CRASH_POINT_ENV] = crash_at
         self.process = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("evidence_standalone.py")), "--db", str(db), "--rpc", anvil_url,
+            [sys.executable, str(Path(__file__).resolve().parents[1] / "evidence_standalone.py"), "--db", str(db), "--rpc", anvil_url,
              "--deployment", str(member.deployment_path), "--keys", str(member.keys_dir), "--port", str(self.port),
              "--max-batch-size", str(batch_size), "--max-batch-age", "0.3", "--retry-base", "0.1", "--retry-cap", "0.5"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -39,7 +39,7 @@ from privacy.merkle import (
     verify_inclusion,
 )
 
-VECTORS = json.loads((Path(__file__).parent / "data" / "merkle_vectors.json").read_text())
+VECTORS = json.loads((Path(__file__).resolve().parents[1] / "data" / "merkle_vectors.json").read_text())
 MAX_SIZE = 40  # every size 1..MAX_SIZE, every index, every pair of sizes
 SOME_HASH = bytes.fromhex("abacaba000000000000000000000000000000000000000000060061e00123456")
 

@@ -23,7 +23,7 @@ from privacy.paillier import (
 )
 from tests.privacy_fixtures import keypair
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _square(x: int) -> int:

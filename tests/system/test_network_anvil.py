@@ -1,6 +1,6 @@
 """`consortium network init/up/down/status` on the local anvil engine (node/network_anvil.py).
 
-The walkthrough (tests/test_own_consortium.py) runs the nodes on such a network; this file checks the
+The walkthrough (tests/system/test_own_consortium.py) runs the nodes on such a network; this file checks the
 folder itself: keys, genesis set, endpoints, node configs, funding, the deployment kept across down/up,
 and the one-line refusals.
 """

@@ -23,7 +23,7 @@ import pytest
 
 from node.chain.anvil import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECTION = "## Your own consortium"
 
 
