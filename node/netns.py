@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.errors import ConsortiumError
+from node.pids import alive
 
 PREFIX = "cn"  # every name this module creates starts with it
 RUNS = Path("/run/consortium-netns")  # run id -> pid of the process that made it, for sweeping after a crash
@@ -222,13 +223,6 @@ class NamespaceHosts:
         return sorted({word.rstrip(":").split("@")[0] for word in names.split() if self.run_id in word})
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
 
 def sweep_stale() -> list[str]:
     """Remove what runs killed before their clean-up (SIGKILL) left behind: only runs whose creator is gone
@@ -239,7 +233,7 @@ def sweep_stale() -> list[str]:
             pid, count = (int(x) for x in record.read_text().split())
         except (OSError, ValueError):
             continue
-        if _alive(pid):
+        if alive(pid):
             continue
         namespaces = [f"{PREFIX}-{record.name}-{i}" for i in range(count)]
         if any(_ip("netns", "pids", ns, check=False).stdout.split() for ns in namespaces):

@@ -34,6 +34,7 @@ from node.devnet import DEFAULT_MEMBERS, NodeProcess, write_node_config
 from node.errors import ConsortiumError
 from node.keys import MemberKeys, create_member_keys, load_member_keys
 from node.netns import NamespaceHosts, namespaces_available
+from node.pids import alive
 
 FORMAT = 1
 ENGINES = ("clique", "besu-qbft")
@@ -462,7 +463,7 @@ def up(folder: str | Path, *, timeout: float = 180.0) -> dict:
     """Start every member's geth detached from this process, deploy once, record pids in run.json."""
     folder = Path(folder)
     run_file = folder / "run.json"
-    if run_file.exists() and any(_alive(pid) for pid in json.loads(run_file.read_text())["pids"].values()):
+    if run_file.exists() and any(alive(pid) for pid in json.loads(run_file.read_text())["pids"].values()):
         raise NetworkError(f"the network in {folder} is already up", hint=f"`consortium network down {folder}` first")
     net = CliqueNetwork.open(folder)
     net.start(timeout=timeout)
@@ -481,13 +482,6 @@ def up(folder: str | Path, *, timeout: float = 180.0) -> dict:
     return info
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
 
 def down(folder: str | Path, timeout: float = 30.0) -> list[str]:
     folder = Path(folder)
@@ -496,13 +490,13 @@ def down(folder: str | Path, timeout: float = 30.0) -> list[str]:
         raise NetworkError(f"no running network recorded in {folder}", hint=f"start it with `consortium network up {folder}`")
     pids = json.loads(run_file.read_text())["pids"]
     for pid in pids.values():
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
+    while time.monotonic() < deadline and any(alive(p) for p in pids.values()):
         time.sleep(0.2)
     for pid in pids.values():
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
     run_file.unlink()
     return list(pids)
@@ -517,7 +511,7 @@ def status(folder: str | Path) -> list[dict]:
     for m in spec.members:
         url = running["rpc"].get(m.name)
         row = {"name": m.name, "signer": m.address, "validator_at_genesis": m.validator,
-               "running": bool(url) and _alive(running["pids"][m.name]), "url": url}
+               "running": bool(url) and alive(running["pids"][m.name]), "url": url}
         if row["running"]:
             try:
                 head = int(rpc(url, "eth_blockNumber"), 16)

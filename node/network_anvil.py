@@ -38,6 +38,7 @@ from node.devnet import (
     write_member_configs,
 )
 from node.errors import ConsortiumError
+from node.pids import alive
 
 ENGINE = "anvil"
 FORMAT = 1
@@ -133,20 +134,13 @@ def load(folder: str | Path) -> dict:
     return json.loads((folder / "network.json").read_text())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
 
 def running_pid(folder: Path) -> int | None:
     run_file = folder / "run.json"
     if not run_file.exists():
         return None
     pid = json.loads(run_file.read_text()).get("anvil_pid")
-    return pid if pid and _alive(pid) else None
+    return pid if pid and alive(pid) else None
 
 
 def up(folder: str | Path, *, progress: Callable[[str], None] | None = None) -> dict:
@@ -185,9 +179,9 @@ def down(folder: str | Path, timeout: float = 20.0) -> bool:
     if pid:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
     (folder / "run.json").unlink(missing_ok=True)
     (folder / "chain.json").unlink(missing_ok=True)
