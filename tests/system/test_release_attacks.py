@@ -104,7 +104,8 @@ class AttackNetwork:
             engine = create_store_engine(f"sqlite:///{(base / name / 'node.db').resolve()}")
             init_datasets(engine)
             for dataset, path in write_member_csvs(base / name / "import", rows).items():
-                import_csv(engine, dataset, path)
+                # insurer_d holds claims but no policies on purpose (the vertical job's empty_population row)
+                import_csv(engine, dataset, path, allow_empty=True)
             engine.dispose()
         self.nodes = {}
         threads = [threading.Thread(target=self._start, args=(n, ports[n], dep_path, anvil.url)) for n in NODES]
