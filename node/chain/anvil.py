@@ -15,10 +15,11 @@ from node.paths import ANVIL_BINARY
 
 # anvil's default dev accounts are funded with this many ether each (ours get funded from them).
 DEV_BALANCE_ETHER = 1_000_000
-# anvil moves the states of older blocks to disk (~/.foundry/anvil/tmp) without a limit: a busy test chain wrote
-# tens of gigabytes there in twenty minutes and filled the disk. Keep a bounded number; nothing here reads state
-# that old (logs need no state; calls are made at the latest block).
-DISK_BOUND = ("--max-persisted-states", "256")
+# By default anvil moves the states of older blocks to disk (~/.foundry/anvil/tmp), never removed: a busy test
+# chain wrote tens of gigabytes there and filled the disk; even 256 persisted states took 2-4 GB per chain.
+# Keep the last 64 block states in memory and none on disk: nothing here reads state that old (logs need no
+# state; calls run at the latest block, a failed transaction is replayed at its parent block).
+DISK_BOUND = ("--prune-history", "64")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
