@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import pytest
 from eth_account import Account
-from nodes import TEST_PASSPHRASE, start_node
+from nodes import deploy_members, start_node
 
-from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
+from node.chain.deployment import Purpose, Role
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
 from node.consent import Consent, scope_hash, sign_consent
-from node.keys import create_member_keys
 
 SCOPE = "claims: count by age_band"
 
@@ -24,12 +23,7 @@ def owners(anvil, artifacts, tmp_path_factory):
     base = tmp_path_factory.mktemp("consent-node")
     gateway = ChainGateway.connect(anvil.url, artifacts)
     roles = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER, "platform": Role.PLATFORM}
-    keys = {n: create_member_keys(base / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in roles}
-    deployer = Account.create()
-    for account in [deployer, *(k.account for k in keys.values())]:
-        gateway.fund(account.address)
-    deployment = deploy_consortium(gateway, deployer, [GenesisMember(keys[n].address, n, r) for n, r in roles.items()])
-    dep_path = deployment.save(base / "deployment.json")
+    keys, deployment, dep_path = deploy_members(gateway, base, roles)
     nodes = {n: start_node(base / n, n, base / "keys" / n, anvil.url, dep_path) for n in ("insurer_a", "insurer_b")}
     try:
         yield {"gateway": gateway, "keys": keys, "nodes": nodes, "contract": deployment.contracts["DataUseAuthorization"],

@@ -15,12 +15,11 @@ import subprocess
 
 import pytest
 from eth_account import Account
-from nodes import ROOT, TEST_PASSPHRASE, start_node
+from nodes import ROOT, deploy_members, start_node
 
 from node.auth import request_digest
-from node.chain.deployment import GenesisMember, Role, deploy_consortium
+from node.chain.deployment import Role
 from node.chain.gateway import ChainGateway
-from node.keys import create_member_keys
 
 CLIENT = ROOT / "examples" / "js-client" / "consortium-client.mjs"
 NODE = shutil.which("node")
@@ -33,12 +32,7 @@ def member_node(anvil, artifacts, tmp_path_factory):
     base = tmp_path_factory.mktemp("js-client")
     gateway = ChainGateway.connect(anvil.url, artifacts)
     roles = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER}
-    keys = {n: create_member_keys(base / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in roles}
-    deployer = Account.create()
-    for account in [deployer, *(k.account for k in keys.values())]:
-        gateway.fund(account.address)
-    deployment = deploy_consortium(gateway, deployer, [GenesisMember(keys[n].address, n, r) for n, r in roles.items()])
-    dep_path = deployment.save(base / "deployment.json")
+    keys, deployment, dep_path = deploy_members(gateway, base, roles)
     node = start_node(base / "insurer_a", "insurer_a", base / "keys" / "insurer_a", anvil.url, dep_path)
     try:
         yield {"node": node, "keys": keys, "chain_id": gateway.chain_id}

@@ -13,14 +13,12 @@ import sys
 import time
 
 import pytest
-from eth_account import Account
-from nodes import ROOT, TEST_PASSPHRASE, start_node
+from nodes import ROOT, TEST_PASSPHRASE, deploy_members, start_node
 
-from node.chain.deployment import GenesisMember, Role, deploy_consortium
+from node.chain.deployment import Role
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.client import NodeClient
-from node.keys import create_member_keys
 from node.settlement.formula import CertificateUsage, DeclaredFigure, Formula, StatementInputs, compute_statement
 
 CLAIMS_CSV = """claim_id,person_id,policy_id,amount,claim_date,status,age_band,region
@@ -48,12 +46,7 @@ def market(anvil, artifacts, tmp_path_factory):
     base = tmp_path_factory.mktemp("settle")
     gateway = ChainGateway.connect(anvil.url, artifacts)
     roles = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER, "regulator": Role.REGULATOR}
-    keys = {n: create_member_keys(base / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in roles}
-    deployer = Account.create()
-    for account in [deployer, *(k.account for k in keys.values())]:
-        gateway.fund(account.address)
-    deployment = deploy_consortium(gateway, deployer, [GenesisMember(keys[n].address, n, r) for n, r in roles.items()])
-    dep_path = deployment.save(base / "deployment.json")
+    keys, deployment, dep_path = deploy_members(gateway, base, roles)
     nodes = {}
     for name in ("insurer_b", "insurer_a"):
         home = base / name
