@@ -134,8 +134,11 @@ def _consent_target(args) -> tuple[int, str]:
     return args.chain_id, args.contract
 
 
-def _consent_terms(args, signer: str, subjects_root: str, directory=None):
-    """The consent's fields; owner and grantee given as addresses, or as names when a ``directory`` is at hand."""
+def _consent_terms(args, signer: str, subjects_root: str, directory=None, now: int | None = None):
+    """The consent's fields; owner and grantee given as addresses, or as names when a ``directory`` is at hand.
+
+    ``now`` is the chain's block time when a chain is at hand: the contract judges the window by block time,
+    so a consent dated by a wall clock behind the chain could expire before its grant starts."""
     from web3 import Web3
 
     from node.chain.ledger import dataset_id
@@ -151,7 +154,7 @@ def _consent_terms(args, signer: str, subjects_root: str, directory=None):
                                   "otherwise member addresses (0x + 40 hex digits)", reason="bad_argument",
                                   hint="add --rpc URL, or copy addresses from `consortium members`") from None
     return Consent(signer, owner, grantee, "0x" + dataset_id(args.dataset).hex(), int(Purpose[args.purpose]),
-                   scope_hash(args.scope or ""), int(time.time() + args.days * 86400), subjects_root)
+                   scope_hash(args.scope or ""), int((now or time.time()) + args.days * 86400), subjects_root)
 
 
 def _consent_sign(args) -> int:
@@ -162,13 +165,14 @@ def _consent_sign(args) -> int:
 
     chain_id, contract = _consent_target(args)
     subject = load_member_keys(args.subject_keys, resolve_passphrase()).account if args.subject_keys else Account.create()
-    directory = None
+    directory, now = None, None
     if args.rpc:  # names need the registry
         if not args.deployment:
             raise ConsortiumError("--rpc needs --deployment (to find the registry)", reason="bad_argument",
                                   hint="add --deployment deployment.json")
-        directory = _directory(reader(connect_chain(args.rpc, args.deployment)[0]))
-    signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32, directory), chain_id, contract)
+        gateway = connect_chain(args.rpc, args.deployment)[0]
+        directory, now = _directory(reader(gateway)), gateway.block_time()
+    signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32, directory, now), chain_id, contract)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))
     _print(args, {"out": args.out, "subject": subject.address}, f"wrote signed consent of {subject.address} to {args.out}")
     return 0
@@ -179,7 +183,8 @@ def _consent_batch(args) -> int:
 
     ledger = _ledger(args)  # the collecting member attests with its own key, for its own chain and contract
     root = "0x" + batch_consent_root(_read_json(args.records, "consent records")).hex()
-    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root, _directory(ledger)),
+    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root, _directory(ledger),
+                                                         ledger.gateway.block_time()),
                           ledger.gateway.chain_id,
                           ledger.authorizations.address)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))

@@ -85,6 +85,10 @@ def test_grant_needs_a_consent_and_refuses_a_forged_one(members, tmp_path):
 
 def test_a_platform_attests_a_consent_batch_for_one_grant(members, tmp_path):
     m = members
+    # The chain's clock ahead of the wall clock (other tests on this chain advance it): a consent dated by the
+    # wall clock would expire before a grant that starts at block time (CI once saw InvalidWindow here).
+    m["gateway"].w3.provider.make_request("evm_increaseTime", [30 * 86400])
+    m["gateway"].w3.provider.make_request("evm_mine", [])
     (tmp_path / "records.json").write_text(json.dumps([{"subject": f"u{i}", "app": "platform"} for i in range(5)]))
     batch = cli("consent", "batch", "--config", str(m["configs"]["platform"]), "--records", str(tmp_path / "records.json"),
                 "--owner", m["keys"]["insurer"].address, "--grantee", m["keys"]["platform"].address, "--dataset", "claims",
