@@ -53,7 +53,7 @@ def test_crash_after_recording_the_hash_but_before_sending_resends_once(setup, m
     def crash(*args, **kwargs):  # the process dies between writing the hash and sending the transaction
         raise SystemExit("killed")
 
-    monkeypatch.setattr(gateway.w3.eth, "send_raw_transaction", crash)
+    monkeypatch.setattr(gateway, "_send_raw", crash)
     with pytest.raises(SystemExit):
         log.flush()
     monkeypatch.undo()
