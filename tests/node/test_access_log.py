@@ -194,7 +194,7 @@ def test_concurrent_appends_are_all_durable_and_a_failed_commit_fails_every_call
     def broken(*_a, **_k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(log, "engine", type("E", (), {"begin": broken})())
+    monkeypatch.setattr(log, "engine", type("E", (), {"begin": broken, "raw_connection": broken, "dialect": engine.dialect})())
     failures: list[BaseException] = []
 
     def failing():
