@@ -56,12 +56,15 @@ def _load(job) -> tuple[list[int], float, float]:
             client.close()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc): the node's cost per request, whatever else runs."""
+def _cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process (Linux /proc): the node's cost per request, whatever else runs.
+    System time is the kernel working for the node: socket sends on loopback (which also deliver to the
+    receiver), fsync of the access log, thread wake-ups."""
     import os
 
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def run(args, progress) -> dict:
@@ -125,11 +128,13 @@ def run(args, progress) -> dict:
                 pending = pool.map_async(_load, jobs)
                 # CPU and samples from when the clients start together (after their warm-up), not before
                 time.sleep(max(0.0, start_at - time.time()))
-                cpu_before = _cpu_seconds(node.process.pid)
+                cpu_before = _cpu_times(node.process.pid)
                 spy = (start_recording(node.process.pid, base / "spy.txt", args.profile_rate, gil=args.profile_mode == "gil")
                        if args.profile else None)
                 results = pending.get()
-                cpu_used = _cpu_seconds(node.process.pid) - cpu_before
+                cpu_after = _cpu_times(node.process.pid)
+                user, system = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+                cpu_used = user + system
                 load_average = [round(x, 2) for x in os.getloadavg()]  # at the end of the load: the machine's state
                 if spy is not None:
                     stop_recording(spy)
@@ -165,6 +170,7 @@ def run(args, progress) -> dict:
         "load_average": load_average,
         "requests": len(statuses), "served": served, "requests_per_s": round(served / elapsed, 1),
         "node_cpu_ms_per_request": round(cpu_ms, 3),
+        "node_cpu_system_share": round(system / cpu_used, 3) if cpu_used else 0.0,
         "accesses_on_chain": on_chain, "last_access_on_chain_after_load_s": round(last_mined - load_end, 2),
         "log_lag_p95_s": round(lags[int(0.95 * (len(lags) - 1))], 3) if lags else None,
         "log_lag_max_s": round(lags[-1], 3) if lags else None,
