@@ -190,8 +190,11 @@ def _install_audit(app: FastAPI, ctx: NodeContext) -> AuditService:
 
 
 def create_app(ctx: NodeContext) -> FastAPI:
+    # FastAPI's built-in OpenTelemetry is off: the node exports no traces or metrics, and with it on every request
+    # looked up the global providers through the process environment (bench.py node-access --profile).
     app = FastAPI(title=f"Consortium node: {ctx.settings.name}", version="0.1.0",
-                  description="Data-use authorizations, access logs and joint statistics for one consortium member")
+                  description="Data-use authorizations, access logs and joint statistics for one consortium member",
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     app.state.ctx = ctx
     from node.memtrace import start_from_environment
 
