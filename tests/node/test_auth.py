@@ -10,7 +10,7 @@ from eth_account.messages import _hash_eip191_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.auth import AuthError, RequestVerifier, _typed, request_digest, sign_request
+from node.auth import AuthError, RequestVerifier, _typed, is_low_s, request_digest, sign_digest, sign_request
 
 SIGNER = Account.create()
 NODE = Account.create().address
@@ -26,6 +26,14 @@ def test_fast_digest_equals_reference_eip712_encoding(method, path, body, ts, ch
     body_hash = hashlib.sha256(body).digest()
     reference = _hash_eip191_message(_typed(chain, method, path, body_hash, ts, nonce, NODE))
     assert request_digest(chain, method, path, body_hash, ts, nonce, NODE) == reference
+
+
+@settings(max_examples=60, deadline=None)
+@given(digest=st.binary(min_size=32, max_size=32), key=st.integers(1, 2**255))
+def test_fast_signing_equals_eth_accounts_signature(digest, key):
+    account = Account.from_key(key.to_bytes(32, "big"))
+    signature = sign_digest(account, digest)
+    assert signature == bytes(account.unsafe_sign_hash(digest).signature) and is_low_s(signature)
 
 
 def verifier(window: int = 120) -> RequestVerifier:
