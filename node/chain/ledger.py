@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 
 from eth_account.signers.local import LocalAccount
@@ -76,9 +77,11 @@ def find_batch(gateway: ChainGateway, submitter: str, *, root: bytes | None = No
         raise
 
 
+@lru_cache(maxsize=1024)
 def dataset_id(name: str) -> bytes:
-    """Datasets are named on chain by the keccak-256 of their name (names stay readable off chain)."""
-    return Web3.keccak(text=name)
+    """Datasets are named on chain by the keccak-256 of their name (names stay readable off chain).
+    Cached: every served request and every log record names its dataset."""
+    return bytes(Web3.keccak(text=name))
 
 
 class Ledger:
