@@ -86,7 +86,7 @@ def money(anvil, artifacts, tmp_path_factory):
         service = AuditService(engine, c.gateway, c.deployment, c[name], home)
         service.web.ensure_token()
         clients[name] = _login(_app(service, engine, [pages.router, member_pages.router]), home)
-    return {"c": c, "ids": ids, "clients": clients, "base": base}
+    return {"c": c, "ids": ids, "clients": clients, "base": base, "engine": engine}
 
 
 def _events(c, contract: str, event: str) -> list[dict]:
@@ -225,3 +225,16 @@ def test_money_pages_are_the_regulators_only(money):
     assert anonymous.get("/web/settlement").status_code == 403
     nav = money["clients"]["regulator"].get("/web/pools").text
     assert 'id="nav-settlement"' in nav and 'id="nav-pools"' in nav
+
+
+def test_settlement_events_are_searchable_by_category_like_the_others(money):
+    from node.audit.queries import AuditQueries
+    from node.chain.events import EventReader
+
+    c = money["c"]
+    found = AuditQueries(money["engine"]).search_events(category="settlement", limit=1000).items
+    on_chain = [e for e in EventReader(c.gateway).read(c.deployment.deployment_block) if e.contract in ("DataMarket", "Settlement")]
+    assert [(i["block"], i["log_index"], i["event"]) for i in reversed(found)] == \
+           [(e.block_number, e.log_index, e.event) for e in on_chain]
+    assert {"OfferPublished", "CertificateIssued", "StatementIssued", "StatementDisputed", "PaymentReceived",
+            "PeriodSettled"} <= {i["event"] for i in found}
