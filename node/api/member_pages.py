@@ -18,9 +18,19 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from node.api.audit import export_response
-from node.api.pages import MEMBER_ROLES, PAGE_SIZE, PageSession, _guard, _render, figure_csv, figure_window
-from node.audit.money import fold_pools, fold_settlement, member_pool_money, member_statements
-from node.audit.queries import AuditQueryError, LogFilter, iso, money_events
+from node.api.pages import (
+    MEMBER_ROLES,
+    PAGE_SIZE,
+    PageSession,
+    _guard,
+    _render,
+    figure_csv,
+    figure_window,
+    pools_view,
+    settlement_view,
+)
+from node.audit.money import member_pool_money, member_statements
+from node.audit.queries import AuditQueryError, LogFilter, iso
 from node.chain.deployment import Purpose
 from node.chain.errors import ChainError
 from node.errors import ConsortiumError
@@ -95,10 +105,9 @@ def _my_view(request: Request, session: PageSession, warning: str | None) -> Res
 
 def my_money(service, me: str, as_of: int) -> dict:
     """What this member earned and owes per statement period, and its risk-pool and mutual-aid money, from the index."""
-    _, settlement = money_events(service.queries, "settlement", as_of=as_of)
-    _, pools = money_events(service.queries, "pools", as_of=as_of)
-    schemes = {service.gateway.contract(n).address: n for n in ("RiskPool", "MutualAid")}
-    return {"settlement": member_statements(fold_settlement(settlement), me), "pools": member_pool_money(fold_pools(pools, schemes), me)}
+    _, statements = settlement_view(service, me, None, as_of)
+    _, pools = pools_view(service, me, None, as_of)
+    return {"settlement": member_statements(statements, me), "pools": member_pool_money(pools, me)}
 
 
 def _my_jobs(ctx, names: Names) -> list[dict]:

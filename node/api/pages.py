@@ -34,6 +34,7 @@ from node.audit.money import (
 from node.audit.queries import AuditQueryError, LogFilter, bounded_int, iso, money_events, parse_address
 from node.audit.service import AuditService
 from node.audit.web_auth import COOKIE
+from node.chain.compiler import POOL_CONTRACTS
 from node.chain.deployment import Purpose, Role, Status
 from node.chain.errors import ChainError
 from node.chain.ledger import card_reason_hash
@@ -368,7 +369,7 @@ def settlement_view(service: AuditService, member: str | None, period: int | Non
 
 def pools_view(service: AuditService, member: str | None, period: int | None, as_of: int | None):
     block, events = money_events(service.queries, "pools", as_of=as_of)
-    schemes = {service.gateway.contract(n).address: n for n in ("RiskPool", "MutualAid")}
+    schemes = {service.gateway.contract(n).address: n for n in POOL_CONTRACTS}  # who holds a claim, by name
     return block, filter_pools(fold_pools(events, schemes), member, period)
 
 
