@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import "./MemberGated.sol";
 import "./EvidenceRegistry.sol";
+import "./ClaimPayouts.sol";
 
 /// @title Mutual-aid apportionment: one approved claim's payout shared by all participants (一人患病, 众人均摊).
 /// @notice The organising member anchors, once per claim, the root of the share tree (privacy/apportion.py:
@@ -12,6 +13,7 @@ import "./EvidenceRegistry.sol";
 ///         organiser's own, with its evidence root anchored and its lifecycle at APPROVED or PAID.
 ///         The payout to the claimant's payee is recorded with an off-chain payment reference and confirmed
 ///         by the payee's own transaction; a suspended member cannot be the payee.
+///         A claim a risk pool already shares is refused: both reserve the claim on ClaimPayouts.
 contract MutualAid is MemberGated {
     enum Rule { NONE, EQUAL, PRO_RATA }
     enum PayoutState { NONE, ANCHORED, PAID, CONFIRMED }
@@ -33,6 +35,7 @@ contract MutualAid is MemberGated {
     error ClaimNotApproved(bytes32 claimKey, EvidenceRegistry.ClaimStep step);
     error EvidenceNotAnchored(address organiser, bytes32 root);
     error AlreadyApportioned(bytes32 claimKey);
+    error ClaimPaidByOtherScheme(bytes32 claimKey, address scheme);
     error BadApportionment();
     error UnknownApportionment(bytes32 claimKey);
     error NotOrganiser(bytes32 claimKey, address account);
@@ -46,11 +49,13 @@ contract MutualAid is MemberGated {
     event PayoutConfirmed(bytes32 indexed claimKey, address indexed payee, uint128 payout);
 
     EvidenceRegistry public immutable evidence;
+    ClaimPayouts public immutable payouts;
     mapping(bytes32 => Apportionment) private _apportionments;
     uint256 public apportionmentCount;
 
-    constructor(IConsortiumRegistry registry_, EvidenceRegistry evidence_) MemberGated(registry_) {
+    constructor(IConsortiumRegistry registry_, EvidenceRegistry evidence_, ClaimPayouts payouts_) MemberGated(registry_) {
         evidence = evidence_;
+        payouts = payouts_;
     }
 
     /// @notice What the organiser anchors for one claim.
@@ -76,6 +81,8 @@ contract MutualAid is MemberGated {
         }
         claimKey = evidence.claimKey(msg.sender, t.claimIdHash);
         if (_apportionments[claimKey].organiser != address(0)) revert AlreadyApportioned(claimKey);
+        address other = payouts.paidBy(claimKey);
+        if (other != address(0)) revert ClaimPaidByOtherScheme(claimKey, other);
         if (!evidence.isAnchored(msg.sender, t.evidenceRoot)) revert EvidenceNotAnchored(msg.sender, t.evidenceRoot);
         EvidenceRegistry.ClaimStep step = evidence.getClaim(msg.sender, t.claimIdHash).step;
         if (step != EvidenceRegistry.ClaimStep.APPROVED && step != EvidenceRegistry.ClaimStep.PAID) {
@@ -86,6 +93,7 @@ contract MutualAid is MemberGated {
                                                   PayoutState.ANCHORED, t.shareListHash, t.payee, bytes32(0), uint64(block.timestamp));
         apportionmentCount += 1;
         emit ApportionmentAnchored(claimKey, msg.sender, t.shareRoot, t);
+        payouts.reserve(claimKey);  // last: reverts the whole anchoring if another scheme took the claim meanwhile
     }
 
     /// @notice The organiser records that it paid the payout to the payee off chain, under `paymentRef`.

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import "./MemberGated.sol";
 import "./EvidenceRegistry.sol";
+import "./ClaimPayouts.sol";
 
 /// @title A consortium risk pool: members share confirmed losses by an agreed ratio, capped per period.
 /// @notice A loss counts only when the chain already confirms it: the insurer's claim evidence root is
@@ -12,6 +13,7 @@ import "./EvidenceRegistry.sol";
 ///         remainder rule (ties to the lower position), so the shares sum to it exactly. Money moves off
 ///         chain: each member records its payment of its share to the insurer with a payment reference,
 ///         and the insurer confirms receipt. A suspended member can neither pay (contribute) nor be paid.
+///         A claim another payout scheme (MutualAid) already pays is refused: both reserve the claim on ClaimPayouts.
 contract RiskPool is MemberGated {
     enum LossKind { NONE, APPROVED_CLAIM, FRAUD_FINDING }
     enum PaymentState { NONE, OWED, RECORDED, CONFIRMED }
@@ -51,6 +53,7 @@ contract RiskPool is MemberGated {
     error EvidenceNotAnchored(address insurer, bytes32 root);
     error ClaimNotConfirmed(bytes32 claimKey, EvidenceRegistry.ClaimStep step);
     error LossAlreadyCounted(bytes32 claimKey);
+    error ClaimPaidByOtherScheme(bytes32 claimKey, address scheme);
     error EmptyLoss();
     error PeriodCapReached(bytes32 poolId, uint64 period);
     error UnknownLoss(bytes32 lossId);
@@ -73,6 +76,7 @@ contract RiskPool is MemberGated {
     event ContributionConfirmed(bytes32 indexed lossId, address indexed payer, address indexed payee, uint128 amount);
 
     EvidenceRegistry public immutable evidence;
+    ClaimPayouts public immutable payouts;
 
     mapping(bytes32 => Pool) private _pools;
     mapping(bytes32 => address[]) private _members;
@@ -91,8 +95,9 @@ contract RiskPool is MemberGated {
     mapping(bytes32 => mapping(address => uint128)) private _shareOf;
     mapping(bytes32 => mapping(address => PaymentState)) private _payment;
 
-    constructor(IConsortiumRegistry registry_, EvidenceRegistry evidence_) MemberGated(registry_) {
+    constructor(IConsortiumRegistry registry_, EvidenceRegistry evidence_, ClaimPayouts payouts_) MemberGated(registry_) {
         evidence = evidence_;
+        payouts = payouts_;
     }
 
     modifier onlyPoolMember(bytes32 poolId) {
@@ -166,6 +171,8 @@ contract RiskPool is MemberGated {
         if (amount == 0) revert EmptyLoss();
         lossId = evidence.claimKey(msg.sender, claimIdHash);
         if (_losses[lossId].insurer != address(0)) revert LossAlreadyCounted(lossId);
+        address other = payouts.paidBy(lossId);
+        if (other != address(0)) revert ClaimPaidByOtherScheme(lossId, other);
         if (!evidence.isAnchored(msg.sender, evidenceRoot)) revert EvidenceNotAnchored(msg.sender, evidenceRoot);
         LossKind kind = _confirmedKind(lossId, evidence.getClaim(msg.sender, claimIdHash).step, findingHash);
 
@@ -175,6 +182,7 @@ contract RiskPool is MemberGated {
         _applyCap(p, poolId, l);
         emit LossShared(lossId, poolId, msg.sender, l, evidenceRoot);
         _assignShares(lossId, poolId, l.shared);
+        payouts.reserve(lossId);  // last: reverts the whole report if another scheme took the claim meanwhile
     }
 
     /// @notice Record that the caller paid its share of loss `lossId` to the insurer, off chain, under `paymentRef`.

@@ -28,7 +28,7 @@ from node.connect import node_url
 from node.consent import attest_batch, scope_hash
 from node.datasets import import_csv, init_datasets
 from node.devnet import NodeProcess, dev_passphrase, spawn_node, start_dev_consortium
-from node.errors import parse_problem
+from node.errors import ConsortiumError, parse_problem
 from node.keys import create_member_keys
 from node.sample_data import generate, write_member_csvs
 from node.store.db import create_store_engine
@@ -578,6 +578,7 @@ def _pools(step: Callable, client: Callable, dev: Any, keys: dict, evidence: dic
 
     from eth_account import Account
 
+    from node.chain.errors import ContractRevert
     from node.evidence.leaf import claim_id_hash
     from node.pools.mutual_aid import (
         RULES,
@@ -618,15 +619,31 @@ def _pools(step: Callable, client: Callable, dev: Any, keys: dict, evidence: dic
 
     rng = random.Random(2026)
     participants = [Participant(f"MA-{i:05d}", rng.randint(1, 5)) for i in range(1000)]
-    payout = loss_amount
-    apportionment = step("Mutual aid: insurer-east apportions the claim's payout pro rata across 1,000 plan participants",
-                         lambda: build_apportionment(participants, payout, "pro_rata"))
     claimant = Account.create().address  # the claimant is no member: the payout goes to its own account
+
+    def anchor(claim: bytes, evidence_root: bytes, a) -> bytes:
+        return east.anchor_apportionment(claim, evidence_root, a.payout, a.tree.size, RULES["pro_rata"], a.tree.root_hash,
+                                         hashlib.sha256(a.share_list()).digest(), claimant)
+
+    def paid_twice() -> str:
+        try:
+            anchor(claim_hash, root, build_apportionment(participants, loss_amount, "pro_rata"))
+        except ContractRevert as exc:
+            return exc.name
+        return "accepted"
+
+    double = step(f"insurer-east tries to have claim {evidence['claim_id']} paid again, by mutual aid: refused (one claim, "
+                  "one payout scheme)", paid_twice)
+    aid_claim, aid_root = step("insurer-east takes a second claim through its evidence and lifecycle to APPROVED, for the "
+                               "mutual-aid plan", lambda: _approved_claim(client, "CLM-2026-11-0002", 1250.0))
+    if aid_root is None:
+        return {"skipped": "the second claim's evidence was not anchored"}
+    payout = 125_000  # the second claim's 1,250.00 payout, in fen
+    apportionment = step("Mutual aid: insurer-east apportions that claim's payout pro rata across 1,000 plan participants",
+                         lambda: build_apportionment(participants, payout, "pro_rata"))
     key = step("insurer-east anchors the apportionment (share root, total, count, hash of the published share list)",
-               lambda: east.anchor_apportionment(claim_hash, root, apportionment.payout, apportionment.tree.size, RULES["pro_rata"],
-                                                 apportionment.tree.root_hash,
-                                                 hashlib.sha256(apportionment.share_list()).digest(), claimant))
-    folder = home / "nodes" / "insurer-east" / "mutual-aid" / evidence["claim_id"]
+               lambda: anchor(claim_id_hash(aid_claim), aid_root, apportionment))
+    folder = home / "nodes" / "insurer-east" / "mutual-aid" / aid_claim
     write_apportionment(folder, apportionment, key)
     on_chain = east.get_apportionment(key)
     published = step("Anyone checks the published share list against the chain (sum and root)",
@@ -650,11 +667,41 @@ def _pools(step: Callable, client: Callable, dev: Any, keys: dict, evidence: dic
                      "loss": loss_amount, "shared": loss["shared"], "period": loss["period"],
                      "shares": {n: a for n, (a, _) in shares.items()},
                      "payments": {n: ("NONE", "OWED", "RECORDED", "CONFIRMED")[s] for n, (_, s) in shares.items()}},
-            "mutual_aid": {"participants": on_chain["participants"], "payout": on_chain["payout"],
+            "double_payout": double,
+            "mutual_aid": {"claim_id": aid_claim, "participants": on_chain["participants"], "payout": on_chain["payout"],
                            "weights": [p.weight for p in participants], "shares_sum": sum(apportionment.shares),
                            "list_check": published, "participant": member_id, "participant_share": int(verified["share"]),
                            "participant_valid": verified["valid"], "tampered_refused": refused != "accepted",
                            "tampered_reason": refused}}
+
+
+def _approved_claim(client: Callable, claim: str, amount: float) -> tuple[str, bytes | None]:
+    """A claim reported, its record hashed and anchored, assessed and approved through insurer-east's node.
+
+    Returns the claim id and the anchored batch root (None if the batch was not anchored in time).
+    """
+    east = client("insurer-east", "insurer-east")
+
+    def post(path: str, body: dict) -> None:
+        answer = east.request("POST", path, body)
+        if answer.status_code != 200:
+            raise ConsortiumError(f"claim {claim}: {path} refused ({answer.status_code}: {answer.text[:200]})",
+                                  reason="demo_step_failed")
+
+    post(f"/evidence/claims/{claim}/steps", {"step": "reported"})
+    post("/evidence/hashes", {"sha256": hashlib.sha256(f"medical record of {claim}".encode()).hexdigest(), "claim_id": claim,
+                              "doc_type": "medical_record"})
+    for body in ({"step": "materials-complete"},
+                 {"step": "assessed", "amount": amount, "express_threshold": 2000.0, "materials_complete": True,
+                  "liability_clear": True}, {"step": "approved"}):
+        post(f"/evidence/claims/{claim}/steps", body)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        proofs = east.request("GET", f"/evidence/proofs/{claim}").json().get("proofs", [])
+        if proofs and all(p["state"] == "ANCHORED" for p in proofs):
+            return claim, bytes.fromhex(proofs[0]["proof"]["root"])
+        time.sleep(0.2)
+    return claim, None
 
 
 def _print_pools(console: Console, p: dict) -> None:
@@ -668,7 +715,8 @@ def _print_pools(console: Console, p: dict) -> None:
     for i, (name, weight) in enumerate(zip(pool["members"], pool["weights"])):  # the first is the insurer: its own share
         t.add_row(name, str(weight), f"{pool['shares'][name]:,}", "borne itself" if i == 0 else pool["payments"][name])
     console.print(t)
-    m = Table(title="Mutual aid: the claim's payout apportioned")
+    console.print(f"The same claim paid again by mutual aid: {p['double_payout']}")
+    m = Table(title=f"Mutual aid: claim {aid['claim_id']}'s payout apportioned")
     m.add_column("check")
     m.add_column("result", justify="right")
     for key in ("participants", "payout", "shares_sum", "participant", "participant_share", "participant_valid",

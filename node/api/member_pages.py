@@ -18,7 +18,18 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from node.api.audit import export_response
-from node.api.pages import MEMBER_ROLES, PAGE_SIZE, PageSession, _guard, _render, figure_csv, figure_window
+from node.api.pages import (
+    MEMBER_ROLES,
+    PAGE_SIZE,
+    PageSession,
+    _guard,
+    _render,
+    figure_csv,
+    figure_window,
+    pools_view,
+    settlement_view,
+)
+from node.audit.money import member_pool_money, member_statements
 from node.audit.queries import AuditQueryError, LogFilter, iso
 from node.chain.deployment import Purpose
 from node.chain.errors import ChainError
@@ -87,8 +98,16 @@ def _my_view(request: Request, session: PageSession, warning: str | None) -> Res
                                             as_of=w.as_of).items
     return _render("member.html", title=f"My data: {names(me)}", session=session, window=w, figures=figures,
                    uses=member_uses(service.queries, me, names, w), grants=grants, batches=batches,
+                   money=my_money(service, me, w.as_of),
                    jobs=_my_jobs(request.app.state.ctx, names), contributions=_my_contributions(request.app.state.ctx, names),
-                   since=iso(w.since), until=iso(w.until), warning=warning, me=me, my_name=names(me))
+                   since=iso(w.since), until=iso(w.until), warning=warning, me=me, my_name=names(me), names=names)
+
+
+def my_money(service, me: str, as_of: int) -> dict:
+    """What this member earned and owes per statement period, and its risk-pool and mutual-aid money, from the index."""
+    _, statements = settlement_view(service, me, None, as_of)
+    _, pools = pools_view(service, me, None, as_of)
+    return {"settlement": member_statements(statements, me), "pools": member_pool_money(pools, me)}
 
 
 def _my_jobs(ctx, names: Names) -> list[dict]:

@@ -21,9 +21,20 @@ from web3 import Web3
 
 from node.api.audit import export_response
 from node.audit.anomalies import KINDS
-from node.audit.queries import AuditQueryError, LogFilter, bounded_int, iso
+from node.audit.money import (
+    CSV_TABLES,
+    MoneyFilterError,
+    certificate_state,
+    filter_pools,
+    filter_settlement,
+    fold_pools,
+    fold_settlement,
+    table_csv,
+)
+from node.audit.queries import AuditQueryError, LogFilter, bounded_int, iso, money_events, parse_address
 from node.audit.service import AuditService
 from node.audit.web_auth import COOKIE
+from node.chain.compiler import POOL_CONTRACTS
 from node.chain.deployment import Purpose, Role, Status
 from node.chain.errors import ChainError
 from node.chain.ledger import card_reason_hash
@@ -319,6 +330,96 @@ def card(address: str, action: str, csrf: str = Form(""), reason: str = Form("")
     service.forget_members()
     done = "warned" if action == "warn" else "suspended"
     return RedirectResponse("/web/members?" + urlencode({"done": done, "member": address}), status_code=303)
+
+
+# ---------------------------------------------------------------------- settlement and pools (issue 15)
+# Every money event is on chain; these pages fold the index's settlement and pools events into tables
+# (node/audit/money.py), filtered by member and period, each table also as CSV for the same block.
+
+
+def _money_refusal(exc: ConsortiumError, title: str, session: PageSession | None = None) -> Response:
+    status = 409 if exc.reason == "not_indexed" else 503 if exc.reason == "index_not_ready" else 422
+    return _render("error.html", status, title=title, message=exc.one_line(), session=session)
+
+
+def money_filters(q) -> tuple[str | None, int | None, int | None]:
+    """(member, period, as_of block) from a money page's query; each optional, each checked."""
+    member = parse_address(q["member"], "member") if q.get("member") else None
+    period = bounded_int(q["period"], "period") if q.get("period") not in (None, "") else None
+    as_of = bounded_int(q["as_of"], "as_of block") if q.get("as_of") not in (None, "") else None
+    return member, period, as_of
+
+
+def block_time(service: AuditService, block: int) -> int:
+    """The chain time of ``block`` (certificates expire by it), or the newest indexed event's time if the chain is down."""
+    try:
+        return int(service.gateway.w3.eth.get_block(block)["timestamp"])
+    except Exception:
+        return service.queries.newest_event_time(block) or int(time.time())
+
+
+def settlement_view(service: AuditService, member: str | None, period: int | None, as_of: int | None):
+    block, events = money_events(service.queries, "settlement", as_of=as_of)
+    view = filter_settlement(fold_settlement(events), member, period)
+    now = block_time(service, block)
+    for cert in view.certificates:
+        cert["state"] = certificate_state(cert, now)
+    return block, view
+
+
+def pools_view(service: AuditService, member: str | None, period: int | None, as_of: int | None):
+    block, events = money_events(service.queries, "pools", as_of=as_of)
+    schemes = {service.gateway.contract(n).address: n for n in POOL_CONTRACTS}  # who holds a claim, by name
+    return block, filter_pools(fold_pools(events, schemes), member, period)
+
+
+def _money_page(request: Request, session: PageSession, page: str) -> Response:
+    title = "Settlement" if page == "settlement" else "Pools"
+    q = request.query_params
+    try:
+        member, period, as_of = money_filters(q)
+        block, view = (settlement_view if page == "settlement" else pools_view)(session.service, member, period, as_of)
+    except (AuditQueryError, MoneyFilterError) as exc:
+        return _money_refusal(exc, title, session)
+    members, names = _members_view(session.service)
+    keep = {k: v for k, v in {"member": member or "", "period": "" if period is None else str(period)}.items() if v}
+    csv = {t: f"/web/{page}/{t}.csv?" + urlencode({**keep, "as_of": block}) for t in CSV_TABLES[page]}
+    return _render(f"{page}.html", title=title, session=session, view=view, block=block, names=names, members=members,
+                   member=member, period=period, csv=csv, iso=iso)
+
+
+def _money_csv(request: Request, session: PageSession, page: str, table: str) -> Response:
+    try:
+        member, period, as_of = money_filters(request.query_params)
+        block, view = (settlement_view if page == "settlement" else pools_view)(session.service, member, period, as_of)
+        text = table_csv(page, table, getattr(view, table, None) or [])
+    except (AuditQueryError, MoneyFilterError) as exc:
+        return _money_refusal(exc, "Bad request")
+    return Response(text, media_type="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="{page}-{table}-{block}.csv"', "X-Audit-As-Of-Block": str(block),
+        "Cache-Control": "no-store"})
+
+
+@router.get("/settlement", response_class=HTMLResponse)
+def settlement_page(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    """Offers, certificates, statements per period with their state, and disputes."""
+    return _money_page(request, session, "settlement")
+
+
+@router.get("/settlement/{table}.csv")
+def settlement_csv(table: str, request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    return _money_csv(request, session, "settlement", table)
+
+
+@router.get("/pools", response_class=HTMLResponse)
+def pools_page(request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    """Risk pools, confirmed losses with each member's share and payment, contributions, mutual-aid payouts."""
+    return _money_page(request, session, "pools")
+
+
+@router.get("/pools/{table}.csv")
+def pools_csv(table: str, request: Request, session: PageSession = Depends(regulator_page)) -> Response:
+    return _money_csv(request, session, "pools", table)
 
 
 # ---------------------------------------------------------------------- auditor

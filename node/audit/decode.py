@@ -21,7 +21,7 @@ from node.chain.events import EventCatalog
 from node.chain.gateway import ChainGateway
 
 CATEGORIES = {"DataUseAuthorization": "authorization", "ConsortiumRegistry": "governance", "StatsLedger": "statistics",
-              "EvidenceRegistry": "evidence", "RiskPool": "pools", "MutualAid": "pools",
+              "EvidenceRegistry": "evidence", "RiskPool": "pools", "MutualAid": "pools", "ClaimPayouts": "pools",
               "DataMarket": "settlement", "Settlement": "settlement"}
 HOT_EVENTS = ("AccessRecorded", "DenialRecorded")
 

@@ -25,6 +25,7 @@ from node.chain.reasons import DenialReason
 from node.errors import ConsortiumError
 
 MAX_PAGE = 1000
+EVENT_CATEGORIES = ("authorization", "governance", "statistics", "evidence", "pools", "settlement")
 # Every integer a filter takes ends up bound to a 64-bit signed column: larger ones are refused up front
 # (they would otherwise fail inside the database, after a CSV export has started streaming).
 INT64_MAX = 2**63 - 1
@@ -511,9 +512,8 @@ class AuditQueries:
         """Authorization, governance, statistics-job and evidence events, newest first."""
         if not 1 <= limit <= MAX_PAGE:
             raise AuditQueryError(f"limit {limit} is out of range", hint=f"use 1..{MAX_PAGE}")
-        if category is not None and category not in ("authorization", "governance", "statistics", "evidence", "pools"):
-            raise AuditQueryError(f"unknown category {category!r}",
-                                  hint="use authorization, governance, statistics, evidence or pools")
+        if category is not None and category not in EVENT_CATEGORIES:
+            raise AuditQueryError(f"unknown category {category!r}", hint="use " + ", ".join(EVENT_CATEGORIES))
         e = s.events
         with self.engine.connect() as conn:
             block = self._as_of(conn, as_of)
@@ -553,3 +553,24 @@ class AuditQueries:
             others = conn.execute(select(func.count()).select_from(s.events)).scalar()
         return {"indexed_block": block, "access_events": int(counts.get("access", 0)),
                 "denial_events": int(counts.get("denial", 0)), "other_events": int(others)}
+
+
+# ---------------------------------------------------------------------- money events (settlement and pools pages)
+# Area: settlement and pools (issue 15). Offers, certificates, statements and pool payouts are few next to
+# access records (one per sale, per period, per claim), so a page reads its category whole, in chain order,
+# and node/audit/money.py folds the events into rows.
+
+
+def money_events(queries: AuditQueries, category: str, *, as_of: int | None = None) -> tuple[int, list[dict]]:
+    """(block, every event of ``category`` up to that block, oldest first) for the settlement and pools pages."""
+    if category not in ("settlement", "pools"):
+        raise AuditQueryError(f"unknown money category {category!r}", hint="use settlement or pools")
+    e = s.events
+    with queries.engine.connect() as conn:
+        block = queries._as_of(conn, as_of)
+        query = (select(e.c.pos, e.c.ts, e.c.event, e.c.args, s.transactions.c.tx_hash)
+                 .select_from(e.join(s.transactions, s.transactions.c.id == e.c.tx))
+                 .where(and_(e.c.category == category, e.c.pos <= s.pos_of(block, s.POS_MASK))).order_by(e.c.pos))
+        items = [{"block": s.block_of(r.pos), "log_index": r.pos & s.POS_MASK, "tx_hash": "0x" + bytes(r.tx_hash).hex(),
+                  "ts": r.ts, "time": iso(r.ts), "event": r.event, "args": json.loads(r.args)} for r in conn.execute(query)]
+    return block, items

@@ -21,9 +21,10 @@ from node.paths import BUILD_DIR, CONTRACTS_DIR, NODE_MODULES, SOLC_WRAPPER
 
 # The contracts that get deployed, in deployment order (each later one takes the registry address).
 DEPLOYED_CONTRACTS = ("ConsortiumRegistry", "DataUseAuthorization", "EvidenceRegistry", "StatsLedger", "DataMarket", "Settlement")
-# Pools (risk pool, mutual aid): they also take EvidenceRegistry's address, so they are deployed after it.
+# Pools (risk pool, mutual aid): they also take EvidenceRegistry's and ClaimPayouts' addresses, so they are
+# deployed after them. ClaimPayouts is the record both consult so one claim is paid by one scheme only.
 POOL_CONTRACTS = ("RiskPool", "MutualAid")
-DEPLOYED_CONTRACTS += POOL_CONTRACTS
+DEPLOYED_CONTRACTS += ("ClaimPayouts",) + POOL_CONTRACTS
 
 # The EVM version is a property of the network the contracts run on: py-evm (eth-tester) and anvil run
 # "prague" (solc 0.8.37 would default to "osaka"); geth 1.13.15's Clique network stops before Shanghai,

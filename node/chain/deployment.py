@@ -119,15 +119,21 @@ def deploy_consortium(gateway: ChainGateway, deployer: LocalAccount, genesis: li
     for name in ("DataUseAuthorization", "EvidenceRegistry", "StatsLedger", "Settlement"):
         factory = gateway.w3.eth.contract(abi=gateway.artifacts[name].abi, bytecode=gateway.artifacts[name].bytecode)
         sent[name] = gateway.submit(deployer, factory.constructor(registry))
+    payouts = gateway.w3.eth.contract(abi=gateway.artifacts["ClaimPayouts"].abi, bytecode=gateway.artifacts["ClaimPayouts"].bytecode)
+    sent["ClaimPayouts"] = gateway.submit(deployer, payouts.constructor())
     for name, tx in sent.items():
         addresses[name] = tx.wait()["contractAddress"]
-    # Pools read claims from EvidenceRegistry: deployed once its address is known.
+    # Pools read claims from EvidenceRegistry and reserve each claim they pay on ClaimPayouts: deployed once
+    # both addresses are known; then ClaimPayouts accepts reservations from exactly these two (bound once).
     pools = {}
     for name in POOL_CONTRACTS:
         factory = gateway.w3.eth.contract(abi=gateway.artifacts[name].abi, bytecode=gateway.artifacts[name].bytecode)
-        pools[name] = gateway.submit(deployer, factory.constructor(registry, addresses["EvidenceRegistry"]))
+        pools[name] = gateway.submit(deployer, factory.constructor(registry, addresses["EvidenceRegistry"],
+                                                                   addresses["ClaimPayouts"]))
     for name, tx in pools.items():
         addresses[name] = tx.wait()["contractAddress"]
+    claim_payouts = gateway.w3.eth.contract(address=addresses["ClaimPayouts"], abi=gateway.artifacts["ClaimPayouts"].abi)
+    gateway.transact(deployer, claim_payouts.functions.bindSchemes([addresses[n] for n in POOL_CONTRACTS]))
     # Settlement: the data market needs the authorization contract, which then accepts grants from it
     # (bound once, by this deployer; nobody can rebind it later).
     addresses["DataMarket"] = gateway.deploy_contract(deployer, "DataMarket", registry, addresses["DataUseAuthorization"])

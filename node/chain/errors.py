@@ -44,7 +44,14 @@ class ContractRevert(ChainError):
         self.args_by_name = dict(args or {})
         self.raw = raw
         shown = ", ".join(f"{k}={_show(v, _enum_of(name, k))}" for k, v in self.args_by_name.items())
-        super().__init__(f"contract reverted: {name}({shown})")
+        super().__init__(f"contract reverted: {name}({shown})", hint=REVERT_HINTS.get(name))
+
+
+# What to do next, for reverts whose name alone does not say it (area: pools, one claim one payout).
+REVERT_HINTS = {
+    "ClaimPaidByOtherScheme": "this claim is already paid by the other pool scheme (risk pool or mutual aid, the "
+                              "scheme= address); one claim is paid by one scheme only",
+}
 
 
 def _enum_of(error: str, arg: str) -> Any:

@@ -311,7 +311,8 @@ def test_the_regulators_index_takes_every_pool_and_mutual_aid_event(consortium, 
     c["insurer_b"].record_contribution(lid, _h("ref"))
     c["insurer_a"].confirm_contribution(lid, c.accounts["insurer_b"].address)
     _, _, tree = _apportionment(4, 40)
-    key = c["insurer_a"].anchor_apportionment(cid, root, tree.total, tree.size, 1, tree.root_hash, bytes(32),
+    aid_cid, aid_root = claim(c, "insurer_a", "CLM-IDX-AID")  # another claim: one claim is paid by one scheme only
+    key = c["insurer_a"].anchor_apportionment(aid_cid, aid_root, tree.total, tree.size, 1, tree.root_hash, bytes(32),
                                               c.accounts["insurer_b"].address)
     c["insurer_a"].record_payout(key, _h("payout"))
     engine = create_store_engine(f"sqlite:///{tmp_path / 'audit.db'}")
@@ -319,7 +320,7 @@ def test_the_regulators_index_takes_every_pool_and_mutual_aid_event(consortium, 
     assert verify_index(engine, c.gateway, c.deployment.deployment_block).matches
     events = [e["event"] for e in AuditQueries(engine).search_events(category="pools", limit=100).items]
     for name in ("PoolOpened", "PoolJoined", "PoolActivated", "LossShared", "ShareAssigned", "ContributionRecorded",
-                 "ContributionConfirmed", "ApportionmentAnchored", "PayoutRecorded"):
+                 "ContributionConfirmed", "ApportionmentAnchored", "PayoutRecorded", "ClaimPayoutReserved"):
         assert name in events, name
 
 

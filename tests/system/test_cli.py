@@ -78,7 +78,9 @@ def test_demo_runs_the_multi_node_scenario_and_reports_json():
     for name, weight in zip(pool["members"], pool["weights"]):
         assert abs(pool["shares"][name] - pool["loss"] * weight / sum(pool["weights"])) < 1
     assert pool["payments"]["insurer-west"] == "CONFIRMED"
-    assert aid["participants"] == len(aid["weights"]) == 1000 and aid["shares_sum"] == aid["payout"] == pool["loss"]
+    # One claim, one payout: the pool's claim is refused by mutual aid, which apportions a second claim.
+    assert summary["pools"]["double_payout"] == "ClaimPaidByOtherScheme" and aid["claim_id"] != summary["evidence"]["claim_id"]
+    assert aid["participants"] == len(aid["weights"]) == 1000 and aid["shares_sum"] == aid["payout"] == 125_000
     assert aid["list_check"]["valid"] is True and aid["list_check"]["sum"] == str(aid["payout"])
     index = int(aid["participant"].split("-")[1])
     assert abs(aid["participant_share"] - aid["payout"] * aid["weights"][index] / sum(aid["weights"])) < 1

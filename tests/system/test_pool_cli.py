@@ -176,3 +176,30 @@ def test_mutual_aid_apportion_verify_every_participant_and_refuse_tampering(chai
     ok(chain, capsys, "aid", "payout", key, "--ref", "PAYOUT-0042", member="aid-platform")
     assert "NotPayee" in refused(chain, capsys, "aid", "confirm", key, member="insurer-a")
     assert ok(chain, capsys, "aid", "confirm", key, member="insurer-b")["state"] == "CONFIRMED"
+
+
+def test_one_claim_is_paid_by_one_scheme_only_through_the_cli(chain, capsys, tmp_path):
+    """A claim shared as a pool loss is refused by mutual aid, and the reverse: one line, exit 1, the reason named."""
+    ok(chain, capsys, "open", "double-2026", "--member", "insurer-a:1", "--member", "insurer-b:1", "--cap", "10000000",
+       "--period-days", "30", member="insurer-a")
+    ok(chain, capsys, "join", "double-2026", member="insurer-b")
+    participants = tmp_path / "participants.csv"
+    participants.write_text("participant_id\n" + "".join(f"member-{i}\n" for i in range(4)))
+
+    def apportion(claim: str, root: str, out: str) -> tuple:
+        return ("aid", "apportion", "--claim", claim, "--payout", "4000", "--participants", str(participants),
+                "--evidence-root", root, "--payee", "insurer-b", "--out", str(tmp_path / out))
+
+    shared_root = approved_claim(chain, "insurer-a", "CLM-2026-0100")
+    loss = ok(chain, capsys, "loss", "double-2026", "--claim", "CLM-2026-0100", "--amount", "4000",
+              "--evidence-root", shared_root, member="insurer-a")
+    err = refused(chain, capsys, *apportion("CLM-2026-0100", shared_root, "a1"), member="insurer-a")
+    assert "ClaimPaidByOtherScheme" in err and loss["loss_id"] in err and "one scheme only" in err
+    assert not (tmp_path / "a1").exists()  # no share files for a payout that never happened
+
+    aid_root = approved_claim(chain, "insurer-a", "CLM-2026-0101")
+    key = ok(chain, capsys, *apportion("CLM-2026-0101", aid_root, "a2"), member="insurer-a")["claim_key"]
+    err = refused(chain, capsys, "loss", "double-2026", "--claim", "CLM-2026-0101", "--amount", "4000",
+                  "--evidence-root", aid_root, member="insurer-a")
+    assert "ClaimPaidByOtherScheme" in err and key in err
+    assert ok(chain, capsys, "show", "double-2026")["shared_this_period"] == 4000  # only the first claim was shared
