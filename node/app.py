@@ -107,20 +107,51 @@ class BodyDeadline:
         received = 0
         complete = False
         responded = False
+        timed_out = False
+        waiting: asyncio.Task | None = None  # the task blocked in receive(), if any
+        timer: asyncio.TimerHandle | None = None
+
+        def deadline() -> float:
+            return started + self.grace + received / self.min_rate
+
+        def expire() -> None:
+            # One timer per request, moved only when it fires: a per-receive asyncio.timeout cost more CPU than
+            # the rest of this middleware on the request path, and most small bodies come with the headers.
+            nonlocal timer, timed_out
+            timer = None
+            if complete:
+                return
+            if loop.time() < deadline():  # bytes arrived since it was armed: the deadline moved on
+                timer = loop.call_at(deadline(), expire)
+                return
+            timed_out = True
+            if waiting is not None:
+                waiting.cancel()
 
         async def timed_receive():
-            nonlocal received, complete
+            nonlocal received, complete, waiting, timer
             if complete:  # after the body only a disconnect can come: no deadline on waiting for it
                 return await receive()
-            remaining = started + self.grace + received / self.min_rate - loop.time()
-            try:  # asyncio.timeout arms a timer on this task; wait_for would start a task per body message
-                async with asyncio.timeout(max(remaining, 0.001)):
-                    message = await receive()
-            except TimeoutError:
-                raise _SlowBody() from None
+            if timed_out:
+                raise _SlowBody()
+            if timer is None:
+                timer = loop.call_at(max(deadline(), loop.time() + 0.001), expire)
+            waiting = asyncio.current_task()
+            try:
+                message = await receive()
+            except asyncio.CancelledError:
+                if timed_out:  # our own cancel: undo it on the task, answer 408 instead
+                    asyncio.current_task().uncancel()
+                    raise _SlowBody() from None
+                raise
+            finally:
+                waiting = None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
+                if complete and timer is not None:
+                    timer.cancel()
+                    timer = None
             return message
 
         async def tracking_send(message) -> None:
@@ -137,6 +168,9 @@ class BodyDeadline:
                                           f"after {loop.time() - started:.0f} s)"), status_code=408,
                                     headers={"connection": "close"})
             await response({"type": "http"}, None, send)  # type: ignore[arg-type]
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 class _SlowBody(Exception):
