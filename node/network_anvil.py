@@ -49,7 +49,7 @@ class AnvilNetworkError(ConsortiumError):
 
 
 def is_anvil_network(folder: str | Path) -> bool:
-    """True when ``folder`` holds a network written by :func:`init` (the dispatch in node/network_cli.py)."""
+    """True when ``folder`` holds a network written by :func:`init` (the dispatch in node/cli/network.py)."""
     path = Path(folder) / "network.json"
     try:
         return json.loads(path.read_text()).get("engine") == ENGINE
@@ -204,7 +204,7 @@ def status(folder: str | Path) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------- CLI (dispatched from node/network_cli.py)
+# ---------------------------------------------------------------------- CLI (dispatched from node/cli/network.py)
 
 def cmd_init(args) -> int:
     from node.console import stdout_console, step_progress

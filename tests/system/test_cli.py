@@ -212,7 +212,7 @@ def test_reverts_print_enums_by_name():
 
 
 def test_failed_job_hint_names_only_a_rerun_that_will_be_accepted():
-    from node.stats_cli import rerun_hint
+    from node.cli.stats import rerun_hint
 
     job = {"id": "j1", "kind": "horizontal", "participants": ["0xa", "0xb", "0xc"], "error": {"missing": ["0xc"]}}
     assert "consortium stats rerun j1" in rerun_hint(job)
@@ -344,7 +344,7 @@ def test_every_command_a_message_names_exists():
     import argparse
     import re
 
-    from node.cli import build_parser
+    from node.cli.main import build_parser
 
     def commands(parser: argparse.ArgumentParser, prefix: tuple = ()) -> dict:
         found = {}

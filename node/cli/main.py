@@ -6,13 +6,14 @@ the traceback is shown only with --debug.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
 import sys
 import time
 from pathlib import Path
 
+from node.cli import audit, evidence, governance, network, pool, settle, stats
+from node.cli import node as node_group
 from node.connect import connect_chain, node_url
 from node.connect import reader as chain_reader
 from node.errors import ConsortiumError
@@ -21,8 +22,8 @@ from node.errors import ConsortiumError
 # that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 DEFAULT_HOME = Path(".consortium")
-EXTRA_COMMAND_MODULES: list[str] = ["node.node_cli", "node.evidence.cli", "node.audit_cli", "node.stats_cli",
-                                     "node.network_cli", "node.settle_cli", "node.pool_cli"]
+# Every command group, each in its own module with register(subparsers): `consortium --help` lists them in this order.
+COMMAND_GROUPS = (governance, node_group, evidence, audit, stats, network, settle, pool)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -221,10 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("folder", type=Path)
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=fn)
-    # Subcommands of later features live in their own modules, each with register(subparsers).
-
-    for module in EXTRA_COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
+    for group in COMMAND_GROUPS:
+        group.register(sub)
     return parser
 
 
@@ -248,6 +247,3 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`consortium evidence ...` and `consortium claim ...` subcommands (registered by node/cli.py)."""
+"""`consortium evidence ...` and `consortium claim ...` subcommands (registered by node/cli/main.py)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from node.claims_cli import register_evidence
+from node.cli.claims import register_evidence
 from node.connect import connect_chain
 from node.evidence.errors import EvidenceError, EvidenceVerificationError, UnknownClaim
 from node.evidence.proof_file import proof_file_text

@@ -128,7 +128,7 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 
 
 def register_data(data) -> None:
-    """Add `query` and `schema` to the `data` subcommands (node/node_cli.py owns the group)."""
+    """Add `query` and `schema` to the `data` subcommands (node/cli/node.py owns the group)."""
     query = data.add_parser("query", help="an aggregate over another member's dataset, under your grant from it")
     query.add_argument("owner", help="the data owner: member name or address")
     query.add_argument("--dataset", required=True, help="policies, claims, user_features or fraud_list")

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from node.cli.data import register_data
 from node.connect import own_node_client
-from node.data_cli import register_data
 from node.errors import ConsortiumError
 
 # Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
@@ -114,9 +114,6 @@ def _cmd_data_import(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from node import governance_cli
-
-    governance_cli.register(sub)  # grant, consent and gov commands
     node = sub.add_parser("node", help="run a member node").add_subparsers(dest="node_command", required=True)
     start = node.add_parser("start", help="serve the node API (settings from --config and CONSORTIUM_* variables)")
     start.add_argument("--config", required=True, type=Path, help="the node's TOML settings file")

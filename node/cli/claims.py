@@ -12,8 +12,8 @@ import json
 import time
 from pathlib import Path
 
+from node.cli.data import raise_for_answer
 from node.connect import own_node_client
-from node.data_cli import raise_for_answer
 from node.errors import ConsortiumError
 from node.evidence.proof_file import proof_file_text
 
@@ -94,7 +94,7 @@ def _cmd_types(args: argparse.Namespace) -> int:
 
 
 def register_evidence(evidence) -> None:
-    """Add `upload` and `types` to the `evidence` subcommands (node/evidence/cli.py owns the group)."""
+    """Add `upload` and `types` to the `evidence` subcommands (node/cli/evidence.py owns the group)."""
     upload = evidence.add_parser("upload", help="send claim documents to this member's node for anchoring")
     upload.add_argument("files", nargs="+", help="document files")
     upload.add_argument("--claim", required=True, help="the claim id, e.g. CLM-2026-0001")

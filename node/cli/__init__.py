@@ -1,0 +1,1 @@
+"""The `consortium` command line: one module per command group, all registered in node/cli/main.py."""
