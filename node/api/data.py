@@ -6,12 +6,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from node.access.release_gate import ReleaseRefusal, answer_query
 from node.api.deps import Caller, authenticated, get_context, problem
-from node.context import NodeContext
-from node.datasets import AggregateQuery, dataset_schema
 from node.enums import Purpose, PurposeName
-from node.offload import in_thread
-from node.release_gate import ReleaseRefusal, answer_query
+from node.runtime.context import NodeContext
+from node.runtime.offload import in_thread
+from node.store.datasets import AggregateQuery, dataset_schema
 
 router = APIRouter(prefix="/data", tags=["data"])
 

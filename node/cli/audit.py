@@ -22,7 +22,7 @@ from node.errors import ConsortiumError
 
 
 def _settings(args):
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
 
     return load_settings(args.config)
 

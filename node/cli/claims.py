@@ -25,7 +25,7 @@ def _cmd_upload(args: argparse.Namespace) -> int:
     import httpx
 
     from node.evidence.leaf import DocType, check_claim_id
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
 
     claim = check_claim_id(args.claim)
     doc_type = DocType.parse(args.type)

@@ -78,8 +78,8 @@ def _filters(schema, specs: list[str]) -> dict:
 def _cmd_query(args: argparse.Namespace) -> int:
     import httpx
 
-    from node.datasets import dataset_schema
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
+    from node.store.datasets import dataset_schema
 
     schema = dataset_schema(args.dataset)
     body = {"dataset": schema.name, "purpose": args.purpose, "metric": args.metric, "column": args.column,
@@ -113,7 +113,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from node.datasets import SCHEMAS, dataset_schema
+    from node.store.datasets import SCHEMAS, dataset_schema
 
     schemas = [dataset_schema(args.dataset)] if args.dataset else list(SCHEMAS.values())
     out = [{"dataset": s.name, "key": s.key,

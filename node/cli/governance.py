@@ -16,7 +16,7 @@ from node.errors import ConsortiumError
 
 
 def _ledger(args):
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
 
     return open_ledger(load_settings(args.config))[0]
 
@@ -49,7 +49,7 @@ def _read_json(path: str, what: str):
 
 def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: int | None):
     """(signed consent or None, consent_ref, expires_at) for ``grant create``; the chain checks the binding."""
-    from node.consent import attest_batch, parse_consent
+    from node.access.consent import attest_batch, parse_consent
 
     if bool(args.consent_file) == bool(args.consent_ref):
         raise ConsortiumError("a grant needs exactly one consent", reason="bad_argument",
@@ -73,7 +73,7 @@ def _print(args, data: dict, text: str) -> None:
 
 def _grant_create(args) -> int:
     from node.chain.ledger import dataset_id
-    from node.datasets import dataset_schema
+    from node.store.datasets import dataset_schema
 
     dataset_schema(args.dataset)
     ledger = _ledger(args)
@@ -141,8 +141,8 @@ def _consent_terms(args, signer: str, subjects_root: str, directory=None, now: i
     so a consent dated by a wall clock behind the chain could expire before its grant starts."""
     from web3 import Web3
 
+    from node.access.consent import Consent, scope_hash
     from node.chain.ledger import dataset_id
-    from node.consent import Consent, scope_hash
 
     if directory is not None:
         owner, grantee = directory.resolve(args.owner, "owner"), directory.resolve(args.grantee, "grantee")
@@ -160,7 +160,7 @@ def _consent_terms(args, signer: str, subjects_root: str, directory=None, now: i
 def _consent_sign(args) -> int:
     from eth_account import Account
 
-    from node.consent import sign_consent
+    from node.access.consent import sign_consent
     from node.keys import load_member_keys, resolve_passphrase
 
     chain_id, contract = _consent_target(args)
@@ -179,7 +179,7 @@ def _consent_sign(args) -> int:
 
 
 def _consent_batch(args) -> int:
-    from node.consent import batch_consent_root, sign_consent
+    from node.access.consent import batch_consent_root, sign_consent
 
     ledger = _ledger(args)  # the collecting member attests with its own key, for its own chain and contract
     root = "0x" + batch_consent_root(_read_json(args.records, "consent records")).hex()

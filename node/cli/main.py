@@ -36,7 +36,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_chain_up(args: argparse.Namespace) -> int:
     from node.chain.anvil import free_port
     from node.console import stdout_console, step_progress
-    from node.devnet import (
+    from node.network.devnet import (
         DEFAULT_MEMBERS,
         chain_description,
         dev_passphrase,

@@ -12,19 +12,19 @@ from node.connect import connect_chain, reader
 
 
 def _anvil(folder) -> bool:
-    from node.network_anvil import is_anvil_network
+    from node.network.anvil import is_anvil_network
 
     return is_anvil_network(folder)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    if args.engine == "anvil":  # the local engine lives in node/network_anvil.py
-        from node.network_anvil import cmd_init
+    if args.engine == "anvil":  # the local engine lives in node/network/anvil.py
+        from node.network.anvil import cmd_init
 
         return cmd_init(args)
     if args.engine == "besu-qbft":
-        from node.network import DEFAULT_MEMBERS
-        from node.network_besu import init_besu_qbft
+        from node.network.besu import init_besu_qbft
+        from node.network.clique import DEFAULT_MEMBERS
 
         names = [n for n, _ in DEFAULT_MEMBERS][: args.validators]
         if args.validators > len(DEFAULT_MEMBERS):
@@ -33,7 +33,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         out = {"folder": str(args.folder), "engine": "besu-qbft", "chain_id": data["chain_id"],
                "validators": [m["address"] for m in data["members"]]}
     else:
-        from node.network import init_clique
+        from node.network.clique import init_clique
 
         spec = init_clique(args.folder, validators=args.validators, period=args.period,
                            confirmations=args.confirmations)
@@ -48,10 +48,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     if _anvil(args.folder):
-        from node.network_anvil import cmd_up
+        from node.network.anvil import cmd_up
 
         return cmd_up(args)
-    from node.network import up
+    from node.network.clique import up
 
     info = up(args.folder)
     print(json.dumps(info) if args.json else
@@ -62,10 +62,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_down(args: argparse.Namespace) -> int:
     if _anvil(args.folder):
-        from node.network_anvil import cmd_down
+        from node.network.anvil import cmd_down
 
         return cmd_down(args)
-    from node.network import down
+    from node.network.clique import down
 
     names = down(args.folder)
     print(json.dumps({"stopped": names}) if args.json else f"stopped {len(names)} chain nodes")
@@ -74,10 +74,10 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     if _anvil(args.folder):
-        from node.network_anvil import cmd_status
+        from node.network.anvil import cmd_status
 
         return cmd_status(args)
-    from node.network import status
+    from node.network.clique import status
 
     rows = status(args.folder)
     if args.json:
@@ -94,7 +94,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_allowlist(args: argparse.Namespace) -> int:
-    from node.network_besu import allowlist_from_registry
+    from node.network.besu import allowlist_from_registry
 
     members = reader(connect_chain(args.rpc, args.deployment)[0]).members()
     out = allowlist_from_registry(args.folder, members)

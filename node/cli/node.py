@@ -35,10 +35,10 @@ def reserve_port(host: str, port: int):
 
 
 def _cmd_node_start(args: argparse.Namespace) -> int:
-    from node.app import create_app
-    from node.context import NodeContext
-    from node.http_server import serve
-    from node.settings import load_settings
+    from node.api.app import create_app
+    from node.runtime.context import NodeContext
+    from node.runtime.http_server import serve
+    from node.runtime.settings import load_settings
 
     logging.basicConfig(level=logging.INFO, format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
     settings = load_settings(args.config)
@@ -47,7 +47,7 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
         ctx = NodeContext.build(settings)
         ctx.start()
         try:
-            serve(create_app(ctx), settings, sock)  # node/http_server.py: slow clients bounded by the http_* settings
+            serve(create_app(ctx), settings, sock)  # node/runtime/http_server.py: slow clients bounded by the http_* settings
         finally:
             ctx.stop()
     finally:
@@ -56,7 +56,7 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
 
 
 def _cmd_node_init(args: argparse.Namespace) -> int:
-    from node.devnet import check_member_names, write_node_config
+    from node.network.devnet import check_member_names, write_node_config
 
     check_member_names([args.name])
     if (args.folder / "node.toml").exists():
@@ -72,7 +72,7 @@ def _cmd_node_wait(args: argparse.Namespace) -> int:
     """Poll the node's /ready (signed as its operator, so the reason comes with its message)."""
     import httpx
 
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
 
     client = own_node_client(load_settings(args.config))
     deadline = time.monotonic() + args.timeout
@@ -101,8 +101,8 @@ def _cmd_node_wait(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_import(args: argparse.Namespace) -> int:
-    from node.datasets import import_csv, init_datasets
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
+    from node.store.datasets import import_csv, init_datasets
     from node.store.db import create_store_engine
 
     settings = load_settings(args.config)

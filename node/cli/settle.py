@@ -23,7 +23,7 @@ FIGURES = ("PREMIUM", "TRAFFIC", "VALUE", "COST")
 
 
 def _ledger(args):
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
 
     return open_ledger(load_settings(args.config))
 
@@ -72,7 +72,7 @@ def _non_negative(value: str) -> int:
 
 def _offer(args) -> int:
     from node.chain.ledger import dataset_id
-    from node.datasets import dataset_schema
+    from node.store.datasets import dataset_schema
 
     dataset_schema(args.dataset)
     ledger, _ = _ledger(args)

@@ -21,7 +21,7 @@ TERMINAL = ("PUBLISHED", "FAILED")
 
 
 def _operator_client(config: Path):
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
 
     return own_node_client(load_settings(config), timeout=60.0)
 

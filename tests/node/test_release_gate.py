@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from node.access_log import LogRecord
+from node.access.log import LogRecord
+from node.access.release_gate import ReleaseGate, ReleaseRefusal, Request, history
 from node.chain.deployment import Purpose
 from node.chain.reasons import DenialReason
-from node.release_gate import ReleaseGate, ReleaseRefusal, Request, history
 from node.store.db import create_store_engine
 
 REQUESTER = "0x" + "ab" * 20

@@ -230,7 +230,7 @@ def test_no_hint_names_a_command_that_does_not_exist(tmp_path):
 def test_starting_a_node_twice_is_one_line_before_anything_starts(tmp_path):
     import socket
 
-    from node.devnet import write_node_config
+    from node.network.devnet import write_node_config
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -243,8 +243,8 @@ def test_starting_a_node_twice_is_one_line_before_anything_starts(tmp_path):
 
 
 def test_readme_dataset_table_and_document_types_match_the_code():
-    from node.datasets import SCHEMAS
     from node.evidence.leaf import DocType
+    from node.store.datasets import SCHEMAS
 
     readme = (ROOT / "README.md").read_text()
     for s in SCHEMAS.values():

@@ -3,7 +3,7 @@
 Starlette's ``run_in_threadpool`` goes through anyio (capacity limiter, cancel scope, worker queue):
 about 80 us of CPU per call against about 40 us for the loop's own executor (measured on this machine).
 The caller's context variables go along, as with anyio: the signed request being served
-(node/signed_request.py) is read in the thread when a denial is logged.
+(node/access/signed_request.py) is read in the thread when a denial is logged.
 """
 from __future__ import annotations
 
