@@ -1,29 +1,29 @@
-"""`consortium evidence ...` and `consortium claim ...` subcommands (registered by node/cli/main.py)."""
+"""`consortium evidence ...`: a member's claim documents anchored on chain, their proofs, and the auditor's check.
+
+``upload`` sends each document to the member's OWN node (POST /evidence/documents, signed with its key);
+the node hashes it, returns a receipt at once and anchors the batch's Merkle root on chain. With
+``--wait`` the command waits until every document is anchored and, with ``--out``, writes the proof
+files an auditor needs (``evidence verify``, which checks a document against its proof and the chain).
+"""
 from __future__ import annotations
 
 import argparse
 import datetime
 import json
 import sys
+import time
 from pathlib import Path
 
-from node.cli.claims import register_evidence
-from node.connect import connect_chain
-from node.evidence.errors import EvidenceError, EvidenceVerificationError, UnknownClaim
+from node.cli.options import call_node, chain_options, config_option, connect, json_option, own_node, print_table
+from node.errors import ConsortiumError
+from node.evidence.errors import EvidenceError, EvidenceVerificationError
 from node.evidence.proof_file import proof_file_text
-
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
-
-
-def _gateway(args: argparse.Namespace):
-    return connect_chain(args.rpc, args.deployment)[0]
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from node.evidence.verify import RegistryEvidenceChain, load_proof_file, sha256_file, verify_evidence
 
-    chain = RegistryEvidenceChain(_gateway(args))
+    chain = RegistryEvidenceChain(connect(args)[0].gateway)
     try:
         verdict = verify_evidence(sha256_file(args.file), load_proof_file(args.proof), chain, document_name=args.file)
     except EvidenceVerificationError as exc:
@@ -71,66 +71,79 @@ def _cmd_proof(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(proofs))
         return 0
-    from rich.table import Table
-
-    from node.console import stdout_console
-
-    table = Table(title=f"Evidence of claim {args.claim}")
-    for col in ("document sha256", "type", "state", "leaf", "batch", "block"):
-        table.add_column(col)
-    for p in proofs:
-        pr = p.get("proof", {})
-        table.add_row(p["doc_sha256"][:16] + "…", p["doc_type"], p["state"],
-                      f"{pr['leaf_index']}/{pr['tree_size']}" if pr else "-", p["batch_id"][:12] + "…",
-                      str(p.get("anchor", {}).get("block_number", "-")))
-    stdout_console().print(table)
+    print_table(f"Evidence of claim {args.claim}", ("document sha256", "type", "state", "leaf", "batch", "block"),
+                [(p["doc_sha256"][:16] + "…", p["doc_type"], p["state"],
+                  f"{p['proof']['leaf_index']}/{p['proof']['tree_size']}" if p.get("proof") else "-", p["batch_id"][:12] + "…",
+                  p.get("anchor", {}).get("block_number", "-")) for p in proofs])
     if args.out:
         print(f"proof files written to {args.out}", file=sys.stderr)
     return 0
 
 
-def _cmd_claim_step(args: argparse.Namespace) -> int:
-    from node.chain.ledger import Ledger
-    from node.evidence.claims import parse_step, record_claim_step
-    from node.keys import load_member_keys, resolve_passphrase
+def _cmd_upload(args: argparse.Namespace) -> int:
+    from node.evidence.leaf import DocType, check_claim_id
 
-    step = parse_step(args.step)
-    keys = load_member_keys(args.keys, resolve_passphrase())
-    result = record_claim_step(Ledger(_gateway(args), keys.account), args.claim, step, amount=args.amount,
-                               express_threshold=args.express_threshold, materials_complete=args.materials_complete,
-                               liability_clear=args.liability_clear)
-    print(json.dumps(result) if args.json else
-          f"claim {args.claim}: {result['step']}{' (express)' if result['express'] else ''} in block {result['block_number']}")
-    return 0
+    claim = check_claim_id(args.claim)
+    doc_type = DocType.parse(args.type)
+    files = [Path(f) for f in args.files]
+    for f in files:  # every file readable before the first is sent: all or none from this command
+        if not f.is_file():
+            raise ConsortiumError(f"document {f} does not exist", reason="bad_argument", hint="check the path")
+    client = own_node(args)
+    receipts = []
+    try:
+        for f in files:
+            receipts.append({"file": str(f), **call_node(client, "POST", "/evidence/documents", what=f"the node refused {f}",
+                                                          params={"claim_id": claim, "doc_type": doc_type.label},
+                                                          content=f.read_bytes())})
+        proofs = _wait_anchored(client, claim, {r["doc_sha256"] for r in receipts}, args.timeout) if args.wait else []
+    finally:
+        client.close()
+    written = []
+    if args.out and proofs:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
 
-
-def _cmd_claim_history(args: argparse.Namespace) -> int:
-    from node.evidence.claims import claim_history
-
-    history = claim_history(_gateway(args), args.claim, args.insurer)
-    if not history:
-        raise UnknownClaim(f"no steps recorded on chain for claim {args.claim!r}", hint="check the claim id and --deployment")
+        by_sha = {r["doc_sha256"]: r["file"] for r in receipts}
+        for p in proofs:
+            path = out / (Path(by_sha[p["doc_sha256"]]).name + ".proof.json")
+            path.write_text(proof_file_text(p, by_sha[p["doc_sha256"]]))
+            written.append(str(path))
     if args.json:
-        print(json.dumps([h.__dict__ for h in history]))
+        print(json.dumps({"claim_id": claim, "doc_type": doc_type.label, "receipts": receipts, "proof_files": written}))
         return 0
-    from rich.table import Table
-
-    from node.console import stdout_console
-
-    table = Table(title=f"Claim {args.claim}")
-    for col in ("step", "block", "time (UTC)", "actor", "express"):
-        table.add_column(col)
-    for h in history:
-        when = datetime.datetime.fromtimestamp(h.block_time, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(h.step, str(h.block_number), when, f"{h.actor_name} ({h.actor})", "yes" if h.express else "")
-    stdout_console().print(table)
+    for r in receipts:
+        print(f"{r['file']}: sha256 {r['doc_sha256']} accepted for claim {claim} as {doc_type.label}")
+    if args.wait:
+        print(f"anchored on chain: {len(proofs)} document(s)" + (f"; proofs in {args.out}" if written else ""))
     return 0
 
 
-def _chain_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
-    p.add_argument("--deployment", required=True, help="deployment file (JSON)")
-    p.add_argument("--json", action="store_true")
+def _wait_anchored(client, claim: str, shas: set[str], timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = call_node(client, "GET", f"/evidence/proofs/{claim}", what="the node refused the proofs")
+        mine = [p for p in answer["proofs"] if p["doc_sha256"] in shas]
+        if len(mine) >= len(shas) and all("proof" in p for p in mine):
+            return mine
+        if time.monotonic() > deadline:
+            states = sorted({p["state"] for p in mine})
+            raise ConsortiumError(f"documents not anchored within {timeout:.0f} s (state {', '.join(states)})",
+                                  reason="not_anchored", hint="see `/ready` and the node log; export later with "
+                                  "`consortium evidence proof CLAIM --db NODE_HOME/node.db --out DIR`")
+        time.sleep(0.3)
+
+
+def _cmd_types(args: argparse.Namespace) -> int:
+    from node.evidence.leaf import DocType
+
+    types = [{"type": t.label, "code": int(t)} for t in DocType]
+    if args.json:
+        print(json.dumps(types))
+    else:
+        for t in types:
+            print(f"{t['type']:<20} code {t['code']}")
+    return 0
 
 
 def register(sub) -> None:
@@ -139,30 +152,25 @@ def register(sub) -> None:
     verify = evidence.add_parser("verify", help="check a document against its proof and the chain (exit 1 when invalid)")
     verify.add_argument("file", help="the document")
     verify.add_argument("--proof", required=True, help="proof file from `consortium evidence proof`")
-    _chain_args(verify)
+    chain_options(verify)
     verify.set_defaults(func=_cmd_verify)
     proof = evidence.add_parser("proof", help="export the inclusion proofs of a claim's documents")
     proof.add_argument("claim")
     proof.add_argument("--db", required=True, help="the node's evidence store (SQLite file)")
     proof.add_argument("--out", help="write one proof file per anchored document into this folder")
-    proof.add_argument("--json", action="store_true")
+    json_option(proof)
     proof.set_defaults(func=_cmd_proof)
 
-    register_evidence(evidence)  # evidence upload, evidence types
-
-    claim = sub.add_parser("claim", help="claim lifecycle on chain").add_subparsers(dest="claim_command", required=True)
-    step = claim.add_parser("step", help="record the next step of a claim, signed by this member")
-    step.add_argument("claim")
-    step.add_argument("step", help="reported, materials-complete, assessed, approved, rejected, paid")
-    step.add_argument("--keys", required=True, type=Path, help="member key folder (passphrase from CONSORTIUM_PASSPHRASE)")
-    step.add_argument("--amount", type=float, help="claim amount (with `assessed`: decides the express flag)")
-    step.add_argument("--express-threshold", type=float, help="express claims are strictly under this amount")
-    step.add_argument("--materials-complete", action="store_true")
-    step.add_argument("--liability-clear", action="store_true")
-    _chain_args(step)
-    step.set_defaults(func=_cmd_claim_step)
-    history = claim.add_parser("history", help="a claim's steps with block times and actors")
-    history.add_argument("claim")
-    history.add_argument("--insurer", help="whose claim (name or address); needed when two insurers use the same claim id")
-    _chain_args(history)
-    history.set_defaults(func=_cmd_claim_history)
+    upload = evidence.add_parser("upload", help="send claim documents to this member's node for anchoring")
+    upload.add_argument("files", nargs="+", help="document files")
+    upload.add_argument("--claim", required=True, help="the claim id, e.g. CLM-2026-0001")
+    upload.add_argument("--type", required=True, help="document type (see `consortium evidence types`)")
+    config_option(upload, "this member's node TOML (the node must run)")
+    upload.add_argument("--wait", action="store_true", help="wait until the documents are anchored on chain")
+    upload.add_argument("--out", help="with --wait: write each document's proof file (FILE.proof.json) here")
+    upload.add_argument("--timeout", type=float, default=60.0)
+    json_option(upload)
+    upload.set_defaults(func=_cmd_upload)
+    types = evidence.add_parser("types", help="the document types and their codes (the leaf's last byte)")
+    json_option(types)
+    types.set_defaults(func=_cmd_types)

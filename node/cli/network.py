@@ -5,10 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from node.connect import connect_chain, reader
-
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
+from node.cli.options import chain_options, connect, json_option
 
 
 def _anvil(folder) -> bool:
@@ -96,7 +93,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_allowlist(args: argparse.Namespace) -> int:
     from node.network.besu import allowlist_from_registry
 
-    members = reader(connect_chain(args.rpc, args.deployment)[0]).members()
+    members = connect(args)[0].members()
     out = allowlist_from_registry(args.folder, members)
     print(json.dumps(out) if args.json else
           f"permissions_config.toml: {len(out['nodes_allowlist'])} nodes, {len(out['accounts_allowlist'])} accounts")
@@ -126,8 +123,7 @@ def register(sub) -> None:
         p.set_defaults(func=fn)
     allow = cmds.add_parser("allowlist", help="regenerate a Besu kit's permissions_config.toml from the registry")
     allow.add_argument("folder", type=Path)
-    allow.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
-    allow.add_argument("--deployment", required=True, help="deployment file (JSON)")
+    chain_options(allow)
     allow.set_defaults(func=_cmd_allowlist)
-    for p in (init, allow, *(cmds.choices[n] for n in ("up", "down", "status"))):
-        p.add_argument("--json", action="store_true")
+    for p in (init, *(cmds.choices[n] for n in ("up", "down", "status"))):
+        json_option(p)
