@@ -5,7 +5,7 @@ import argparse
 import datetime
 import json
 
-from node.cli.options import chain_options, connect, print_table
+from node.cli.options import chain_command, connect, print_table
 from node.evidence.errors import UnknownClaim
 
 
@@ -39,17 +39,13 @@ def _cmd_claim_history(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     claim = sub.add_parser("claim", help="claim lifecycle on chain").add_subparsers(dest="claim_command", required=True)
-    step = claim.add_parser("step", help="record the next step of a claim, signed by this member")
+    step = chain_command(claim, "step", "record the next step of a claim, signed by this member", _cmd_claim_step, keys=True)
     step.add_argument("claim")
     step.add_argument("step", help="reported, materials-complete, assessed, approved, rejected, paid")
     step.add_argument("--amount", type=float, help="claim amount (with `assessed`: decides the express flag)")
     step.add_argument("--express-threshold", type=float, help="express claims are strictly under this amount")
     step.add_argument("--materials-complete", action="store_true")
     step.add_argument("--liability-clear", action="store_true")
-    chain_options(step, keys=True)
-    step.set_defaults(func=_cmd_claim_step)
-    history = claim.add_parser("history", help="a claim's steps with block times and actors")
+    history = chain_command(claim, "history", "a claim's steps with block times and actors", _cmd_claim_history)
     history.add_argument("claim")
     history.add_argument("--insurer", help="whose claim (name or address); needed when two insurers use the same claim id")
-    chain_options(history)
-    history.set_defaults(func=_cmd_claim_history)

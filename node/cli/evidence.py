@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from node.cli.options import call_node, chain_options, config_option, connect, json_option, own_node, print_table
+from node.cli.options import call_node, chain_command, config_option, connect, json_option, own_node, print_table
 from node.errors import ConsortiumError
 from node.evidence.errors import EvidenceError, EvidenceVerificationError
 from node.evidence.proof_file import proof_file_text
@@ -149,11 +149,10 @@ def _cmd_types(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     evidence = sub.add_parser("evidence", help="claim evidence: verify documents, export proofs").add_subparsers(
         dest="evidence_command", required=True)
-    verify = evidence.add_parser("verify", help="check a document against its proof and the chain (exit 1 when invalid)")
+    verify = chain_command(evidence, "verify",
+                           "check a document against its proof and the chain (exit 1 when invalid)", _cmd_verify)
     verify.add_argument("file", help="the document")
     verify.add_argument("--proof", required=True, help="proof file from `consortium evidence proof`")
-    chain_options(verify)
-    verify.set_defaults(func=_cmd_verify)
     proof = evidence.add_parser("proof", help="export the inclusion proofs of a claim's documents")
     proof.add_argument("claim")
     proof.add_argument("--db", required=True, help="the node's evidence store (SQLite file)")

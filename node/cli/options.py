@@ -52,6 +52,15 @@ def command(group, name: str, help_text: str, func: Callable[[argparse.Namespace
     return p
 
 
+def chain_command(group, name: str, help_text: str, func: Callable[[argparse.Namespace], int], *,
+                  keys: bool = False) -> argparse.ArgumentParser:
+    """A subcommand run without a node's settings: --rpc, --deployment (--keys when it signs) and --json."""
+    p = group.add_parser(name, help=help_text)
+    chain_options(p, keys=keys)
+    p.set_defaults(func=func)
+    return p
+
+
 # ---------------------------------------------------------------------------------------------- connecting
 
 def settings(args: argparse.Namespace) -> "NodeSettings":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from node.cli.options import chain_options, connect, directory, emit
+from node.cli.options import chain_command, connect, directory, emit
 from node.errors import ConsortiumError
 from node.pools.mutual_aid import (
     RULES,
@@ -222,62 +222,51 @@ def register(sub) -> None:
     pool = sub.add_parser("pool", help="risk pool and mutual aid: shared losses, apportioned payouts").add_subparsers(
         dest="pool_command", required=True)
 
-    p = pool.add_parser("open", help="open a risk pool among members with an agreed ratio and a cap per period")
+    p = chain_command(pool, "open",
+                      "open a risk pool among members with an agreed ratio and a cap per period", _cmd_open, keys=True)
     p.add_argument("pool", help="the pool's name")
     p.add_argument("--member", action="append", required=True, metavar="NAME:WEIGHT", help="a member and its weight (repeat)")
     p.add_argument("--own-weight", type=int, help="this member's weight when it is not listed with --member")
     p.add_argument("--cap", required=True, help="most shared per period, smallest currency unit")
     p.add_argument("--period-days", type=float, default=30.0)
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_open)
 
-    p = pool.add_parser("join", help="join a pool this member is listed in")
+    p = chain_command(pool, "join", "join a pool this member is listed in", _cmd_join, keys=True)
     p.add_argument("pool")
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_join)
 
-    p = pool.add_parser("ratio", help="propose a new ratio (e.g. 40:60), or --approve a proposal; all members must agree")
+    p = chain_command(pool, "ratio",
+                      "propose a new ratio (e.g. 40:60), or --approve a proposal; all members must agree", _cmd_ratio, keys=True)
     p.add_argument("pool")
     p.add_argument("ratio", nargs="?", help="weights in the pool's member order, e.g. 40:60")
     p.add_argument("--approve", type=int, metavar="PROPOSAL")
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_ratio)
 
-    p = pool.add_parser("loss", help="report a confirmed loss on this member's claim (evidence anchored; approved, or "
-                        "rejected with a fraud finding)")
+    p = chain_command(pool, "loss", "report a confirmed loss on this member's claim (evidence anchored; approved, or "
+                      "rejected with a fraud finding)", _cmd_loss, keys=True)
     p.add_argument("pool")
     p.add_argument("--claim", required=True, help="the claim id")
     p.add_argument("--amount", required=True, help="the loss, smallest currency unit")
     p.add_argument("--evidence-root", required=True, help="root of an evidence batch this member anchored for the claim")
     p.add_argument("--finding-file", help="the fraud finding report (its SHA-256 goes on chain); needed for a rejected claim")
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_loss)
 
-    p = pool.add_parser("contribute", help="record that this member paid its share of a loss (off chain) under --ref")
+    p = chain_command(pool, "contribute",
+                      "record that this member paid its share of a loss (off chain) under --ref", _cmd_contribute, keys=True)
     p.add_argument("loss_id")
     p.add_argument("--ref", required=True, help="the payment's bank or ledger reference (hashed on chain)")
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_contribute)
 
-    p = pool.add_parser("confirm", help="the insurer of a loss confirms it received a member's contribution")
+    p = chain_command(pool, "confirm",
+                      "the insurer of a loss confirms it received a member's contribution", _cmd_confirm, keys=True)
     p.add_argument("loss_id")
     p.add_argument("--payer", required=True, help="member name or address")
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_confirm)
 
-    p = pool.add_parser("show", help="a pool's members, ratio, cap and what this period shared")
+    p = chain_command(pool, "show", "a pool's members, ratio, cap and what this period shared", _cmd_show)
     p.add_argument("pool")
-    chain_options(p)
-    p.set_defaults(func=_cmd_show)
 
-    p = pool.add_parser("loss-show", help="a loss, each member's share and the state of its payment")
+    p = chain_command(pool, "loss-show", "a loss, each member's share and the state of its payment", _cmd_loss_show)
     p.add_argument("loss_id")
-    chain_options(p)
-    p.set_defaults(func=_cmd_loss_show)
 
     aid = pool.add_parser("aid", help="mutual aid: one approved claim's payout apportioned across participants").add_subparsers(
         dest="aid_command", required=True)
-    p = aid.add_parser("apportion", help="apportion and anchor the payout of this member's approved claim")
+    p = chain_command(aid, "apportion",
+                      "apportion and anchor the payout of this member's approved claim", _cmd_aid_apportion, keys=True)
     p.add_argument("--claim", required=True)
     p.add_argument("--payout", required=True, help="smallest currency unit")
     p.add_argument("--participants", required=True, help="CSV: participant_id[,weight]")
@@ -285,29 +274,22 @@ def register(sub) -> None:
     p.add_argument("--evidence-root", required=True, help="root of an evidence batch this member anchored for the claim")
     p.add_argument("--payee", required=True, help="who receives the payout and confirms it (address or member name)")
     p.add_argument("--out", required=True, help="folder for shares.csv, proofs.jsonl, apportionment.json")
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_aid_apportion)
 
-    p = aid.add_parser("verify", help="a participant checks its own share against the chain (exit 1 when invalid)")
+    p = chain_command(aid, "verify",
+                      "a participant checks its own share against the chain (exit 1 when invalid)", _cmd_aid_verify)
     p.add_argument("claim_key")
     p.add_argument("--participant", required=True, help="your participant id")
     p.add_argument("--proof", required=True, help="your proof line (or the proofs.jsonl holding it)")
-    chain_options(p)
-    p.set_defaults(func=_cmd_aid_verify)
 
-    p = aid.add_parser("check", help="anyone: the published share list sums to the anchored payout and rebuilds the root")
+    p = chain_command(aid, "check",
+                      "anyone: the published share list sums to the anchored payout and rebuilds the root", _cmd_aid_check)
     p.add_argument("claim_key")
     p.add_argument("--shares", required=True, help="the published shares.csv")
-    chain_options(p)
-    p.set_defaults(func=_cmd_aid_check)
 
-    p = aid.add_parser("payout", help="the organiser records the payout to the payee (off chain) under --ref")
+    p = chain_command(aid, "payout",
+                      "the organiser records the payout to the payee (off chain) under --ref", _cmd_aid_payout, keys=True)
     p.add_argument("claim_key")
     p.add_argument("--ref", required=True)
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_aid_payout)
 
-    p = aid.add_parser("confirm", help="the payee confirms it received the payout")
+    p = chain_command(aid, "confirm", "the payee confirms it received the payout", _cmd_aid_confirm, keys=True)
     p.add_argument("claim_key")
-    chain_options(p, keys=True)
-    p.set_defaults(func=_cmd_aid_confirm)

@@ -7,22 +7,20 @@ change exactly one fact on chain; the spec, keys, store, release gate and partic
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from node.access.log import LogRecord
 from node.access.release_gate import ReleaseGate
-from node.chain.reasons import DenialReason
 from node.enums import ZERO32, JobState
 from node.stats import errors
 from node.stats.participant import Participant, VerticalSession
 from node.stats.spec import SpecError, complete, parse_request, spec_hash
 from node.stats.store import StatsStore
 from node.store.db import create_store_engine
-from privacy.paillier import generate_keypair
+from tests.gate_fixtures import Enforcer, Log
+from tests.privacy_fixtures import keypair
 
 REQUESTER = "0x" + "ab" * 20
 ME = "0x" + "ee" * 20
@@ -46,7 +44,7 @@ FRAUD = {"kind": "fraud", "participants": ["me"], "persons": ["p1", "p2"]}
 @pytest.fixture(scope="module")
 def keys():
     """The requester's job key and a second, unregistered one."""
-    return generate_keypair(2048)[0], generate_keypair(2048)[0]
+    return keypair(2048, 0)[0], keypair(2048, 1)[0]
 
 
 class ChainJobs:
@@ -78,24 +76,6 @@ class ChainJobs:
         self.commits += 1
 
 
-@dataclass
-class Allowed:
-    allowed: bool = True
-    grant_id: int = 7
-    reason: DenialReason | None = None
-    message: str = ""
-
-
-class GrantOnChain:
-    def decide(self, requester, dataset, purpose, arrived=None):
-        return Allowed()
-
-
-class Log(list):
-    def deny(self, requester, dataset_id, purpose, reason_code):
-        self.append(LogRecord("denial", requester, dataset_id, int(purpose), bytes(32), reason_code=int(reason_code)))
-
-
 @pytest.fixture
 def world(tmp_path, keys):
     """(participant, chain, horizontal public spec, fraud public spec)."""
@@ -104,7 +84,7 @@ def world(tmp_path, keys):
     fraud = complete(parse_request(FRAUD, resolve, REQUESTER), REQUESTER, job_key, job_id="f-1")
     chain = ChainJobs(horizontal, bytes.fromhex(job_key.fingerprint))
     engine = create_store_engine(f"sqlite:///{tmp_path / 'node.db'}")
-    participant = Participant(ME, chain, X25519PrivateKey.generate(), ReleaseGate(engine, GrantOnChain(), Log()), engine,
+    participant = Participant(ME, chain, X25519PrivateKey.generate(), ReleaseGate(engine, Enforcer(), Log()), engine,
                               StatsStore(engine), executor=lambda rows: None)
     yield participant, chain, horizontal, fraud
     engine.dispose()
