@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from node.auth import canonical_target, sign_request
+from node.access.auth import canonical_target, sign_request
 
 
 def signed_target(base_url: httpx.URL, url: httpx.URL) -> str:

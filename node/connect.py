@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from node.chain.ledger import Ledger
     from node.client import NodeClient
     from node.keys import MemberKeys
-    from node.settings import NodeSettings
+    from node.runtime.settings import NodeSettings
 
 
 def connect_chain(rpc_url: str, deployment_file: str | Path, *, confirmations: int = 0) -> tuple["ChainGateway", "Deployment"]:

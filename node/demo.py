@@ -19,18 +19,18 @@ from typing import Any, Callable
 from rich.console import Console
 from rich.table import Table
 
+from node.access.consent import attest_batch, scope_hash
 from node.chain.anvil import free_port
 from node.chain.deployment import Purpose
 from node.chain.events import EventReader
 from node.chain.ledger import dataset_id
 from node.client import NodeClient
 from node.connect import node_url
-from node.consent import attest_batch, scope_hash
-from node.datasets import import_csv, init_datasets
-from node.devnet import NodeProcess, dev_passphrase, spawn_node, start_dev_consortium
 from node.errors import ConsortiumError, parse_problem
 from node.keys import create_member_keys
+from node.network.devnet import NodeProcess, dev_passphrase, spawn_node, start_dev_consortium
 from node.sample_data import generate, write_member_csvs
+from node.store.datasets import import_csv, init_datasets
 from node.store.db import create_store_engine
 
 NODE_MEMBERS = ("insurer-east", "insurer-west", "shop-platform", "regulator")
@@ -376,7 +376,7 @@ def _claim_evidence(step: Callable, client: Callable, keys: dict, chain_id: int,
     """A claim's documents hashed and anchored, its lifecycle on chain, and an auditor's check of one document."""
     import base64
 
-    from node.auth import sign_request
+    from node.access.auth import sign_request
 
     claim = "CLM-2026-11-0001"
     east = client("insurer-east", "insurer-east")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from node.datasets import AGE_BANDS, CHANNELS, SEGMENTS, write_csv
+from node.store.datasets import AGE_BANDS, CHANNELS, SEGMENTS, write_csv
 
 __all__ = ["AGE_BANDS", "CHANNELS", "SEGMENTS", "REGIONS", "PRODUCTS", "generate", "write_member_csvs"]
 REGIONS = ("east", "west", "north", "south")
@@ -66,7 +66,7 @@ def generate(seed: int = 2026, people: int = 3000, insurers: tuple[str, ...] = (
 
 def write_member_csvs(folder: Path, rows_by_dataset: dict[str, list[dict]]) -> dict[str, Path]:
     """One CSV per dataset, in the dataset's declared column order."""
-    from node.datasets import dataset_schema
+    from node.store.datasets import dataset_schema
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {}

@@ -6,8 +6,8 @@ from pathlib import Path
 from eth_account import Account
 
 from node.chain.deployment import GenesisMember, deploy_consortium
-from node.devnet import NodeProcess, spawn_node, write_node_config
 from node.keys import create_member_keys
+from node.network.devnet import NodeProcess, spawn_node, write_node_config
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_PASSPHRASE = "test-passphrase-not-secret"

@@ -1,6 +1,6 @@
 """How large a request body each route takes: declared here once, for the middleware and the routes.
 
-The outermost middleware (node/app.py ``BodyLimit``) refuses any body over its route's limit before
+The outermost middleware (node/api/app.py ``BodyLimit``) refuses any body over its route's limit before
 routing reads a byte; routes that stream a body (evidence documents, proof checks, hash batches) check
 the same figures as they read, so the evidence API refuses with its own reasons when mounted alone.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from node.settings import NodeSettings
+    from node.runtime.settings import NodeSettings
 
 _MIB = 1024 * 1024
 BYTES_PER_HASH_ITEM = 256  # generous JSON size of one {sha256, claim_id, doc_type} item

@@ -7,12 +7,12 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from node.access.release_gate import ReleaseRefusal, answer_query
 from node.api.deps import Caller, authenticated, problem
-from node.context import NodeContext
-from node.datasets import AggregateQuery, dataset_schema
 from node.enums import Purpose, PurposeName
-from node.offload import in_thread
-from node.release_gate import ReleaseRefusal, answer_query
+from node.runtime.context import NodeContext
+from node.runtime.offload import in_thread
+from node.store.datasets import AggregateQuery, dataset_schema
 
 router = APIRouter(prefix="/data", tags=["data"])
 

@@ -1,7 +1,7 @@
 """The owner's proof of its denials: the requester's signed request behind each one, for the regulator only.
 
 A denial on chain carries the EIP-712 digest of the request that was refused; this route hands the
-regulator the request itself so it can check that the named requester really asked (node/signed_request.py).
+regulator the request itself so it can check that the named requester really asked (node/access/signed_request.py).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from node.api.audit import regulator
 from node.api.deps import Caller, get_context, problem
-from node.context import NodeContext
+from node.runtime.context import NodeContext
 
 router = APIRouter(prefix="/denials", tags=["denials"])
 _DIGEST = re.compile(r"^0x[0-9a-fA-F]{64}$")

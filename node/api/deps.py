@@ -17,12 +17,12 @@ from fastapi import Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from node.auth import HEADER_SIGNATURE, AuthError, canonical_target
+from node.access.auth import HEADER_SIGNATURE, AuthError, canonical_target
+from node.access.release_gate import ReleaseRefusal
+from node.access.signed_request import SignedRequest, serving
 from node.chain.deployment import Status
-from node.context import NodeContext
 from node.errors import ConsortiumError
-from node.release_gate import ReleaseRefusal
-from node.signed_request import SignedRequest, serving
+from node.runtime.context import NodeContext
 from privacy.errors import PrivacyError
 
 # Ids are uint256 on chain but pass through SQLite and PostgreSQL BIGINT columns: one bound for all.

@@ -10,8 +10,8 @@ from web3 import Web3
 
 from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
 from node.chain.ledger import card_reason_hash
-from node.context import NodeContext
 from node.enums import Role, RoleName
+from node.runtime.context import NodeContext
 
 router = APIRouter(prefix="/governance", tags=["governance"])
 

@@ -1,7 +1,7 @@
 """Grants: the member's operator grants and revokes; any member lists what it gave or received.
 
 Every grant rests on a consent to exactly that grant (owner, grantee, dataset, purpose, scope, expiry),
-checked by DataUseAuthorization at grant time (node/consent.py explains the forms).
+checked by DataUseAuthorization at grant time (node/access/consent.py explains the forms).
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
+from node.access.consent import ConsentError, attest_batch, parse_consent
 from node.api.deps import Caller, ChainIdPath, get_context, member, operator, problem
 from node.chain.ledger import dataset_id
-from node.consent import ConsentError, attest_batch, parse_consent
-from node.context import NodeContext
-from node.datasets import dataset_schema
 from node.enums import Purpose, PurposeName
+from node.runtime.context import NodeContext
+from node.store.datasets import dataset_schema
 
 router = APIRouter(prefix="/grants", tags=["grants"])
 

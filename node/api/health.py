@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from node.api.deps import Caller, get_context, optional_operator, problem
-from node.context import NodeContext
+from node.runtime.context import NodeContext
 
 router = APIRouter(tags=["health"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 
 from node.api.deps import Caller, get_context, operator
-from node.context import NodeContext
+from node.runtime.context import NodeContext
 
 router = APIRouter(prefix="/settlement", tags=["settlement"])
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from node.api.deps import Authenticated, Operator, get_context, problem
-from node.context import NodeContext
+from node.runtime.context import NodeContext
 from node.stats.service import result_csv
 
 router = APIRouter(prefix="/stats", tags=["statistics"])

@@ -1,7 +1,7 @@
 """The regulator's check that each denial on chain was a real request by the named requester.
 
 An owner records a denial with the EIP-712 digest of the refused request as its queryHash and keeps
-the signed request (node/signed_request.py). For every indexed denial, the regulator's node asks the
+the signed request (node/access/signed_request.py). For every indexed denial, the regulator's node asks the
 owner for that request (``GET /denials/{digest}/request``, signed, regulator only) and verifies it.
 The outcome is stored per denial; only ``proven`` denials count toward ``denial_burst``, and every
 other outcome is reported as an ``unproven_denial`` anomaly against the owner that recorded it.
@@ -26,8 +26,8 @@ from collections.abc import Callable
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, and_, select
 from sqlalchemy.engine import Engine
 
+from node.access.signed_request import ZERO32, ProofError, verify_denial_request
 from node.audit import schema as s
-from node.signed_request import ZERO32, ProofError, verify_denial_request
 from node.store.db import migrate
 from node.worker import BackgroundLoop
 

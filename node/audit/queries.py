@@ -41,7 +41,7 @@ class AuditQueryError(ConsortiumError):
 
 def _dataset_names() -> dict[bytes, str]:
     try:
-        from node.datasets import SCHEMAS
+        from node.store.datasets import SCHEMAS
 
         names = list(SCHEMAS)
     except Exception:  # the datasets module is optional for the index

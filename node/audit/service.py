@@ -1,6 +1,6 @@
 """The audit feature inside a running node: indexer thread, queries, anomaly checks and web sessions.
 
-The HTTP layer (``node/app.py``) builds one ``AuditService`` from the node's parts, mounts the regulator
+The HTTP layer (``node/api/app.py``) builds one ``AuditService`` from the node's parts, mounts the regulator
 API and pages on it, and starts and stops it with the app. The indexer runs on a node whose own member
 is a regulator or an auditor (the nodes that serve these views); ``CONSORTIUM_AUDIT_INDEXER=on|off``
 overrides that, and ``consortium audit sync`` catches up any node's index by hand. No FastAPI here.

@@ -23,7 +23,7 @@ _PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
 
 class ChainError(ConsortiumError):
     reason = "chain"
-    http_status = 503  # the chain failed the node, not the request (reverts have their own handler in node/app.py)
+    http_status = 503  # the chain failed the node, not the request (reverts have their own handler in node/api/app.py)
 
 
 class ChainUnavailable(ChainError):

@@ -68,7 +68,7 @@ class GethNode:
     static_nodes: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
     mine: bool = True
-    # On a host of its own (node/netns.py): the command prefix that enters its namespace, the address this
+    # On a host of its own (node/network/netns.py): the command prefix that enters its namespace, the address this
     # process reaches its RPC at, the address its peers dial, and what its RPC binds to inside the namespace.
     prefix: list[str] = field(default_factory=list)
     rpc_host: str = "127.0.0.1"

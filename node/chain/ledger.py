@@ -20,7 +20,7 @@ from node.chain.gateway import ChainGateway, SentTransaction
 from node.enums import ZERO32, ClaimStep, GrantState, JobState, Purpose, Role, Status
 
 if TYPE_CHECKING:
-    from node.consent import SignedConsent
+    from node.access.consent import SignedConsent
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class Ledger:
         Without ``consent``, this member attests ``consent_ref`` (the hash of its own consent record or
         legal basis) for exactly this grant, until ``expires_at``: the chain records it as the signer.
         """
-        from node.consent import Consent, sign_consent
+        from node.access.consent import Consent, sign_consent
 
         if consent is None:
             consent = sign_consent(self.account, Consent(

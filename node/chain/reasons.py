@@ -18,7 +18,7 @@ class DenialReason(IntEnum):
     REPLAYED = 11
     SCOPE_EXCEEDED = 12
     BUDGET_EXHAUSTED = 13
-    # release policy refusals by the data owner's gate (node/release_gate.py)
+    # release policy refusals by the data owner's gate (node/access/release_gate.py)
     TOO_FEW_CONTRIBUTORS = 14
     NOT_LABEL_OWNER = 15
     DIFFERENCING = 16

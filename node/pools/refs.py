@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import hashlib
 
-from web3 import Web3
-
 from node.errors import ConsortiumError
 
 
@@ -16,7 +14,9 @@ def pool_id(name: str) -> bytes:
     """Pools are named on chain by keccak-256 of ``pool:NAME`` (names stay readable off chain)."""
     if not isinstance(name, str) or not name.strip():
         raise PoolInputError("a pool needs a name", hint="pass a name such as fraud-losses-2026")
-    return Web3.keccak(text="pool:" + name.strip())
+    from eth_hash.auto import keccak  # here, not above: the pool commands import this module, `consortium --help` with them
+
+    return keccak(("pool:" + name.strip()).encode())
 
 
 def payment_ref(text: str) -> bytes:

@@ -1,11 +1,11 @@
 """Statistics errors, each with its machine-readable ``reason`` and its ``http_status`` (node/api/deps.py maps them).
 
 The requester's own refusals are SpecErrors; a participant's protocol refusals are StatsRefusals, which are
-release-gate refusals (node/release_gate.py) like the gate's own, so one handler answers both.
+release-gate refusals (node/access/release_gate.py) like the gate's own, so one handler answers both.
 """
 from __future__ import annotations
 
-from node.release_gate import ReleaseRefusal
+from node.access.release_gate import ReleaseRefusal
 from node.stats.spec import SpecError
 
 

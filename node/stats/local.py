@@ -1,4 +1,4 @@
-"""A member's local part of a job, computed in SQL over its own dataset tables (node.datasets.TABLES).
+"""A member's local part of a job, computed in SQL over its own dataset tables (node.store.datasets.TABLES).
 
 Values are carried in fixed point: SUM(CAST(ROUND(value * 10^decimals) AS INTEGER)) is an exact integer
 sum in SQLite (a 64-bit overflow raises instead of wrapping), so counts and sums are exact; a value
@@ -15,8 +15,8 @@ from sqlalchemy import and_, case, cast, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from node.datasets import TABLES, dataset_schema
 from node.stats.spec import OVERFLOW, Axis, SpecError
+from node.store.datasets import TABLES, dataset_schema
 
 _OPS = {"gte": "__ge__", "gt": "__gt__", "lte": "__le__", "lt": "__lt__"}
 

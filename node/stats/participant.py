@@ -4,7 +4,7 @@ Every answer starts with the same checks, all against the chain and the registry
 the job exists and is open, its requester is the signer of the request, its spec hash is the hash of
 the spec sent, its key fingerprint is the requester's registered Paillier fingerprint (and the key
 sent has that fingerprint), and this member is one of its participants. Then the release gate
-(node/release_gate.py) decides what, if anything, leaves: the grant, who contributes, k on distinct
+(node/access/release_gate.py) decides what, if anything, leaves: the grant, who contributes, k on distinct
 persons, differencing, the DP budget. A refusal is logged on chain as a denial, an answer as an
 access with the grant id, the spec hash as query hash and the number of records released.
 
@@ -22,9 +22,9 @@ from typing import Any, Callable
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy.engine import Engine
 
+from node.access.release_gate import ReleaseGate, Request, fraud_admission, horizontal_contribution, vertical_admission
 from node.chain.ledger import Ledger
 from node.enums import ZERO32, JobState, Purpose
-from node.release_gate import ReleaseGate, Request, fraud_admission, horizontal_contribution, vertical_admission
 from node.stats import local
 from node.stats.errors import (
     AlreadyCommitted,

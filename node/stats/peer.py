@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
-from node.auth import sign_request
+from node.access.auth import sign_request
 from node.chain.ledger import Ledger
 from node.errors import parse_problem
 from node.stats.spec import horizontal_spec, join_spec

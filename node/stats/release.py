@@ -1,7 +1,7 @@
 """The requester's release step: aggregate and decrypt what the participants sent, check it, drop what must not be
 shown, and publish the result's hash on chain.
 
-This is the second line behind each data owner's release gate (node/release_gate.py), which already applied its
+This is the second line behind each data owner's release gate (node/access/release_gate.py), which already applied its
 minimum cohort, differencing and DP budget: here the owners' suppressions and k are applied again, no noise is
 added (each owner added its own) and nothing is charged, so no budget is loaded or saved on this side.
 """

@@ -7,7 +7,7 @@ answer is checked against the participant's commitment on chain before it is kep
 decrypt, check every bucket against the spec's declared bounds (``implausible_result`` fails the job),
 release (the participants' own suppressions and k, already applied by each data owner's release gate,
 applied again here as a second line) -> publishResult -> PUBLISHED. Minimum cohort, differencing and
-the DP budget are enforced by each data owner (node/release_gate.py), never trusted to this side. A refusal fails the job at once with the participant's reason; a participant still
+the DP budget are enforced by each data owner (node/access/release_gate.py), never trusted to this side. A refusal fails the job at once with the participant's reason; a participant still
 missing at the deadline fails it with ``deadline_missed``; either way the job is aborted on chain
 once the deadline has passed, and ``rerun`` opens a new round without the missing participants.
 """
@@ -21,10 +21,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from sqlalchemy.engine import Engine
 
+from node.access.release_gate import ReleaseGate
 from node.chain.errors import ContractRevert
 from node.chain.ledger import Ledger
 from node.enums import ZERO32
-from node.release_gate import ReleaseGate
 from node.stats.collect import FraudRunner, HorizontalRunner
 from node.stats.errors import NotFailed, UnknownJob
 from node.stats.housekeeping import Housekeeper

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Callable
 
-from node.datasets import SCHEMAS, DatasetError, dataset_schema
 from node.errors import ConsortiumError
+from node.store.datasets import SCHEMAS, DatasetError, dataset_schema
 from privacy.aggregation import HorizontalSpec
 from privacy.join import JoinSpec
 from privacy.paillier import PublicKey

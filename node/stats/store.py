@@ -4,7 +4,7 @@
 ``stats_received``      contributions received for those jobs, as sent (validated against the chain)
 ``stats_contributed``   this node's own answers to other members' jobs: a retried request gets the
                         stored answer back, so a participant never computes or commits twice
-``stats_budget``        no longer written: each owner's DP budget is the release gate's (node/release_gate.py,
+``stats_budget``        no longer written: each owner's DP budget is the release gate's (node/access/release_gate.py,
                         ``release_budget``); kept so existing stores keep their schema
 """
 from __future__ import annotations

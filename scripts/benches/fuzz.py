@@ -47,7 +47,7 @@ class Network:
     def start(cls, home: Path, node_names=("insurer-east", "regulator"), **node_settings) -> "Network":
         from eth_account import Account
 
-        from node.devnet import dev_passphrase, spawn_node, start_dev_consortium
+        from node.network.devnet import dev_passphrase, spawn_node, start_dev_consortium
 
         dev = start_dev_consortium(home)
         nodes = {}
@@ -125,8 +125,8 @@ class FuzzReport:
 
 def send_signed(http: httpx.Client, account, audience: str, chain_id: int, method: str, url: str, *,
                 content: bytes = b"", headers: dict | None = None, params=None) -> httpx.Response:
-    """One request signed with the project's own code (node/auth.py via node/client.py), or unsigned."""
-    from node.auth import sign_request
+    """One request signed with the project's own code (node/access/auth.py via node/client.py), or unsigned."""
+    from node.access.auth import sign_request
     from node.client import signed_target
 
     request = http.build_request(method, url, content=content, headers=headers or {}, params=params)

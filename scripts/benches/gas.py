@@ -17,12 +17,12 @@ def _h(text: str) -> bytes:
 def run(args, progress) -> dict:
     from eth_account import Account
 
+    from node.access.consent import Consent, sign_consent
     from node.chain.anvil import AnvilNode
     from node.chain.compiler import compile_contracts
     from node.chain.deployment import ClaimStep, GenesisMember, Purpose, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger, dataset_id
-    from node.consent import Consent, sign_consent
 
     gas: dict[str, int] = {}
     with AnvilNode() as anvil:

@@ -15,7 +15,7 @@ each batch then waits about (1 + confirmations) block periods. ``anchor_anvil_sa
 the anvil run itself, repeated here while the network runs, so the two differ only in the chain: on a
 shared 2-core machine the intake (hashing and committing 1M leaves) is what slows down.
 
-Members run on their own hosts where the machine allows it (network namespaces, node/netns.py), else
+Members run on their own hosts where the machine allows it (network namespaces, node/network/netns.py), else
 behind loopback TCP proxies; ``partition_method`` says which.
 """
 from __future__ import annotations
@@ -53,14 +53,14 @@ def run(args, progress) -> dict:
     from sqlalchemy import create_engine, text
 
     from benches.node_access import _cpu_seconds, _load
-    from node.access_log import AccessLog, LogRecord
+    from node.access.log import AccessLog, LogRecord
     from node.chain.anvil import AnvilNode
     from node.chain.deployment import GenesisMember, Purpose, Role, attach, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger, dataset_id
     from node.evidence.service import EvidenceService, EvidenceSettings
     from node.evidence.store import create_store_engine as evidence_engine
-    from node.network import CliqueNetwork, init_clique
+    from node.network.clique import CliqueNetwork, init_clique
     from node.store.db import create_store_engine
 
     result: dict = {}

@@ -75,12 +75,12 @@ def run(args, progress) -> dict:
     from nodes import TEST_PASSPHRASE, start_node
 
     from benches.stage_profile import print_table, stage_table, start_recording, stop_recording
+    from node.access.enforcement import Enforcer
     from node.chain.anvil import AnvilNode
     from node.chain.compiler import compile_contracts
     from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
     from node.chain.gateway import ChainGateway
     from node.chain.ledger import Ledger, dataset_id
-    from node.enforcement import Enforcer
     from node.keys import create_member_keys
 
     with tempfile.TemporaryDirectory() as tmp, AnvilNode() as anvil:
@@ -107,7 +107,7 @@ def run(args, progress) -> dict:
                 lat.append((time.perf_counter() - t0) * 1000)
             return sorted(lat)
 
-        from node.authz_cache import AuthorizationCache
+        from node.access.authz_cache import AuthorizationCache
 
         lat = check_latency(Enforcer(Ledger(gw, owner.account)))
         cached = check_latency(Enforcer(Ledger(gw, owner.account), AuthorizationCache(Ledger(gw, owner.account))))

@@ -27,7 +27,7 @@ THREADS: list[tuple[str, tuple[str, ...]]] = [
 # decides, so SQL run by the release gate counts as the release gate and a signature check inside the
 # authentication dependency as "auth". Within one frame the order below decides.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("auth: signature, nonce (node/auth.py)", ("RequestVerifier.", "recover_signer", "request_digest")),
+    ("auth: signature, nonce (node/access/auth.py)", ("RequestVerifier.", "recover_signer", "request_digest")),
     ("authz: chain head check (RPC)", ("AuthorizationCache.sync", "AuthorizationCache._sync_now")),
     ("authz: decision (cache, enforcement)", ("Enforcer.", "AuthorizationCache.")),
     ("release gate: history, footprint, record", ("ReleaseGate.release", "ReleaseGate._record", "ReleaseGate._history",

@@ -105,8 +105,8 @@ def _gate_cost(db: Path, public: dict, home: Path) -> dict:
     """What the owner's release gate costs one participant per release, measured on its own data in this process:
     the one-pass query with persons against the plain SQL GROUP BY aggregate the node ran before the gate, the footprint (one digest per person), the differencing check against an identical
     earlier release (the worst case: every bucket is compared set-wise) and the recorded history."""
+    from node.access.release_gate import ReleaseGate, Request
     from node.chain.deployment import Purpose
-    from node.release_gate import ReleaseGate, Request
     from node.stats import local
     from node.store.db import create_store_engine
 
@@ -140,9 +140,9 @@ def _sql_aggregate(engine, public: dict) -> list:
     """The participant's local aggregate without the gate: one SQL GROUP BY per bucket, no persons (the baseline)."""
     from sqlalchemy import func, select
 
-    from node.datasets import TABLES
     from node.stats.local import _axis_expression, _scaled, where_clauses
     from node.stats.spec import Axis
+    from node.store.datasets import TABLES
 
     table = TABLES[public["dataset"]]
     axes = [Axis(a["column"], tuple(a.get("values", ())), tuple(a.get("edges", ()))) for a in public["group_by"]]

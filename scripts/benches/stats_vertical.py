@@ -40,7 +40,7 @@ class BenchNetwork:
 
     def __init__(self, home: Path, members: dict[str, "Role"]):
         from node.chain.anvil import free_port
-        from node.devnet import dev_passphrase, start_dev_consortium
+        from node.network.devnet import dev_passphrase, start_dev_consortium
 
         self.home = home
         self.ports = {name: free_port() for name in members}
@@ -54,7 +54,7 @@ class BenchNetwork:
 
     def load(self, name: str, tables: dict[str, tuple[list[str], list[tuple]]]) -> None:
         """Create the node's dataset tables and bulk-insert rows (one transaction per table)."""
-        from node.datasets import init_datasets
+        from node.store.datasets import init_datasets
         from node.store.db import create_store_engine
 
         engine = create_store_engine(f"sqlite:///{self.db(name).resolve()}")
@@ -71,7 +71,7 @@ class BenchNetwork:
     def start(self, names) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        from node.devnet import spawn_node
+        from node.network.devnet import spawn_node
 
         def one(name):
             return name, spawn_node(self.home / "nodes" / name, name, self.home / "members" / name, self.dev.gateway.rpc_url,
@@ -234,8 +234,8 @@ def _gate_cost(net: BenchNetwork, job: dict, home: Path) -> dict:
     import json
     import time
 
+    from node.access.release_gate import ReleaseGate, Request
     from node.chain.deployment import Purpose
-    from node.release_gate import ReleaseGate, Request
     from node.stats import local
     from node.store.db import create_store_engine
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
+from node.access.consent import CONSENT_FIELDS, Consent, SignedConsent, sign_consent
 from node.chain.deployment import Purpose
 from node.chain.errors import ContractRevert
 from node.chain.ledger import dataset_id
-from node.consent import CONSENT_FIELDS, Consent, SignedConsent, sign_consent
 
 CLAIMS = dataset_id("claims-2026")
 HOUR = 3600

@@ -6,7 +6,7 @@ import time
 import pytest
 from nodes import TEST_PASSPHRASE, start_node
 
-from node.access_log import AccessLog, LogRecord
+from node.access.log import AccessLog, LogRecord
 from node.chain.deployment import Purpose
 from node.chain.errors import ChainError
 from node.chain.ledger import dataset_id
@@ -138,7 +138,7 @@ def test_kill_9_before_the_flush_loses_no_access(consortium, tmp_path):
 
 def test_batches_are_encoded_byte_for_byte_as_web3_would(setup):
     """The access log encodes its batch calls itself (web3's argument checks cost ~1 ms a record): same transaction."""
-    from node.access_log import EncodedCall
+    from node.access.log import EncodedCall
 
     c, gid, _ = setup
     contract = c["insurer_a"].authorizations
@@ -157,7 +157,7 @@ def test_batches_are_encoded_byte_for_byte_as_web3_would(setup):
 
 
 def test_an_encoded_batch_that_would_revert_is_refused_at_gas_estimation(setup):
-    from node.access_log import EncodedCall
+    from node.access.log import EncodedCall
     from node.chain.errors import ContractRevert
 
     c, _, _ = setup

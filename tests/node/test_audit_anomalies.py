@@ -4,14 +4,14 @@ from __future__ import annotations
 import hashlib
 import os
 
+from node.access.auth import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, request_digest, sign_request
+from node.access.signed_request import SignedRequest
 from node.audit.anomalies import AnomalyDetector, AnomalyRules
 from node.audit.denial_proofs import DenialProofs, OwnerUnreachable
 from node.audit.indexer import AuditIndexer
-from node.auth import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, request_digest, sign_request
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
-from node.signed_request import SignedRequest
 from node.store.db import create_store_engine
 
 CLAIMS = dataset_id("claims")

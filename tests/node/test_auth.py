@@ -10,7 +10,7 @@ from eth_account.messages import _hash_eip191_message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.auth import AuthError, RequestVerifier, _typed, is_low_s, request_digest, sign_digest, sign_request
+from node.access.auth import AuthError, RequestVerifier, _typed, is_low_s, request_digest, sign_digest, sign_request
 
 SIGNER = Account.create()
 NODE = Account.create().address
@@ -105,7 +105,7 @@ def test_malformed_headers_are_refused_with_a_reason(headers, reason):
 
 def _high_s(signature_hex: str) -> str:
     """The same signature's twin (r, n - s, flipped v): valid ECDSA, refused under EIP-2."""
-    from node.auth import SECP256K1_N
+    from node.access.auth import SECP256K1_N
 
     sig = bytes.fromhex(signature_hex.removeprefix("0x"))
     s = int.from_bytes(sig[32:64], "big")
@@ -114,7 +114,7 @@ def _high_s(signature_hex: str) -> str:
 
 
 def test_high_s_twin_of_a_valid_signature_is_refused():
-    from node.auth import recover_signer
+    from node.access.auth import recover_signer
 
     v = verifier()
     headers = sign_request(SIGNER, 31337, NODE, "POST", "/data/query", b"{}")
@@ -139,7 +139,7 @@ def test_out_of_range_r_or_s_is_refused(r, s):
 
 
 def test_time_window_is_the_setting():
-    from node.settings import NodeSettings
+    from node.runtime.settings import NodeSettings
 
     assert NodeSettings.model_fields["auth_window_seconds"].default == 120
     v = verifier(window=30)
@@ -180,7 +180,7 @@ def test_client_signs_the_target_exactly_as_the_node_receives_it(path, params):
 
 
 class _Clock:
-    """Stands in for node.auth's time module: the test moves the clock instead of sleeping."""
+    """Stands in for node.access.auth's time module: the test moves the clock instead of sleeping."""
 
     def __init__(self, now: float):
         self.now = now
@@ -190,10 +190,10 @@ class _Clock:
 
 
 def test_replay_memory_is_bounded_and_full_memory_refuses_instead_of_forgetting(monkeypatch):
-    import node.auth
+    import node.access.auth
 
     clock = _Clock(time.time())
-    monkeypatch.setattr(node.auth, "time", clock)
+    monkeypatch.setattr(node.access.auth, "time", clock)
     v = RequestVerifier(31337, NODE, 60, max_nonces=3)
     v.started_at -= 5
     sent = [sign_request(SIGNER, 31337, NODE, "GET", "/x", b"", timestamp=int(clock.now)) for _ in range(4)]
@@ -220,10 +220,10 @@ def test_replay_memory_is_bounded_and_full_memory_refuses_instead_of_forgetting(
 
 def test_replay_memory_holds_each_nonce_for_its_timestamp_window_only(monkeypatch):
     """A request signed ahead of the node's clock stays remembered until its own timestamp leaves the window."""
-    import node.auth
+    import node.access.auth
 
     clock = _Clock(time.time())
-    monkeypatch.setattr(node.auth, "time", clock)
+    monkeypatch.setattr(node.access.auth, "time", clock)
     v = RequestVerifier(31337, NODE, 60)
     v.started_at -= 5
     ahead = sign_request(SIGNER, 31337, NODE, "GET", "/x", b"", timestamp=int(clock.now) + 50)

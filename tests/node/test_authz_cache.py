@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from node.authz_cache import AuthorizationCache
+from node.access.authz_cache import AuthorizationCache
 from node.chain.deployment import Purpose, Status
 from node.chain.ledger import dataset_id
 

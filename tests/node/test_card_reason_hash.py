@@ -60,11 +60,11 @@ def _from_page(reason: str) -> bytes:
 
 
 def _from_cli(reason: str, monkeypatch) -> bytes:
-    from node import governance_cli
+    from node.cli import governance
 
     ledger = RecordingLedger()
-    monkeypatch.setattr(governance_cli, "_ledger", lambda args: ledger)
-    governance_cli._gov(Namespace(gov_command="warn", member="insurer_b", reason=reason, json=True, config=None))
+    monkeypatch.setattr(governance, "_ledger", lambda args: ledger)
+    governance._gov(Namespace(gov_command="warn", member="insurer_b", reason=reason, json=True, config=None))
     (_, _, sent), = ledger.sent
     return sent
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 from nodes import ROOT, write_config
 
-from node.datasets import AggregateQuery, DatasetError, dataset_rows, import_csv, init_datasets, query_groups, run_query
+from node.store.datasets import AggregateQuery, DatasetError, dataset_rows, import_csv, init_datasets, query_groups, run_query
 from node.store.db import create_store_engine
 
 GOOD = """person_id,age_band,channel,activity_segment

@@ -1,4 +1,4 @@
-"""The enforcer (node/enforcement.py): one row per denial reason it can produce, each asserting the exact reason.
+"""The enforcer (node/access/enforcement.py): one row per denial reason it can produce, each asserting the exact reason.
 
 Every row builds its chain state on the session's anvil (a fresh consortium per test), then asks the data
 owner's enforcer, with and without the authorization cache, for the decision on one request. The reasons the
@@ -11,11 +11,11 @@ from typing import Callable
 
 import pytest
 
-from node.authz_cache import AuthorizationCache
+from node.access.authz_cache import AuthorizationCache
+from node.access.enforcement import Enforcer
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
-from node.enforcement import Enforcer
 
 HOUR = 3600
 OWNER = "insurer_a"
@@ -23,16 +23,16 @@ CLAIMS, POLICIES = "claims-2026", "policies-2026"
 
 # Reasons written on chain by someone other than the enforcer, and where they are tested.
 ELSEWHERE = {
-    DenialReason.SCOPE_EXCEEDED: "node/release_gate.py (scope of the grant) -- tests/system/test_release_attacks.py",
-    DenialReason.BUDGET_EXHAUSTED: "node/release_gate.py (epsilon budget) -- tests/node/test_release_gate.py",
-    DenialReason.TOO_FEW_CONTRIBUTORS: "node/release_gate.py (contributor rules) -- tests/node/test_release_gate.py",
-    DenialReason.NOT_LABEL_OWNER: "node/release_gate.py (vertical jobs) -- tests/node/test_release_gate.py",
-    DenialReason.DIFFERENCING: "node/release_gate.py (differencing) -- tests/node/test_release_gate.py",
+    DenialReason.SCOPE_EXCEEDED: "node/access/release_gate.py (scope of the grant) -- tests/system/test_release_attacks.py",
+    DenialReason.BUDGET_EXHAUSTED: "node/access/release_gate.py (epsilon budget) -- tests/node/test_release_gate.py",
+    DenialReason.TOO_FEW_CONTRIBUTORS: "node/access/release_gate.py (contributor rules) -- tests/node/test_release_gate.py",
+    DenialReason.NOT_LABEL_OWNER: "node/access/release_gate.py (vertical jobs) -- tests/node/test_release_gate.py",
+    DenialReason.DIFFERENCING: "node/access/release_gate.py (differencing) -- tests/node/test_release_gate.py",
     # A request that fails authentication never reaches the enforcer: it is refused with 401 and a reason
-    # by node/auth.py before anyone is attributed, so no denial is logged on chain for it
+    # by node/access/auth.py before anyone is attributed, so no denial is logged on chain for it
     # (tests/node/test_auth.py: tampering, replay, malformed headers).
-    DenialReason.BAD_SIGNATURE: "node/auth.py (401, not logged) -- tests/node/test_auth.py",
-    DenialReason.REPLAYED: "node/auth.py (401, not logged) -- tests/node/test_auth.py",
+    DenialReason.BAD_SIGNATURE: "node/access/auth.py (401, not logged) -- tests/node/test_auth.py",
+    DenialReason.REPLAYED: "node/access/auth.py (401, not logged) -- tests/node/test_auth.py",
 }
 
 

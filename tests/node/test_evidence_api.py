@@ -10,7 +10,7 @@ from evidence_testing import evidence_app
 from fastapi.testclient import TestClient
 
 from node.chain.deployment import ClaimStep
-from node.cli import main as cli_main
+from node.cli.main import main as cli_main
 from node.evidence.claims import claim_history, record_claim_step
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.evidence.store import create_store_engine

@@ -10,7 +10,7 @@ from conftest import build_consortium
 
 from node.chain.deployment import Status
 from node.chain.gateway import ChainGateway
-from node.cli import main as cli_main
+from node.cli.main import main as cli_main
 from node.evidence.errors import EvidenceVerificationError
 from node.evidence.leaf import DocType, evidence_leaf_hash
 from node.evidence.service import PROOF_FORMAT, EvidenceService, EvidenceSettings

@@ -5,38 +5,15 @@ directly, and what the gate writes: denials with their reason codes, the history
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
 
-from node.access_log import LogRecord
+from node.access.release_gate import ReleaseGate, ReleaseRefusal, Request, history
 from node.chain.deployment import Purpose
 from node.chain.reasons import DenialReason
-from node.release_gate import ReleaseGate, ReleaseRefusal, Request, history
 from node.store.db import create_store_engine
+from tests.gate_fixtures import Enforcer, Log
 
 REQUESTER = "0x" + "ab" * 20
-
-
-@dataclass
-class Allowed:
-    allowed: bool = True
-    grant_id: int = 7
-    reason: DenialReason | None = None
-    message: str = ""
-
-
-class Enforcer:
-    def decide(self, requester, dataset, purpose, arrived=None):
-        return Allowed()
-
-
-class Log(list):
-    def append(self, record):  # what would go on chain, kept here
-        super().append(record)
-
-    def deny(self, requester, dataset_id, purpose, reason_code):  # as AccessLog.deny, without a signed request
-        super().append(LogRecord("denial", requester, dataset_id, int(purpose), bytes(32), reason_code=int(reason_code)))
 
 
 @pytest.fixture

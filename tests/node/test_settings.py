@@ -1,4 +1,4 @@
-"""Node settings (node/settings.py): secure defaults, the environment over the file, and refused values as one line."""
+"""Node settings (node/runtime/settings.py): secure defaults, the environment over the file, and refused values as one line."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import pytest
 from web3 import Web3
 
 from node.errors import ConfigError
-from node.settings import NodeSettings, load_settings
+from node.runtime.settings import NodeSettings, load_settings
 
 REQUIRED = 'name = "insurer_a"\nhome = "home"\nkeys = "keys"\nrpc_url = "http://127.0.0.1:8545"\ndeployment = "deployment.json"\n'
 

@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from node.datasets import import_csv, init_datasets
 from node.errors import KeyStoreError
 from node.paillier_store import FILE_NAME, load_or_create, load_private_key, save_private_key
 from node.stats import local
 from node.stats.spec import SpecError, complete, horizontal_spec, parse_request, spec_hash
+from node.store.datasets import import_csv, init_datasets
 from node.store.db import create_store_engine
 from privacy.paillier import PrivateKey, generate_keypair
 

@@ -214,7 +214,7 @@ def test_reverts_print_enums_by_name():
 
 
 def test_failed_job_hint_names_only_a_rerun_that_will_be_accepted():
-    from node.stats_cli import rerun_hint
+    from node.cli.stats import rerun_hint
 
     job = {"id": "j1", "kind": "horizontal", "participants": ["0xa", "0xb", "0xc"], "error": {"missing": ["0xc"]}}
     assert "consortium stats rerun j1" in rerun_hint(job)
@@ -232,7 +232,7 @@ def test_no_hint_names_a_command_that_does_not_exist(tmp_path):
 def test_starting_a_node_twice_is_one_line_before_anything_starts(tmp_path):
     import socket
 
-    from node.devnet import write_node_config
+    from node.network.devnet import write_node_config
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -245,8 +245,8 @@ def test_starting_a_node_twice_is_one_line_before_anything_starts(tmp_path):
 
 
 def test_readme_dataset_table_and_document_types_match_the_code():
-    from node.datasets import SCHEMAS
     from node.evidence.leaf import DocType
+    from node.store.datasets import SCHEMAS
 
     readme = (ROOT / "README.md").read_text()
     for s in SCHEMAS.values():
@@ -346,7 +346,7 @@ def test_every_command_a_message_names_exists():
     import argparse
     import re
 
-    from node.cli import build_parser
+    from node.cli.main import build_parser
 
     def commands(parser: argparse.ArgumentParser, prefix: tuple = ()) -> dict:
         found = {}

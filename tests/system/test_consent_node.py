@@ -9,11 +9,11 @@ import pytest
 from eth_account import Account
 from nodes import deploy_members, start_node
 
+from node.access.consent import Consent, scope_hash, sign_consent
 from node.chain.deployment import Purpose, Role
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
-from node.consent import Consent, scope_hash, sign_consent
 
 SCOPE = "claims: count by age_band"
 

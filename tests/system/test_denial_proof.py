@@ -15,8 +15,8 @@ from eth_account import Account
 from nodes import TEST_PASSPHRASE, start_node
 from sqlalchemy import create_engine
 
-from node.access_log import denial_requests
-from node.auth import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, request_digest, sign_request
+from node.access.auth import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, request_digest, sign_request
+from node.access.log import denial_requests
 from node.chain.anvil import free_port
 from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
 from node.chain.gateway import ChainGateway

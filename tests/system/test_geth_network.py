@@ -2,7 +2,7 @@
 
 Every member's code talks to its own geth. Where the machine allows it (root and iproute2) each member's
 geth and node run in a network namespace of their own, joined by veth to a bridge, and a partition is a
-link taken down (node/netns.py); otherwise peer links run through cuttable loopback TCP proxies
+link taken down (node/network/netns.py); otherwise peer links run through cuttable loopback TCP proxies
 (node/chain/links.py). Every test id names which ran: ``[hosts=namespaces]`` or ``[hosts=proxies]``
 (CONSORTIUM_TEST_HOSTS=proxies forces the fallback).
 Needs the geth that scripts/setup.sh builds; a missing build fails with the command to run, never skipped.
@@ -20,7 +20,7 @@ import pytest
 from evidence_testing import audit_exactly_once
 from web3 import Web3
 
-from node.access_log import AccessLog, LogRecord
+from node.access.log import AccessLog, LogRecord
 from node.audit import schema as s
 from node.audit.indexer import AuditIndexer
 from node.audit.verify import verify_index
@@ -29,8 +29,8 @@ from node.chain.deployment import Deployment, Purpose, Role, Status, attach
 from node.chain.errors import ChainError
 from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
-from node.netns import namespaces_available
-from node.network import DEFAULT_MEMBERS, CliqueNetwork, init_clique
+from node.network.clique import DEFAULT_MEMBERS, CliqueNetwork, init_clique
+from node.network.netns import namespaces_available
 from node.store.db import create_store_engine
 
 # CONSORTIUM_TEST_HOSTS=proxies runs the fallback on a machine that has namespaces too.
@@ -65,8 +65,8 @@ def net(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def nodes(net, tmp_path_factory):
     """A node process per member, on its host, each on its own geth; the signers' nodes vote the validator set."""
-    from node.datasets import import_csv, init_datasets
     from node.sample_data import generate, write_member_csvs
+    from node.store.datasets import import_csv, init_datasets
 
     base = tmp_path_factory.mktemp("nodes")
     world = generate()
@@ -161,7 +161,7 @@ _DIAL = "import socket,sys; socket.create_connection((sys.argv[1], 7000), timeou
 
 
 def test_member_hosts_have_their_own_addresses_a_cut_link_partitions_and_nothing_is_left_behind(tmp_path):
-    from node.netns import NamespaceHosts, sweep_stale
+    from node.network.netns import NamespaceHosts, sweep_stale
 
     if not namespaces_available()[0]:  # the fallback: this machine gives no namespaces, so the network uses proxies
         init_clique(tmp_path / "n", validators=1, members=DEFAULT_MEMBERS[:1], scrypt_n=2**12)
@@ -196,7 +196,7 @@ def test_member_hosts_have_their_own_addresses_a_cut_link_partitions_and_nothing
     assert hosts.leftovers() == []
     assert hosts.run_id not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     # A run killed before its clean-up (SIGKILL) is swept by the next one.
-    crashed = subprocess.Popen([sys.executable, "-c", "import time; from node.netns import NamespaceHosts; "
+    crashed = subprocess.Popen([sys.executable, "-c", "import time; from node.network.netns import NamespaceHosts; "
                                 "print(NamespaceHosts(['a']).create().run_id, flush=True); time.sleep(120)"],
                                stdout=subprocess.PIPE, text=True)
     run_id = crashed.stdout.readline().strip()
@@ -209,7 +209,7 @@ def test_member_hosts_have_their_own_addresses_a_cut_link_partitions_and_nothing
 
 def test_a_node_config_names_validator_accounts_as_addresses(tmp_path):
     from node.errors import ConfigError
-    from node.settings import load_settings
+    from node.runtime.settings import load_settings
 
     path = tmp_path / "node.toml"
     base = 'name = "m"\nhome = "."\nkeys = "k"\nrpc_url = "http://127.0.0.1:8545"\ndeployment = "d.json"\n'

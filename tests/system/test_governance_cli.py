@@ -10,10 +10,10 @@ import pytest
 from eth_account import Account
 from nodes import ROOT, TEST_PASSPHRASE, write_config
 
+from node.access.consent import Consent, ConsentError, batch_consent_root, scope_hash, sign_consent, verify_consent
 from node.chain.deployment import GenesisMember, Purpose, Role, Status, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
-from node.consent import Consent, ConsentError, batch_consent_root, scope_hash, sign_consent, verify_consent
 from node.keys import create_member_keys
 
 

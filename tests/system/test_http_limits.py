@@ -122,7 +122,7 @@ def test_a_large_body_at_a_normal_speed_is_served(net):
 
     # the signature covers the body's hash, so sign the whole body and stream it in pieces
     http = httpx.Client(base_url=net.nodes["insurer-east"].url, timeout=30)
-    from node.auth import sign_request
+    from node.access.auth import sign_request
 
     headers = sign_request(client.account, client.chain_id, client.audience, "POST",
                            "/evidence/documents?claim_id=CLM-slow&doc_type=invoice", body)

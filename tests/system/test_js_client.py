@@ -3,7 +3,7 @@
 examples/js-client/consortium-client.mjs (JavaScript, Node >= 20, @noble/curves + @noble/hashes) is
 written from the README alone. It signs a GET to a real node process: the node answers it, a request
 whose sent target differs from the signed one gets 401 bad_signature, and one from a key that is no
-member gets 403. Its digest also equals node/auth.py's for awkward paths (percent-encoding, a query).
+member gets 403. Its digest also equals node/access/auth.py's for awkward paths (percent-encoding, a query).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 from eth_account import Account
 from nodes import ROOT, deploy_members, start_node
 
-from node.auth import request_digest
+from node.access.auth import request_digest
 from node.chain.deployment import Role
 from node.chain.gateway import ChainGateway
 

@@ -1,4 +1,4 @@
-"""`consortium network init/up/down/status` on the local anvil engine (node/network_anvil.py).
+"""`consortium network init/up/down/status` on the local anvil engine (node/network/anvil.py).
 
 The walkthrough (tests/system/test_own_consortium.py) runs the nodes on such a network; this file checks the
 folder itself: keys, genesis set, endpoints, node configs, funding, the deployment kept across down/up,

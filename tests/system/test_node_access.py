@@ -141,7 +141,7 @@ def test_unsigned_forged_replayed_and_foreign_requests_get_401(network):
     # Replayed: the same signed bytes twice.
     import json as _json
 
-    from node.auth import sign_request
+    from node.access.auth import sign_request
     raw = _json.dumps(body).encode()
     headers = sign_request(net["keys"]["platform"].account, net["gateway"].chain_id, net["owner"], "POST", "/data/query", raw)
     headers["content-type"] = "application/json"
@@ -199,7 +199,7 @@ def test_non_member_is_refused(network):
     (b'{"dataset": "claims", "purpose": "STATISTICS", "metric": "sum", "column": "status"}', 422, "bad_column"),
 ])
 def test_bad_bodies_get_a_4xx_with_a_reason(network, raw, expected_status, reason):
-    from node.auth import sign_request
+    from node.access.auth import sign_request
 
     net = network
     headers = sign_request(net["keys"]["platform"].account, net["gateway"].chain_id, net["owner"], "POST", "/data/query", raw)
@@ -239,7 +239,7 @@ ENDPOINTS = [("POST", "/grants"), ("POST", "/governance/proposals"), ("PUT", "/g
 @pytest.mark.parametrize("raw", [b"{not json", b'{"unknown_field": 1}', b'[1, 2, 3]', b'{"grantee": 5, "dataset": [], "purpose": 7}',
                                  b"\xff\xfe binary"])
 def test_every_endpoint_answers_bad_bodies_with_a_4xx_reason_and_changes_nothing(network, method, path, raw):
-    from node.auth import sign_request
+    from node.access.auth import sign_request
 
     net = network
     owner = net["keys"]["insurer_a"].account  # the operator: past the access checks, only the body can be wrong

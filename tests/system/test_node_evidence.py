@@ -89,7 +89,7 @@ def test_uploaded_document_over_the_limit_is_refused(evidence_node):
     small = insurer.http.post("/evidence/documents", params={"claim_id": "CLM-2", "doc_type": "loss_photo"},
                               content=b"x" * 200_000)
     assert small.status_code in (401, 413)  # unsigned and too big: refused either way, never a 500
-    from node.auth import sign_request
+    from node.access.auth import sign_request
 
     body = b"jpeg bytes" * 10
     path = "/evidence/documents?claim_id=CLM-2&doc_type=loss_photo"

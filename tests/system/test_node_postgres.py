@@ -33,7 +33,7 @@ def test_node_serves_logs_and_anchors_on_a_postgresql_store(anvil, artifacts, tm
                           database_url=pg.url, log_flush_seconds=0.2, evidence_batch_age=0.3,
                           release_min_cohort=1)  # two claims: an exact answer (the release gate's tables live in PG too)
         try:
-            from node.datasets import import_csv
+            from node.store.datasets import import_csv
 
             engine = create_engine(pg.url)
             assert import_csv(engine, "claims", "claim_id,person_id,amount,claim_date,status,age_band\n"

@@ -18,7 +18,7 @@ from nodes import ROOT, TEST_PASSPHRASE
 from node.chain.deployment import ClaimStep, GenesisMember, Role, deploy_consortium
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
-from node.cli import main
+from node.cli.main import main
 from node.evidence.leaf import claim_id_hash
 from node.keys import create_member_keys
 from node.pools.mutual_aid import verify_participant

@@ -31,11 +31,11 @@ from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.chain.reasons import DenialReason
 from node.client import NodeClient
-from node.datasets import import_csv, init_datasets
 from node.keys import create_member_keys
 from node.paillier_store import load_or_create
 from node.sample_data import write_member_csvs
 from node.stats.spec import OVERFLOW, complete, horizontal_spec, parse_request, spec_hash
+from node.store.datasets import import_csv, init_datasets
 from node.store.db import create_store_engine
 from privacy.aggregation import contribute
 from privacy.masking import zero_sum_mask

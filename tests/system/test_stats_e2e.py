@@ -24,10 +24,10 @@ from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortiu
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
-from node.datasets import import_csv, init_datasets
 from node.keys import create_member_keys
 from node.sample_data import AGE_BANDS, CHANNELS, generate, write_member_csvs
 from node.stats.spec import spec_hash
+from node.store.datasets import import_csv, init_datasets
 from node.store.db import create_store_engine
 
 ROLES = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER, "insurer_c": Role.INSURER, "platform": Role.PLATFORM,

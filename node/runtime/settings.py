@@ -55,7 +55,7 @@ class NodeSettings(BaseSettings):
                                           "dataset each new release is compared with (differencing)")
     peer_answer_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="largest answer this node reads from "
                                        "a peer per job message; scaled up with the job's buckets or rows")
-    # Multi-validator networks (node/network_governance.py): the validator set follows the registry.
+    # Multi-validator networks (node/network/governance.py): the validator set follows the registry.
     runs_validator: bool = Field(default=False, description="the chain node at rpc_url is a validator: this node votes "
                                  "the validator set from the registry (clique_propose on Clique, qbft votes on Besu)")
     validator_accounts: list[str] = Field(default_factory=list, description="accounts of the members that run a "

@@ -5,26 +5,23 @@ import argparse
 import json
 from pathlib import Path
 
-from node.connect import connect_chain, reader
-
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
+from node.cli.options import chain_options, connect, json_option
 
 
 def _anvil(folder) -> bool:
-    from node.network_anvil import is_anvil_network
+    from node.network.anvil import is_anvil_network
 
     return is_anvil_network(folder)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    if args.engine == "anvil":  # the local engine lives in node/network_anvil.py
-        from node.network_anvil import cmd_init
+    if args.engine == "anvil":  # the local engine lives in node/network/anvil.py
+        from node.network.anvil import cmd_init
 
         return cmd_init(args)
     if args.engine == "besu-qbft":
-        from node.network import DEFAULT_MEMBERS
-        from node.network_besu import init_besu_qbft
+        from node.network.besu import init_besu_qbft
+        from node.network.clique import DEFAULT_MEMBERS
 
         names = [n for n, _ in DEFAULT_MEMBERS][: args.validators]
         if args.validators > len(DEFAULT_MEMBERS):
@@ -33,7 +30,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
         out = {"folder": str(args.folder), "engine": "besu-qbft", "chain_id": data["chain_id"],
                "validators": [m["address"] for m in data["members"]]}
     else:
-        from node.network import init_clique
+        from node.network.clique import init_clique
 
         spec = init_clique(args.folder, validators=args.validators, period=args.period,
                            confirmations=args.confirmations)
@@ -48,10 +45,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 def _cmd_up(args: argparse.Namespace) -> int:
     if _anvil(args.folder):
-        from node.network_anvil import cmd_up
+        from node.network.anvil import cmd_up
 
         return cmd_up(args)
-    from node.network import up
+    from node.network.clique import up
 
     info = up(args.folder)
     print(json.dumps(info) if args.json else
@@ -62,10 +59,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cmd_down(args: argparse.Namespace) -> int:
     if _anvil(args.folder):
-        from node.network_anvil import cmd_down
+        from node.network.anvil import cmd_down
 
         return cmd_down(args)
-    from node.network import down
+    from node.network.clique import down
 
     names = down(args.folder)
     print(json.dumps({"stopped": names}) if args.json else f"stopped {len(names)} chain nodes")
@@ -74,10 +71,10 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     if _anvil(args.folder):
-        from node.network_anvil import cmd_status
+        from node.network.anvil import cmd_status
 
         return cmd_status(args)
-    from node.network import status
+    from node.network.clique import status
 
     rows = status(args.folder)
     if args.json:
@@ -94,9 +91,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_allowlist(args: argparse.Namespace) -> int:
-    from node.network_besu import allowlist_from_registry
+    from node.network.besu import allowlist_from_registry
 
-    members = reader(connect_chain(args.rpc, args.deployment)[0]).members()
+    members = connect(args)[0].members()
     out = allowlist_from_registry(args.folder, members)
     print(json.dumps(out) if args.json else
           f"permissions_config.toml: {len(out['nodes_allowlist'])} nodes, {len(out['accounts_allowlist'])} accounts")
@@ -126,8 +123,7 @@ def register(sub) -> None:
         p.set_defaults(func=fn)
     allow = cmds.add_parser("allowlist", help="regenerate a Besu kit's permissions_config.toml from the registry")
     allow.add_argument("folder", type=Path)
-    allow.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
-    allow.add_argument("--deployment", required=True, help="deployment file (JSON)")
+    chain_options(allow)
     allow.set_defaults(func=_cmd_allowlist)
-    for p in (init, allow, *(cmds.choices[n] for n in ("up", "down", "status"))):
-        p.add_argument("--json", action="store_true")
+    for p in (init, *(cmds.choices[n] for n in ("up", "down", "status"))):
+        json_option(p)

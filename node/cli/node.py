@@ -1,4 +1,4 @@
-"""CLI commands of the member node: `consortium node start` and `consortium data import`."""
+"""`consortium node start`, `node wait` and `node init`: run a member's node and wait until it is ready."""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from node.connect import own_node_client
-from node.data_cli import register_data
+from node.cli.options import config_option, json_option, own_node, settings
 from node.errors import ConsortiumError
-
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 
 def reserve_port(host: str, port: int):
@@ -35,19 +31,17 @@ def reserve_port(host: str, port: int):
 
 
 def _cmd_node_start(args: argparse.Namespace) -> int:
-    from node.app import create_app
-    from node.context import NodeContext
-    from node.http_server import serve
-    from node.settings import load_settings
-
+    from node.api.app import create_app
+    from node.runtime.context import NodeContext
+    from node.runtime.http_server import serve
     logging.basicConfig(level=logging.INFO, format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
-    settings = load_settings(args.config)
-    sock = reserve_port(settings.host, settings.port)  # before anything starts: one clear line, not a half-started node
+    node_settings = settings(args)
+    sock = reserve_port(node_settings.host, node_settings.port)  # before anything starts: one clear line, not a half-started node
     try:
-        ctx = NodeContext.build(settings)
+        ctx = NodeContext.build(node_settings)
         ctx.start()
         try:
-            serve(create_app(ctx), settings, sock)  # node/http_server.py: slow clients bounded by the http_* settings
+            serve(create_app(ctx), node_settings, sock)  # node/runtime/http_server.py: slow clients bounded by the http_* settings
         finally:
             ctx.stop()
     finally:
@@ -56,7 +50,7 @@ def _cmd_node_start(args: argparse.Namespace) -> int:
 
 
 def _cmd_node_init(args: argparse.Namespace) -> int:
-    from node.devnet import check_member_names, write_node_config
+    from node.network.devnet import check_member_names, write_node_config
 
     check_member_names([args.name])
     if (args.folder / "node.toml").exists():
@@ -72,9 +66,7 @@ def _cmd_node_wait(args: argparse.Namespace) -> int:
     """Poll the node's /ready (signed as its operator, so the reason comes with its message)."""
     import httpx
 
-    from node.settings import load_settings
-
-    client = own_node_client(load_settings(args.config))
+    client = own_node(args)
     deadline = time.monotonic() + args.timeout
     last = "no answer"
     try:
@@ -100,31 +92,15 @@ def _cmd_node_wait(args: argparse.Namespace) -> int:
     raise ConsortiumError(f"node {args.config} is not ready: {last}", reason="not_ready", hint="see the node's log")
 
 
-def _cmd_data_import(args: argparse.Namespace) -> int:
-    from node.datasets import import_csv, init_datasets
-    from node.settings import load_settings
-    from node.store.db import create_store_engine
-
-    settings = load_settings(args.config)
-    engine = create_store_engine(settings.db_url)
-    init_datasets(engine)
-    rows = import_csv(engine, args.dataset, Path(args.file), allow_empty=args.replace_with_empty)
-    print(json.dumps({"dataset": args.dataset, "rows": rows}) if args.json else f"imported {rows} rows into {args.dataset}")
-    return 0
-
-
 def register(sub: argparse._SubParsersAction) -> None:
-    from node import governance_cli
-
-    governance_cli.register(sub)  # grant, consent and gov commands
     node = sub.add_parser("node", help="run a member node").add_subparsers(dest="node_command", required=True)
     start = node.add_parser("start", help="serve the node API (settings from --config and CONSORTIUM_* variables)")
-    start.add_argument("--config", required=True, type=Path, help="the node's TOML settings file")
+    config_option(start, "the node's TOML settings file")
     start.set_defaults(func=_cmd_node_start)
     wait = node.add_parser("wait", help="wait until the node is ready (exit 1 with the reason when it is not)")
-    wait.add_argument("--config", required=True, type=Path)
+    config_option(wait)
     wait.add_argument("--timeout", type=float, default=120.0)
-    wait.add_argument("--json", action="store_true")
+    json_option(wait)
     wait.set_defaults(func=_cmd_node_wait)
     init = node.add_parser("init", help="write a node's TOML settings (for a member that joins later)")
     init.add_argument("folder", type=Path, help="the node's home; node.toml is written here")
@@ -133,17 +109,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     init.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
     init.add_argument("--deployment", required=True, type=Path)
     init.add_argument("--port", type=int, default=8700)
-    init.add_argument("--json", action="store_true")
+    json_option(init)
     init.set_defaults(func=_cmd_node_init)
 
-    data = sub.add_parser("data", help="the member's local datasets").add_subparsers(dest="data_command", required=True)
-    imp = data.add_parser("import", help="import a CSV file into a declared dataset, all rows or none")
-    imp.add_argument("dataset", help="policies, claims, user_features or fraud_list")
-    imp.add_argument("file", help="CSV file with a header row")
-    imp.add_argument("--config", required=True, type=Path)
-    imp.add_argument("--replace-with-empty", action="store_true",
-                     help="accept a CSV with a header and no rows: empty the dataset (refused otherwise)")
-    imp.add_argument("--json", action="store_true")
-    imp.set_defaults(func=_cmd_data_import)
-
-    register_data(data)  # data query, data schema

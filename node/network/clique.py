@@ -7,7 +7,7 @@ ports, peers them statically, deploys the contracts compiled for the network's E
 Clique stops before Shanghai, so no PUSH0) and tells each member the URL of its own chain node.
 
 For fault tests the members can be separate hosts: ``hosts="namespaces"`` runs each member's geth (and
-its node, :meth:`CliqueNetwork.spawn_node`) in its own network namespace on a bridge (node/netns.py;
+its node, :meth:`CliqueNetwork.spawn_node`) in its own network namespace on a bridge (node/network/netns.py;
 root and iproute2), ``hosts="proxies"`` routes every peer link through a cuttable loopback
 :class:`~node.chain.links.LinkProxy`, ``hosts="auto"`` picks namespaces where the machine allows them.
 """
@@ -30,11 +30,11 @@ from node.chain.errors import ChainUnavailable
 from node.chain.gateway import ChainGateway
 from node.chain.geth import GethNode, rpc
 from node.chain.links import LinkProxy
-from node.devnet import DEFAULT_MEMBERS, NodeProcess, write_node_config
 from node.errors import ConsortiumError
 from node.keys import MemberKeys, create_member_keys, load_member_keys
-from node.netns import NamespaceHosts, namespaces_available
-from node.pids import alive
+from node.network.devnet import DEFAULT_MEMBERS, NodeProcess, write_node_config
+from node.network.netns import NamespaceHosts, namespaces_available
+from node.network.pids import alive
 
 FORMAT = 1
 ENGINES = ("clique", "besu-qbft")

@@ -11,21 +11,16 @@ import hashlib
 import json
 from pathlib import Path
 
-from node.connect import open_ledger
+from node.cli.options import command, connect, directory, emit
 from node.enums import PURPOSE_NAMES, Purpose
 from node.errors import ConsortiumError
-
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
 SOURCES = ("ACCESSES", "ROWS", "CONTRIBUTIONS", "DECLARED")
 FIGURES = ("PREMIUM", "TRAFFIC", "VALUE", "COST")
 
 
 def _ledger(args):
-    from node.settings import load_settings
-
-    return open_ledger(load_settings(args.config))
+    return connect(args, signed=True)
 
 
 def _book(args):
@@ -36,9 +31,7 @@ def _book(args):
 
 
 def _member(ledger, name: str, what: str) -> str:
-    from node.members import MemberDirectory
-
-    return MemberDirectory(ledger.members()).resolve(name, what)
+    return directory(ledger).resolve(name, what)
 
 
 def _hash_of(text: str | None) -> bytes:
@@ -51,11 +44,6 @@ def _hash_of(text: str | None) -> bytes:
         except ValueError:
             pass
     return hashlib.sha256(text.encode()).digest()
-
-
-def _out(args, doc: dict, line: str) -> int:
-    print(json.dumps(doc, default=lambda v: "0x" + v.hex() if isinstance(v, bytes) else str(v)) if args.json else line)
-    return 0
 
 
 def _non_negative(value: str) -> int:
@@ -72,7 +60,7 @@ def _non_negative(value: str) -> int:
 
 def _offer(args) -> int:
     from node.chain.ledger import dataset_id
-    from node.datasets import dataset_schema
+    from node.store.datasets import dataset_schema
 
     dataset_schema(args.dataset)
     ledger, _ = _ledger(args)
@@ -81,21 +69,21 @@ def _offer(args) -> int:
                                     per_row_price=args.per_row, per_contribution_price=args.per_contribution,
                                     revenue_share_bps=args.share_bps, scope_hash=hashlib.sha256((args.scope or "").encode()).digest(),
                                     consent_ref=_hash_of(args.consent_ref))
-    return _out(args, {"offer_id": offer_id, **ledger.get_offer(offer_id)},
+    return emit(args, {"offer_id": offer_id, **ledger.get_offer(offer_id)},
                 f"offer {offer_id} published: {args.dataset} for {args.purpose}, {args.days:g} days")
 
 
 def _buy(args) -> int:
     ledger, _ = _ledger(args)
     bought = ledger.buy_offer(args.offer_id)
-    return _out(args, bought, f"certificate {bought['certificate_id']} issued; grant {bought['grant_id']} "
+    return emit(args, bought, f"certificate {bought['certificate_id']} issued; grant {bought['grant_id']} "
                               f"valid until {bought['expires_at']}")
 
 
 def _revoke(args) -> int:
     ledger, _ = _ledger(args)
     ledger.revoke_certificate(args.certificate_id, _hash_of(args.reason))
-    return _out(args, {"certificate_id": args.certificate_id, "revoked": True},
+    return emit(args, {"certificate_id": args.certificate_id, "revoked": True},
                 f"certificate {args.certificate_id} revoked (its grant too)")
 
 
@@ -136,7 +124,7 @@ def _agree(args) -> int:
     start = args.start if args.start is not None else ledger.gateway.block_time()
     aid = ledger.propose_agreement(payer, providers, formula, period_start=start, period_seconds=int(args.period_days * 86400),
                                    dispute_window=int(args.window_days * 86400))
-    return _out(args, ledger.get_agreement(aid), f"agreement {aid} proposed; each other party accepts with "
+    return emit(args, ledger.get_agreement(aid), f"agreement {aid} proposed; each other party accepts with "
                                                  f"`consortium settle accept {aid}`")
 
 
@@ -144,7 +132,7 @@ def _accept(args) -> int:
     ledger, _ = _ledger(args)
     ledger.accept_agreement(args.agreement_id)
     a = ledger.get_agreement(args.agreement_id)
-    return _out(args, a, f"agreement {args.agreement_id} accepted ({'active' if a['state'] == 2 else 'awaiting other parties'})")
+    return emit(args, a, f"agreement {args.agreement_id} accepted ({'active' if a['state'] == 2 else 'awaiting other parties'})")
 
 
 def _declare(args) -> int:
@@ -158,7 +146,7 @@ def _declare(args) -> int:
         raise ConsortiumError(f"cannot read the evidence file {args.evidence}: {exc.strerror}", reason="bad_argument",
                               hint="pass the document the figure rests on") from None
     ledger.declare_figure(args.agreement_id, args.period, provider, Figure[args.figure], args.value, evidence)
-    return _out(args, {"agreement_id": args.agreement_id, "period": args.period, "provider": provider, "figure": args.figure,
+    return emit(args, {"agreement_id": args.agreement_id, "period": args.period, "provider": provider, "figure": args.figure,
                        "value": args.value, "evidence_hash": "0x" + evidence.hex()},
                 f"{args.figure} = {args.value} declared for {provider}, agreement {args.agreement_id} period {args.period}")
 
@@ -188,14 +176,14 @@ def _confirm(args) -> int:
     ledger, book = _book(args)
     book.confirm(args.agreement_id, args.period)
     s = ledger.get_statement(args.agreement_id, args.period)
-    return _out(args, {"agreement_id": args.agreement_id, "period": args.period, "state": s["state"]},
+    return emit(args, {"agreement_id": args.agreement_id, "period": args.period, "state": s["state"]},
                 f"statement of agreement {args.agreement_id} period {args.period} reproduced and confirmed ({s['state']})")
 
 
 def _dispute(args) -> int:
     ledger, _ = _ledger(args)
     ledger.dispute_statement(args.agreement_id, args.period, _hash_of(args.reason))
-    return _out(args, {"agreement_id": args.agreement_id, "period": args.period, "state": "DISPUTED"},
+    return emit(args, {"agreement_id": args.agreement_id, "period": args.period, "state": "DISPUTED"},
                 f"statement of agreement {args.agreement_id} period {args.period} disputed")
 
 
@@ -203,7 +191,7 @@ def _pay(args) -> int:
     ledger, _ = _ledger(args)
     payee = _member(ledger, args.payee, "payee")
     ledger.record_payment(args.agreement_id, args.period, payee, _hash_of(args.reference))
-    return _out(args, {"agreement_id": args.agreement_id, "period": args.period, "payee": payee, "recorded": True},
+    return emit(args, {"agreement_id": args.agreement_id, "period": args.period, "payee": payee, "recorded": True},
                 f"payment to {payee} recorded; the payee confirms it with `consortium settle received`")
 
 
@@ -211,7 +199,7 @@ def _received(args) -> int:
     ledger, _ = _ledger(args)
     ledger.confirm_payment(args.agreement_id, args.period)
     s = ledger.get_statement(args.agreement_id, args.period)
-    return _out(args, {"agreement_id": args.agreement_id, "period": args.period, "state": s["state"]},
+    return emit(args, {"agreement_id": args.agreement_id, "period": args.period, "state": s["state"]},
                 f"payment received confirmed; period {args.period} is {s['state']}")
 
 
@@ -220,11 +208,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = settle.add_subparsers(dest="settle_command", required=True)
 
     def common(name, help_text, func):
-        p = cmds.add_parser(name, help=help_text)
-        p.add_argument("--config", required=True, type=Path, help="the node's TOML settings (keys, rpc_url, deployment)")
-        p.add_argument("--json", action="store_true")
-        p.set_defaults(func=func)
-        return p
+        return command(cmds, name, help_text, func)
 
     def period(p):
         p.add_argument("agreement_id", type=int)

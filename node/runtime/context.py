@@ -7,23 +7,23 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from node.access_log import AccessLog
-from node.auth import RequestVerifier
-from node.authz_cache import AuthorizationCache
+from node.access.auth import RequestVerifier
+from node.access.authz_cache import AuthorizationCache
+from node.access.enforcement import Enforcer
+from node.access.log import AccessLog
 from node.chain.deployment import Deployment
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.connect import open_ledger
-from node.datasets import init_datasets
-from node.enforcement import Enforcer
 from node.evidence.service import EvidenceService, EvidenceSettings
 from node.keys import MemberKeys, load_member_keys, resolve_passphrase
-from node.settings import NodeSettings
+from node.runtime.settings import NodeSettings
+from node.store.datasets import init_datasets
 from node.store.db import create_store_engine
 
 if TYPE_CHECKING:
-    from node.network_governance import SignerGovernor
-    from node.release_gate import ReleaseGate
+    from node.access.release_gate import ReleaseGate
+    from node.network.governance import SignerGovernor
     from node.stats.service import StatsService
     from privacy.paillier import PrivateKey
 
@@ -43,7 +43,7 @@ class NodeContext:
     access_log: AccessLog
     evidence: EvidenceService
     stats: "StatsService | None" = None  # joint statistics (node/stats), built with the context
-    release_gate: "ReleaseGate | None" = None  # what leaves this node with data in it (node/release_gate.py)
+    release_gate: "ReleaseGate | None" = None  # what leaves this node with data in it (node/access/release_gate.py)
     signer_governor: "SignerGovernor | None" = None  # votes the validator set from the registry (runs_validator)
 
     @property
@@ -73,7 +73,7 @@ class NodeContext:
             document_dir=settings.home / "documents" if settings.evidence_keep_documents else None,
             max_document_bytes=settings.evidence_max_document_bytes))
         ctx = cls(settings, keys, gateway, deployment, ledger, engine, verifier, Enforcer(ledger, cache), access_log, evidence)
-        from node.release_gate import ReleaseGate
+        from node.access.release_gate import ReleaseGate
         from node.stats.service import StatsService
 
         ctx.release_gate = ReleaseGate(engine, ctx.enforcer, access_log, floor=settings.release_min_cohort,
@@ -84,7 +84,7 @@ class NodeContext:
                                           x25519=keys.x25519, x25519_public=keys.x25519_public, gate=ctx.release_gate,
                                           peer_answer_max_bytes=settings.peer_answer_max_bytes)
         if settings.runs_validator:
-            from node.network_governance import SignerGovernor
+            from node.network.governance import SignerGovernor
 
             ctx.signer_governor = SignerGovernor(ledger, settings.rpc_url, set(settings.validator_accounts),
                                                  engine=settings.validator_engine)

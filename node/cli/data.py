@@ -1,4 +1,4 @@
-"""`consortium data query` and `consortium data schema`: another member's data by name, the declared schemas.
+"""`consortium data import`, `data query` and `data schema`: this member's datasets, another member's by name.
 
 `data query` signs the request with this member's key (node/client.py) and sends it to the data
 owner's node, found by name on the registry (its endpoint) unless ``--url`` is given. The owner's
@@ -10,53 +10,28 @@ import argparse
 import json
 from pathlib import Path
 
-from node.connect import connect_chain
+from node.cli.options import config_option, connect, directory, json_option, node_answer, print_table, settings
 from node.enums import PURPOSE_NAMES
 from node.errors import ConsortiumError
 
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
-
-class RemoteRefusal(ConsortiumError):
-    reason = "refused"
-
-
-def open_member_client(settings, target: str, url: str | None = None, ca: str | None = None):
+def open_member_client(args: argparse.Namespace, target: str, url: str | None = None, ca: str | None = None):
     """A signed client from this member (settings' keys) to the node of member ``target`` (name or address).
 
     Returns (client, target record). The request's audience is the target's address, so a signed
     request for one node is refused by any other.
     """
     from node.client import NodeClient
-    from node.keys import load_member_keys, resolve_passphrase
-    from node.members import MemberDirectory
 
-    keys = load_member_keys(settings.keys, resolve_passphrase())
-    gateway, _ = connect_chain(settings.rpc_url, settings.deployment)
-    record = MemberDirectory.from_chain(gateway).record(target)
+    ledger, _ = connect(args, signed=True)
+    record = directory(ledger).record(target)
     base = url or record.endpoint
     if not base:
         raise ConsortiumError(f"member {record.name} has no node endpoint on the registry", reason="no_endpoint",
                               hint=f"pass --url, or ask {record.name} to run `consortium gov endpoint URL --config NODE.toml`")
-    verify: bool | str = ca or (str(settings.tls_certfile) if settings.tls_certfile else True)
-    return NodeClient(base, keys.account, record.address, gateway.chain_id, verify=verify), record
-
-
-def raise_for_answer(response, what: str) -> dict:
-    """The JSON body of a 2xx answer; otherwise a one-line error with the node's machine-readable reason."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    if response.is_success:
-        return body
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, dict):
-        reason, message = detail.get("reason", "error"), detail.get("message", "")
-    else:
-        reason, message = "error", str(detail or response.text[:200])
-    raise RemoteRefusal(f"{what}: HTTP {response.status_code} {reason}: {message}", reason=reason)
+    tls_certfile = settings(args).tls_certfile
+    verify: bool | str = ca or (str(tls_certfile) if tls_certfile else True)
+    return NodeClient(base, ledger.account, record.address, ledger.gateway.chain_id, verify=verify), record
 
 
 def _filters(schema, specs: list[str]) -> dict:
@@ -78,13 +53,12 @@ def _filters(schema, specs: list[str]) -> dict:
 def _cmd_query(args: argparse.Namespace) -> int:
     import httpx
 
-    from node.datasets import dataset_schema
-    from node.settings import load_settings
+    from node.store.datasets import dataset_schema
 
     schema = dataset_schema(args.dataset)
     body = {"dataset": schema.name, "purpose": args.purpose, "metric": args.metric, "column": args.column,
             "filters": _filters(schema, args.filter or []), "group_by": args.group_by}
-    client, owner = open_member_client(load_settings(args.config), args.owner, args.url, args.ca)
+    client, owner = open_member_client(args, args.owner, args.url, args.ca)
     try:
         response = client.request("POST", "/data/query", body)
     except httpx.HTTPError as exc:
@@ -92,28 +66,20 @@ def _cmd_query(args: argparse.Namespace) -> int:
                               reason="unreachable", hint="check that the node runs, or pass --url") from None
     finally:
         client.close()
-    answer = raise_for_answer(response, f"{owner.name} refused the query")
+    answer = node_answer(response, f"{owner.name} refused the query")
     if args.json:
         print(json.dumps({"owner": owner.address, "owner_name": owner.name, **answer}))
         return 0
-    from rich.table import Table
-
-    from node.console import stdout_console
-
     what = args.metric if args.metric == "count" else f"{args.metric}({args.column})"
-    table = Table(title=f"{what} over {owner.name}'s {schema.name} (grant {answer['grant_id']}, "
-                        f"{answer['records']} records)")
     columns = (["group"] if args.group_by else []) + ["value", "records"]
-    for column in columns:
-        table.add_column(args.group_by if column == "group" else column, justify="left" if column == "group" else "right")
-    for row in answer["rows"]:
-        table.add_row(*("" if row.get(c) is None else str(row[c]) for c in columns))
-    stdout_console().print(table)
+    print_table(f"{what} over {owner.name}'s {schema.name} (grant {answer['grant_id']}, {answer['records']} records)",
+                [args.group_by if c == "group" else c for c in columns],
+                [["" if row.get(c) is None else row[c] for c in columns] for row in answer["rows"]], right=("value", "records"))
     return 0
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from node.datasets import SCHEMAS, dataset_schema
+    from node.store.datasets import SCHEMAS, dataset_schema
 
     schemas = [dataset_schema(args.dataset)] if args.dataset else list(SCHEMAS.values())
     out = [{"dataset": s.name, "key": s.key,
@@ -127,8 +93,27 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_data(data) -> None:
-    """Add `query` and `schema` to the `data` subcommands (node/node_cli.py owns the group)."""
+def _cmd_import(args: argparse.Namespace) -> int:
+    from node.store.datasets import import_csv, init_datasets
+    from node.store.db import create_store_engine
+
+    engine = create_store_engine(settings(args).db_url)
+    init_datasets(engine)
+    rows = import_csv(engine, args.dataset, Path(args.file), allow_empty=args.replace_with_empty)
+    print(json.dumps({"dataset": args.dataset, "rows": rows}) if args.json else f"imported {rows} rows into {args.dataset}")
+    return 0
+
+
+def register(sub) -> None:
+    data = sub.add_parser("data", help="the member's local datasets").add_subparsers(dest="data_command", required=True)
+    imp = data.add_parser("import", help="import a CSV file into a declared dataset, all rows or none")
+    imp.add_argument("dataset", help="policies, claims, user_features or fraud_list")
+    imp.add_argument("file", help="CSV file with a header row")
+    config_option(imp)
+    imp.add_argument("--replace-with-empty", action="store_true",
+                     help="accept a CSV with a header and no rows: empty the dataset (refused otherwise)")
+    json_option(imp)
+    imp.set_defaults(func=_cmd_import)
     query = data.add_parser("query", help="an aggregate over another member's dataset, under your grant from it")
     query.add_argument("owner", help="the data owner: member name or address")
     query.add_argument("--dataset", required=True, help="policies, claims, user_features or fraud_list")
@@ -139,10 +124,10 @@ def register_data(data) -> None:
     query.add_argument("--group-by", help="one column to group by")
     query.add_argument("--url", help="the owner's node URL (default: its endpoint on the registry)")
     query.add_argument("--ca", help="CA bundle for the owner's TLS certificate")
-    query.add_argument("--config", required=True, type=Path, help="your node's TOML settings (your keys, chain)")
-    query.add_argument("--json", action="store_true")
+    config_option(query, "your node's TOML settings (your keys, chain)")
+    json_option(query)
     query.set_defaults(func=_cmd_query)
     schema = data.add_parser("schema", help="the declared datasets: columns, types, key column")
     schema.add_argument("dataset", nargs="?")
-    schema.add_argument("--json", action="store_true")
+    json_option(schema)
     schema.set_defaults(func=_cmd_schema)

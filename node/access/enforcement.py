@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from node.authz_cache import AuthorizationCache
+from node.access.authz_cache import AuthorizationCache
 from node.chain.deployment import Purpose, Status
 from node.chain.ledger import Ledger, dataset_id
 from node.chain.reasons import DenialReason

@@ -5,7 +5,7 @@ from CONSORTIUM_PASSPHRASE, the file CONSORTIUM_PASSPHRASE_FILE names, or ``DIR/
 mode 0600), the genesis member set with roles and endpoints (``DIR/network.json``), and one node config
 per founder (``DIR/nodes/NAME/node.toml``, pointing at the chain's fixed port and ``DIR/deployment.json``).
 ``up`` starts anvil detached, its state saved in ``DIR/anvil-state.json`` (so `down` then `up` resumes the
-same chain), and funds and deploys through :func:`node.devnet.start_dev_consortium` -- the code behind
+same chain), and funds and deploys through :func:`node.network.devnet.start_dev_consortium` -- the code behind
 `chain up`, one home for both. It writes ``deployment.json`` and ``chain.json`` (`chain info --home DIR`).
 
 Gas: the founders' accounts are **funded** (100 ether each from anvil's dev accounts), not a zero gas
@@ -27,7 +27,8 @@ from urllib.parse import urlparse
 from node.chain.anvil import AnvilNode, free_port
 from node.chain.deployment import Role
 from node.connect import node_url
-from node.devnet import (
+from node.errors import ConsortiumError
+from node.network.devnet import (
     chain_description,
     check_member_names,
     dev_passphrase,
@@ -37,8 +38,7 @@ from node.devnet import (
     write_json_atomic,
     write_member_configs,
 )
-from node.errors import ConsortiumError
-from node.pids import alive
+from node.network.pids import alive
 
 ENGINE = "anvil"
 FORMAT = 1
@@ -49,7 +49,7 @@ class AnvilNetworkError(ConsortiumError):
 
 
 def is_anvil_network(folder: str | Path) -> bool:
-    """True when ``folder`` holds a network written by :func:`init` (the dispatch in node/network_cli.py)."""
+    """True when ``folder`` holds a network written by :func:`init` (the dispatch in node/cli/network.py)."""
     path = Path(folder) / "network.json"
     try:
         return json.loads(path.read_text()).get("engine") == ENGINE
@@ -204,7 +204,7 @@ def status(folder: str | Path) -> dict:
     return out
 
 
-# ---------------------------------------------------------------------- CLI (dispatched from node/network_cli.py)
+# ---------------------------------------------------------------------- CLI (dispatched from node/cli/network.py)
 
 def cmd_init(args) -> int:
     from node.console import stdout_console, step_progress

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from node.errors import ConsortiumError
-from node.pids import alive
+from node.network.pids import alive
 
 PREFIX = "cn"  # every name this module creates starts with it
 RUNS = Path("/run/consortium-netns")  # run id -> pid of the process that made it, for sweeping after a crash

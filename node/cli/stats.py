@@ -11,37 +11,10 @@ import time
 import tomllib
 from pathlib import Path
 
-from node.connect import own_node_client
-from node.errors import ConsortiumError, parse_problem
-
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
+from node.cli.options import call_node, config_option, json_option, own_node, print_table
+from node.errors import ConsortiumError
 
 TERMINAL = ("PUBLISHED", "FAILED")
-
-
-def _operator_client(config: Path):
-    from node.settings import load_settings
-
-    return own_node_client(load_settings(config), timeout=60.0)
-
-
-def _check(response, what: str) -> dict:
-    if response.status_code >= 400:
-        reason, message = parse_problem(response.content)
-        raise ConsortiumError(f"{what}: {message}", reason=reason,
-                              hint="see the node log for details" if response.status_code >= 500 else None)
-    return response.json()
-
-
-def _request(client, method: str, path: str, body=None, what: str = "node request") -> dict:
-    import httpx
-
-    try:
-        return _check(client.request(method, path, body), what)
-    except httpx.HTTPError as exc:
-        raise ConsortiumError(f"cannot reach the node at {client.base_url}: {type(exc).__name__}",
-                              reason="node_unreachable", hint="start it with `consortium node start --config ...`") from None
 
 
 def load_spec(path: Path) -> dict:
@@ -70,7 +43,7 @@ def wait_for(client, job: dict, show_progress: bool, timeout: float | None = Non
                 raise ConsortiumError(f"job {job['id']} still {job['state']} after {timeout:.0f} s", reason="timeout",
                                       hint=f"follow it with `consortium stats show {job['id']}`")
             time.sleep(0.5)
-            job = _request(client, "GET", f"/stats/jobs/{job['id']}", what="job status")
+            job = call_node(client, "GET", f"/stats/jobs/{job['id']}", what="job status")
             p = job["progress"] or {}
             if p.get("batches_total"):
                 progress.update(task, description=f"job {job['id'][:12]}: {p.get('phase', '')}",
@@ -154,8 +127,8 @@ def _write_csv(client, job: dict, path: str | None) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     spec = load_spec(Path(args.spec))
-    client = _operator_client(args.config)
-    job = _request(client, "POST", "/stats/jobs", spec, what="job refused")
+    client = own_node(args, timeout=60.0)
+    job = call_node(client, "POST", "/stats/jobs", spec, what="job refused")
     if not args.no_wait:
         job = wait_for(client, job, show_progress=not args.json, timeout=args.timeout)
     _write_csv(client, job, args.csv)
@@ -164,8 +137,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    client = _operator_client(args.config)
-    job = _request(client, "GET", f"/stats/jobs/{args.job}", what="job")
+    client = own_node(args, timeout=60.0)
+    job = call_node(client, "GET", f"/stats/jobs/{args.job}", what="job")
     if args.wait:
         job = wait_for(client, job, show_progress=not args.json)
     _write_csv(client, job, args.csv)
@@ -174,8 +147,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_rerun(args: argparse.Namespace) -> int:
-    client = _operator_client(args.config)
-    job = _request(client, "POST", f"/stats/jobs/{args.job}/rerun", what="re-run refused")
+    client = own_node(args, timeout=60.0)
+    job = call_node(client, "POST", f"/stats/jobs/{args.job}/rerun", what="re-run refused")
     if not args.no_wait:
         job = wait_for(client, job, show_progress=not args.json)
     print(json.dumps(job)) if args.json else print_job(job)
@@ -183,22 +156,14 @@ def _cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    client = _operator_client(args.config)
-    jobs = _request(client, "GET", "/stats/jobs", what="jobs")
+    client = own_node(args, timeout=60.0)
+    jobs = call_node(client, "GET", "/stats/jobs", what="jobs")
     if args.json:
         print(json.dumps(jobs))
         return 0
-    table = Table(title="Statistics jobs requested by this node")
-    for column in ("id", "kind", "name", "state", "chain job", "reason"):
-        table.add_column(column)
-    for job in jobs:
-        table.add_row(job["id"], job["kind"], job["name"], job["state"], str(job["chain_job_id"]),
-                      (job["error"] or {}).get("reason") or "")
-    from node.console import stdout_console
-
-    stdout_console().print(table)
+    print_table("Statistics jobs requested by this node", ("id", "kind", "name", "state", "chain job", "reason"),
+                [(job["id"], job["kind"], job["name"], job["state"], job["chain_job_id"], (job["error"] or {}).get("reason") or "")
+                 for job in jobs])
     return 0
 
 
@@ -223,5 +188,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing = commands.add_parser("list", help="jobs this node requested, newest first")
     listing.set_defaults(func=_cmd_list)
     for p in (run, show, rerun, listing):
-        p.add_argument("--config", required=True, type=Path, help="this node's TOML settings file")
-        p.add_argument("--json", action="store_true", help="print the job as one JSON object")
+        config_option(p, "this node's TOML settings file")
+        json_option(p)

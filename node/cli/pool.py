@@ -7,11 +7,9 @@ chain: the payer records the payment's reference (hashed), the payee confirms it
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
-from node.connect import connect_chain
-from node.connect import reader as chain_reader
+from node.cli.options import chain_command, connect, directory, emit
 from node.errors import ConsortiumError
 from node.pools.mutual_aid import (
     RULES,
@@ -22,46 +20,23 @@ from node.pools.mutual_aid import (
     verify_participant,
     write_apportionment,
 )
-
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
+from node.pools.refs import PoolInputError, amount, hex32, payment_ref, pool_id, weights
 
 LOSS_KINDS = {1: "APPROVED_CLAIM", 2: "FRAUD_FINDING"}
 PAYMENT_STATES = {0: "NONE", 1: "OWED", 2: "RECORDED", 3: "CONFIRMED"}
 PAYOUT_STATES = {1: "ANCHORED", 2: "PAID", 3: "CONFIRMED"}
 
 
-def _gateway(args):
-    return connect_chain(args.rpc, args.deployment)[0]
-
-
 def _signer(args):
     """(ledger signed with this member's key, member directory)."""
-    from node.chain.ledger import Ledger
-    from node.keys import load_member_keys, resolve_passphrase
-    from node.members import MemberDirectory
-
-    if not args.keys:
-        raise ConsortiumError("this command is a transaction: it needs the member's keys", reason="bad_argument",
-                              hint="pass --keys FOLDER (passphrase from CONSORTIUM_PASSPHRASE[_FILE])")
-    gateway = _gateway(args)
-    keys = load_member_keys(args.keys, resolve_passphrase())
-    return Ledger(gateway, keys.account), MemberDirectory.from_chain(gateway)
+    ledger, _ = connect(args, signed=True)
+    return ledger, directory(ledger)
 
 
 def _reader(args):
-    return chain_reader(_gateway(args))
-
-
-def _directory(ledger):
-    from node.members import MemberDirectory
-
-    return MemberDirectory.from_chain(ledger.gateway)
-
-
-def _print(args, result: dict, text: str) -> int:
-    print(json.dumps(result) if args.json else text)
-    return 0
+    """(read-only ledger, member directory)."""
+    ledger, _ = connect(args)
+    return ledger, directory(ledger)
 
 
 def _hex(b: bytes) -> str:
@@ -72,8 +47,6 @@ def _hex(b: bytes) -> str:
 
 
 def _cmd_open(args) -> int:
-    from node.pools.refs import PoolInputError, amount, pool_id
-
     ledger, directory = _signer(args)
     members, weights = [], []
     for spec in args.member:
@@ -92,23 +65,19 @@ def _cmd_open(args) -> int:
     receipt = ledger.open_pool(pid, members, weights, amount(args.cap, "--cap"), int(args.period_days * 86_400))
     result = {"pool": args.pool, "pool_id": _hex(pid), "members": [directory.name_of(m) for m in members], "weights": weights,
               "cap_per_period": args.cap, "period_days": args.period_days, "block_number": receipt["blockNumber"]}
-    return _print(args, result, f"pool {args.pool} opened among {', '.join(result['members'])} at "
+    return emit(args, result, f"pool {args.pool} opened among {', '.join(result['members'])} at "
                   f"{':'.join(map(str, weights))}; the others must `consortium pool join {args.pool}`")
 
 
 def _cmd_join(args) -> int:
-    from node.pools.refs import pool_id
-
     ledger, _ = _signer(args)
     ledger.join_pool(pool_id(args.pool))
     active = ledger.get_pool(pool_id(args.pool))["active"]
-    return _print(args, {"pool": args.pool, "active": active},
+    return emit(args, {"pool": args.pool, "active": active},
                   f"joined pool {args.pool}" + ("; every member has joined: it takes losses now" if active else ""))
 
 
 def _cmd_ratio(args) -> int:
-    from node.pools.refs import pool_id, weights
-
     ledger, _ = _signer(args)
     pid = pool_id(args.pool)
     if args.approve is not None:
@@ -121,13 +90,11 @@ def _cmd_ratio(args) -> int:
     result = {"pool": args.pool, "proposal": proposal, "in_effect": changed, "weights": pool["weights"]}
     state = (f"in effect: {':'.join(map(str, pool['weights']))}" if changed
              else f"waiting for every member (`consortium pool ratio {args.pool} --approve {proposal}`)")
-    return _print(args, result, f"ratio proposal {proposal} of pool {args.pool}: {state}")
+    return emit(args, result, f"ratio proposal {proposal} of pool {args.pool}: {state}")
 
 
 def _cmd_loss(args) -> int:
     from node.evidence.leaf import check_claim_id, claim_id_hash
-    from node.pools.refs import amount, hex32, pool_id
-
     ledger, directory = _signer(args)
     finding = bytes(32)
     if args.finding_file:
@@ -141,39 +108,32 @@ def _cmd_loss(args) -> int:
     result = {"loss_id": _hex(loss["loss_id"]), "claim": args.claim, "reported": args.amount, "shared": loss["shared"],
               "period": loss["period"], "shares": shares, "block_number": loss["block_number"]}
     split = ", ".join(f"{n} {a}" for n, a in shares.items())
-    return _print(args, result, f"loss {result['loss_id']} of claim {args.claim}: {loss['shared']} of {args.amount} shared "
+    return emit(args, result, f"loss {result['loss_id']} of claim {args.claim}: {loss['shared']} of {args.amount} shared "
                   f"in period {loss['period']}: {split}")
 
 
 def _cmd_contribute(args) -> int:
-    from node.pools.refs import hex32, payment_ref
-
     ledger, directory = _signer(args)
     lid = hex32(args.loss_id, "loss id")
     ledger.record_contribution(lid, payment_ref(args.ref))
     share, _ = ledger.loss_share(lid, ledger.address)
     payee = directory.name_of(ledger.get_loss(lid)["insurer"])
-    return _print(args, {"loss_id": args.loss_id, "amount": share, "payee": payee, "state": "RECORDED"},
+    return emit(args, {"loss_id": args.loss_id, "amount": share, "payee": payee, "state": "RECORDED"},
                   f"recorded payment of {share} to {payee} for loss {args.loss_id}; {payee} confirms on receipt")
 
 
 def _cmd_confirm(args) -> int:
-    from node.pools.refs import hex32
-
     ledger, directory = _signer(args)
     lid = hex32(args.loss_id, "loss id")
     payer = directory.resolve(args.payer)
     ledger.confirm_contribution(lid, payer)
     share, _ = ledger.loss_share(lid, payer)
-    return _print(args, {"loss_id": args.loss_id, "payer": directory.name_of(payer), "amount": share, "state": "CONFIRMED"},
+    return emit(args, {"loss_id": args.loss_id, "payer": directory.name_of(payer), "amount": share, "state": "CONFIRMED"},
                   f"confirmed receipt of {share} from {directory.name_of(payer)} for loss {args.loss_id}")
 
 
 def _cmd_show(args) -> int:
-    from node.pools.refs import pool_id
-
-    ledger = _reader(args)
-    directory = _directory(ledger)
+    ledger, directory = _reader(args)
     pid = pool_id(args.pool)
     pool = ledger.get_pool(pid)
     now = ledger.gateway.block_time()
@@ -183,16 +143,13 @@ def _cmd_show(args) -> int:
               "ratio_version": pool["ratio_version"], "cap_per_period": pool["cap_per_period"],
               "period_days": pool["period_seconds"] / 86_400, "period": period["period"], "shared_this_period": period["shared"]}
     ratio = ":".join(f"{n} {w}" for n, w in result["members"].items())
-    return _print(args, result, f"pool {args.pool} ({'active' if pool['active'] else 'waiting for members to join'}): {ratio} "
+    return emit(args, result, f"pool {args.pool} ({'active' if pool['active'] else 'waiting for members to join'}): {ratio} "
                   f"(ratio v{pool['ratio_version']}); period {period['period']}: {period['shared']} of "
                   f"{pool['cap_per_period']} shared")
 
 
 def _cmd_loss_show(args) -> int:
-    from node.pools.refs import hex32
-
-    ledger = _reader(args)
-    directory = _directory(ledger)
+    ledger, directory = _reader(args)
     lid = hex32(args.loss_id, "loss id")
     loss = ledger.get_loss(lid)
     pool = ledger.get_pool(loss["pool_id"])
@@ -206,7 +163,7 @@ def _cmd_loss_show(args) -> int:
     lines = [f"loss {args.loss_id}: {result['kind']} of {result['insurer']}, {loss['shared']} of {loss['reported']} shared "
              f"(period {loss['period']}, ratio v{loss['ratio_version']})"]
     lines += [f"  {n:<20} {s['amount']:>15}  {s['payment']}" for n, s in shares.items()]
-    return _print(args, result, "\n".join(lines))
+    return emit(args, result, "\n".join(lines))
 
 
 # ------------------------------------------------------------------------------------------ mutual aid
@@ -214,8 +171,6 @@ def _cmd_loss_show(args) -> int:
 
 def _cmd_aid_apportion(args) -> int:
     from node.evidence.leaf import check_claim_id, claim_id_hash
-    from node.pools.refs import amount, hex32
-
     participants = read_participants(args.participants, args.rule)
     apportionment = build_apportionment(participants, amount(args.payout, "--payout"), args.rule)
     ledger, directory = _signer(args)
@@ -224,121 +179,94 @@ def _cmd_aid_apportion(args) -> int:
                                       apportionment.tree.root_hash, hashlib.sha256(apportionment.share_list()).digest(),
                                       directory.resolve(args.payee, "payee"))
     summary = write_apportionment(args.out, apportionment, key)
-    return _print(args, summary, f"claim {args.claim}: payout {summary['payout']} apportioned ({args.rule}) across "
+    return emit(args, summary, f"claim {args.claim}: payout {summary['payout']} apportioned ({args.rule}) across "
                   f"{summary['participants']} participants; root {summary['share_root']} anchored under claim key "
                   f"{summary['claim_key']}; files in {args.out} (publish shares.csv, give each participant its line of proofs.jsonl)")
 
 
 def _cmd_aid_verify(args) -> int:
-    from node.pools.refs import hex32
-
-    ledger = _reader(args)
+    ledger, _ = connect(args)
     on_chain = ledger.get_apportionment(hex32(args.claim_key, "claim key"))
     result = verify_participant(read_proof_line(args.proof, args.participant), args.participant, on_chain)
-    return _print(args, result, f"VALID: {args.participant}'s share is {result['share']} of the anchored payout "
+    return emit(args, result, f"VALID: {args.participant}'s share is {result['share']} of the anchored payout "
                   f"{result['payout']} across {result['participants']} participants")
 
 
 def _cmd_aid_check(args) -> int:
-    from node.pools.refs import hex32
-
-    ledger = _reader(args)
+    ledger, _ = connect(args)
     on_chain = ledger.get_apportionment(hex32(args.claim_key, "claim key"))
     result = check_published_shares(args.shares, on_chain)
-    return _print(args, result, f"VALID: {result['participants']} shares sum to the anchored payout {result['payout']} "
+    return emit(args, result, f"VALID: {result['participants']} shares sum to the anchored payout {result['payout']} "
                   "and rebuild the anchored root")
 
 
 def _cmd_aid_payout(args) -> int:
-    from node.pools.refs import hex32, payment_ref
-
     ledger, directory = _signer(args)
     key = hex32(args.claim_key, "claim key")
     ledger.record_payout(key, payment_ref(args.ref))
     a = ledger.get_apportionment(key)
-    return _print(args, {"claim_key": args.claim_key, "payout": a["payout"], "payee": a["payee"], "state": "PAID"},
+    return emit(args, {"claim_key": args.claim_key, "payout": a["payout"], "payee": a["payee"], "state": "PAID"},
                   f"recorded payout of {a['payout']} to {directory.name_of(a['payee'])}; the payee confirms on receipt")
 
 
 def _cmd_aid_confirm(args) -> int:
-    from node.pools.refs import hex32
-
     ledger, _ = _signer(args)
     key = hex32(args.claim_key, "claim key")
     ledger.confirm_payout(key)
     a = ledger.get_apportionment(key)
-    return _print(args, {"claim_key": args.claim_key, "payout": a["payout"], "state": PAYOUT_STATES[a["state"]]},
+    return emit(args, {"claim_key": args.claim_key, "payout": a["payout"], "state": PAYOUT_STATES[a["state"]]},
                   f"confirmed receipt of the payout {a['payout']}")
-
-
-def _chain(p, signed: bool) -> None:
-    p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
-    p.add_argument("--deployment", required=True, help="deployment file (JSON)")
-    if signed:
-        p.add_argument("--keys", type=Path, required=True, help="member key folder (passphrase from CONSORTIUM_PASSPHRASE)")
-    p.add_argument("--json", action="store_true")
 
 
 def register(sub) -> None:
     pool = sub.add_parser("pool", help="risk pool and mutual aid: shared losses, apportioned payouts").add_subparsers(
         dest="pool_command", required=True)
 
-    p = pool.add_parser("open", help="open a risk pool among members with an agreed ratio and a cap per period")
+    p = chain_command(pool, "open",
+                      "open a risk pool among members with an agreed ratio and a cap per period", _cmd_open, keys=True)
     p.add_argument("pool", help="the pool's name")
     p.add_argument("--member", action="append", required=True, metavar="NAME:WEIGHT", help="a member and its weight (repeat)")
     p.add_argument("--own-weight", type=int, help="this member's weight when it is not listed with --member")
     p.add_argument("--cap", required=True, help="most shared per period, smallest currency unit")
     p.add_argument("--period-days", type=float, default=30.0)
-    _chain(p, True)
-    p.set_defaults(func=_cmd_open)
 
-    p = pool.add_parser("join", help="join a pool this member is listed in")
+    p = chain_command(pool, "join", "join a pool this member is listed in", _cmd_join, keys=True)
     p.add_argument("pool")
-    _chain(p, True)
-    p.set_defaults(func=_cmd_join)
 
-    p = pool.add_parser("ratio", help="propose a new ratio (e.g. 40:60), or --approve a proposal; all members must agree")
+    p = chain_command(pool, "ratio",
+                      "propose a new ratio (e.g. 40:60), or --approve a proposal; all members must agree", _cmd_ratio, keys=True)
     p.add_argument("pool")
     p.add_argument("ratio", nargs="?", help="weights in the pool's member order, e.g. 40:60")
     p.add_argument("--approve", type=int, metavar="PROPOSAL")
-    _chain(p, True)
-    p.set_defaults(func=_cmd_ratio)
 
-    p = pool.add_parser("loss", help="report a confirmed loss on this member's claim (evidence anchored; approved, or "
-                        "rejected with a fraud finding)")
+    p = chain_command(pool, "loss", "report a confirmed loss on this member's claim (evidence anchored; approved, or "
+                      "rejected with a fraud finding)", _cmd_loss, keys=True)
     p.add_argument("pool")
     p.add_argument("--claim", required=True, help="the claim id")
     p.add_argument("--amount", required=True, help="the loss, smallest currency unit")
     p.add_argument("--evidence-root", required=True, help="root of an evidence batch this member anchored for the claim")
     p.add_argument("--finding-file", help="the fraud finding report (its SHA-256 goes on chain); needed for a rejected claim")
-    _chain(p, True)
-    p.set_defaults(func=_cmd_loss)
 
-    p = pool.add_parser("contribute", help="record that this member paid its share of a loss (off chain) under --ref")
+    p = chain_command(pool, "contribute",
+                      "record that this member paid its share of a loss (off chain) under --ref", _cmd_contribute, keys=True)
     p.add_argument("loss_id")
     p.add_argument("--ref", required=True, help="the payment's bank or ledger reference (hashed on chain)")
-    _chain(p, True)
-    p.set_defaults(func=_cmd_contribute)
 
-    p = pool.add_parser("confirm", help="the insurer of a loss confirms it received a member's contribution")
+    p = chain_command(pool, "confirm",
+                      "the insurer of a loss confirms it received a member's contribution", _cmd_confirm, keys=True)
     p.add_argument("loss_id")
     p.add_argument("--payer", required=True, help="member name or address")
-    _chain(p, True)
-    p.set_defaults(func=_cmd_confirm)
 
-    p = pool.add_parser("show", help="a pool's members, ratio, cap and what this period shared")
+    p = chain_command(pool, "show", "a pool's members, ratio, cap and what this period shared", _cmd_show)
     p.add_argument("pool")
-    _chain(p, False)
-    p.set_defaults(func=_cmd_show)
 
-    p = pool.add_parser("loss-show", help="a loss, each member's share and the state of its payment")
+    p = chain_command(pool, "loss-show", "a loss, each member's share and the state of its payment", _cmd_loss_show)
     p.add_argument("loss_id")
-    _chain(p, False)
-    p.set_defaults(func=_cmd_loss_show)
 
     aid = pool.add_parser("aid", help="mutual aid: one approved claim's payout apportioned across participants").add_subparsers(
         dest="aid_command", required=True)
-    p = aid.add_parser("apportion", help="apportion and anchor the payout of this member's approved claim")
+    p = chain_command(aid, "apportion",
+                      "apportion and anchor the payout of this member's approved claim", _cmd_aid_apportion, keys=True)
     p.add_argument("--claim", required=True)
     p.add_argument("--payout", required=True, help="smallest currency unit")
     p.add_argument("--participants", required=True, help="CSV: participant_id[,weight]")
@@ -346,29 +274,22 @@ def register(sub) -> None:
     p.add_argument("--evidence-root", required=True, help="root of an evidence batch this member anchored for the claim")
     p.add_argument("--payee", required=True, help="who receives the payout and confirms it (address or member name)")
     p.add_argument("--out", required=True, help="folder for shares.csv, proofs.jsonl, apportionment.json")
-    _chain(p, True)
-    p.set_defaults(func=_cmd_aid_apportion)
 
-    p = aid.add_parser("verify", help="a participant checks its own share against the chain (exit 1 when invalid)")
+    p = chain_command(aid, "verify",
+                      "a participant checks its own share against the chain (exit 1 when invalid)", _cmd_aid_verify)
     p.add_argument("claim_key")
     p.add_argument("--participant", required=True, help="your participant id")
     p.add_argument("--proof", required=True, help="your proof line (or the proofs.jsonl holding it)")
-    _chain(p, False)
-    p.set_defaults(func=_cmd_aid_verify)
 
-    p = aid.add_parser("check", help="anyone: the published share list sums to the anchored payout and rebuilds the root")
+    p = chain_command(aid, "check",
+                      "anyone: the published share list sums to the anchored payout and rebuilds the root", _cmd_aid_check)
     p.add_argument("claim_key")
     p.add_argument("--shares", required=True, help="the published shares.csv")
-    _chain(p, False)
-    p.set_defaults(func=_cmd_aid_check)
 
-    p = aid.add_parser("payout", help="the organiser records the payout to the payee (off chain) under --ref")
+    p = chain_command(aid, "payout",
+                      "the organiser records the payout to the payee (off chain) under --ref", _cmd_aid_payout, keys=True)
     p.add_argument("claim_key")
     p.add_argument("--ref", required=True)
-    _chain(p, True)
-    p.set_defaults(func=_cmd_aid_payout)
 
-    p = aid.add_parser("confirm", help="the payee confirms it received the payout")
+    p = chain_command(aid, "confirm", "the payee confirms it received the payout", _cmd_aid_confirm, keys=True)
     p.add_argument("claim_key")
-    _chain(p, True)
-    p.set_defaults(func=_cmd_aid_confirm)

@@ -7,7 +7,7 @@ The requester is never trusted with any of these rules: it is the party they pro
 Rules, in the order they are applied (DESIGN.md "Release policy"):
 
 1. **Grant.** A grant on chain from this member to the requester for the dataset and purpose (deny
-   by default, ``node.enforcement``). Refusals are logged on chain as denials.
+   by default, ``node.access.enforcement``). Refusals are logged on chain as denials.
 2. **Scope.** Aggregates only; key and direct-identifier columns (declared per dataset schema) are
    never grouped on or filtered on (``identifier_column``); filter values outside a declared domain
    are refused (``unknown_value``) -- enforced by the spec parsers this gate calls.
@@ -37,7 +37,7 @@ from typing import Any, Iterable, Mapping, NoReturn
 from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, and_, select, update
 from sqlalchemy.engine import Engine
 
-from node.access_log import LogRecord
+from node.access.log import LogRecord
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
@@ -266,12 +266,12 @@ def _unpack(sizes: list, blob: bytes) -> Footprint:
 
 # ---------------------------------------------------------------------------------------- the flows
 # Each outgoing answer kind, start to finish through the rules above. Computing stays in node.stats.local
-# and node.datasets; deciding what of it leaves stays here.
+# and node.store.datasets; deciding what of it leaves stays here.
 
 
 def answer_query(gate: ReleaseGate, requester: str, query: Any, purpose: Purpose, arrived: float | None) -> dict:
     """``POST /data/query``: one aggregate, grouped by at most one non-identifier column, k per group."""
-    from node.datasets import DatasetError, dataset_schema, query_groups
+    from node.store.datasets import DatasetError, dataset_schema, query_groups
 
     schema = dataset_schema(query.dataset)
     req = Request(requester, schema.name, purpose, query.query_hash(requester, int(purpose)), "query")

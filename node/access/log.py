@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
-from node.auth import checksum
+from node.access.auth import checksum
+from node.access.signed_request import ZERO32, SignedRequest, request_of
 from node.chain.encoded_call import EncodedCall  # noqa: F401  (its home moved to node/chain; tests import it here)
 from node.chain.errors import ChainError
 from node.chain.ledger import Ledger
-from node.signed_request import ZERO32, SignedRequest, request_of
 from node.store.db import migrate
 from node.store.prepared import for_engine, transaction
 from node.worker import BackgroundLoop
@@ -47,7 +47,7 @@ outbox = Table(
     Column("block_number", BigInteger),
 )
 
-# The signed request behind each denial, kept so the regulator can ask for it (node/signed_request.py).
+# The signed request behind each denial, kept so the regulator can ask for it (node/access/signed_request.py).
 # Written in the same transaction as the denial: a denial is never logged without its proof.
 denial_requests = Table(
     "denial_requests", metadata,

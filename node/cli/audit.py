@@ -10,34 +10,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from node.audit.web_auth import issue_login_token
-from node.connect import connect_chain, own_node_url
+from node.cli.options import command, connect, print_table, settings
+from node.connect import own_node_url
 from node.enums import Role
 from node.errors import ConsortiumError
 
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
 
-
-def _settings(args):
-    from node.settings import load_settings
-
-    return load_settings(args.config)
-
-
-def _engine(settings):
+def _engine(args):
     from node.audit.schema import init_audit_store
     from node.store.db import create_store_engine
 
-    engine = create_store_engine(settings.db_url)
+    engine = create_store_engine(settings(args).db_url)
     init_audit_store(engine)
     return engine
-
-
-def _chain(settings):
-    return connect_chain(settings.rpc_url, settings.deployment, confirmations=settings.confirmations)
 
 
 def _progress(label: str):
@@ -55,7 +42,7 @@ class NotRegulator(Exception):
     pass
 
 
-def _regulator_directory(settings):
+def _regulator_directory(args):
     """The member directory, after checking that this node's member is a regulator in good standing.
 
     The same rule as the audit API (node/api/audit.py): the role comes from the registry. The node's
@@ -63,13 +50,13 @@ def _regulator_directory(settings):
     """
     from node.members import MemberDirectory
 
+    keys = settings(args).keys
     try:
-        address = "0x" + json.loads((settings.keys / "account.json").read_text())["address"].removeprefix("0x")
+        address = "0x" + json.loads((keys / "account.json").read_text())["address"].removeprefix("0x")
     except (OSError, ValueError, KeyError) as exc:
-        raise ConsortiumError(f"cannot read this node's account from {settings.keys / 'account.json'}: {exc}",
+        raise ConsortiumError(f"cannot read this node's account from {keys / 'account.json'}: {exc}",
                               reason="keystore", hint="check `keys` in the node's TOML") from None
-    gateway, _ = _chain(settings)
-    directory = MemberDirectory.from_chain(gateway)
+    directory = MemberDirectory.from_chain(connect(args)[0].gateway)
     me = next((m for m in directory.members if m.address.lower() == address.lower()), None)
     if me is None or me.role != Role.REGULATOR:
         what = f"{me.name} is a {me.role.name.lower()}" if me else f"{address} is not a member"
@@ -97,9 +84,8 @@ def _filter(args, directory=None):
 def _cmd_sync(args) -> int:
     from node.audit.indexer import AuditIndexer
 
-    settings = _settings(args)
-    gateway, deployment = _chain(settings)
-    indexer = AuditIndexer(_engine(settings), gateway, deployment)
+    ledger, deployment = connect(args)
+    indexer = AuditIndexer(_engine(args), ledger.gateway, deployment)
     report = indexer.sync(args.to_block, progress=None if args.json else _progress("indexing"))
     out = {"indexed_block": indexer.indexed_block(), "blocks": report.blocks, "events": report.events,
            "seconds": round(report.seconds, 3), "events_per_s": round(report.events_per_second)}
@@ -112,9 +98,8 @@ def _cmd_sync(args) -> int:
 def _cmd_status(args) -> int:
     from node.audit.queries import AuditQueries
 
-    settings = _settings(args)
-    _regulator_directory(settings)
-    out = AuditQueries(_engine(settings)).status()
+    _regulator_directory(args)
+    out = AuditQueries(_engine(args)).status()
     print(json.dumps(out) if args.json else
           f"indexed up to block {out['indexed_block']}: {out['access_events']} accesses, {out['denial_events']} denials, "
           f"{out['other_events']} other events")
@@ -124,9 +109,8 @@ def _cmd_status(args) -> int:
 def _cmd_logs(args) -> int:
     from node.audit.queries import AuditQueries
 
-    settings = _settings(args)
-    directory = _regulator_directory(settings)
-    queries = AuditQueries(_engine(settings))
+    directory = _regulator_directory(args)
+    queries = AuditQueries(_engine(args))
     f = _filter(args, directory)
     if args.format == "csv":
         block, lines = queries.export_csv(f, as_of=args.as_of)
@@ -144,19 +128,12 @@ def _cmd_logs(args) -> int:
     if args.format == "json":
         print(json.dumps(page.to_json()))
         return 0
-    from rich.table import Table
-
-    from node.console import stdout_console
-
-    table = Table(title=f"access log as of block {page.as_of_block}")
-    for col in ("time", "block", "outcome", "requester", "owner", "purpose", "dataset", "grant", "reason", "rows", "flag"):
-        table.add_column(col)
     name = directory.name_of
-    for i in page.items:
-        table.add_row(i["time"], f"{i['block']}:{i['log_index']}", i["outcome"], name(i["requester"]), name(i["owner"]),
-                      i["purpose"], i["dataset"], str(i["grant_id"] or ""), i["reason"] or "",
-                      str(i["rows"] if i["rows"] is not None else ""), i["flag"] or "")
-    stdout_console().print(table)
+    print_table(f"access log as of block {page.as_of_block}",
+                ("time", "block", "outcome", "requester", "owner", "purpose", "dataset", "grant", "reason", "rows", "flag"),
+                [(i["time"], f"{i['block']}:{i['log_index']}", i["outcome"], name(i["requester"]), name(i["owner"]),
+                  i["purpose"], i["dataset"], i["grant_id"] or "", i["reason"] or "",
+                  i["rows"] if i["rows"] is not None else "", i["flag"] or "") for i in page.items])
     if page.next_cursor:
         print(f"more: --cursor {page.next_cursor} --as-of {page.as_of_block}", file=sys.stderr)
     return 0
@@ -165,10 +142,9 @@ def _cmd_logs(args) -> int:
 def _cmd_events(args) -> int:
     from node.audit.queries import AuditQueries, parse_time
 
-    settings = _settings(args)
-    directory = _regulator_directory(settings)
+    directory = _regulator_directory(args)
     account = directory.resolve(args.account, "account") if args.account else None
-    page = AuditQueries(_engine(settings)).search_events(
+    page = AuditQueries(_engine(args)).search_events(
         category=args.category, event=args.event, account=account, grant_id=args.grant_id, job_id=args.job_id,
         since=parse_time(args.since, "since") if args.since else None,
         until=parse_time(args.until, "until") if args.until else None, limit=args.limit, cursor=args.cursor,
@@ -180,23 +156,14 @@ def _cmd_events(args) -> int:
 def _cmd_aggregate(args) -> int:
     from node.audit.queries import AuditQueries
 
-    settings = _settings(args)
-    directory = _regulator_directory(settings)
-    out = AuditQueries(_engine(settings)).daily_counts(_filter(args, directory), group_by=tuple(args.group_by.split(",")))
+    directory = _regulator_directory(args)
+    out = AuditQueries(_engine(args)).daily_counts(_filter(args, directory), group_by=tuple(args.group_by.split(",")))
     if args.json:
         print(json.dumps(out))
         return 0
-    from rich.table import Table
-
-    from node.console import stdout_console
-
-    table = Table(title=f"events as of block {out['as_of_block']}")
-    for col in [*out["group_by"], "events", "rows"]:
-        table.add_column(col)
-    for g in out["groups"]:
-        table.add_row(*[directory.name_of(g[c]) if c in ("requester", "owner") else str(g[c])
-                        for c in [*out["group_by"], "events", "rows"]])
-    stdout_console().print(table)
+    columns = [*out["group_by"], "events", "rows"]
+    print_table(f"events as of block {out['as_of_block']}", columns,
+                [[directory.name_of(g[c]) if c in ("requester", "owner") else g[c] for c in columns] for g in out["groups"]])
     return 0
 
 
@@ -204,9 +171,8 @@ def _cmd_anomalies(args) -> int:
     from node.audit.anomalies import AnomalyDetector
     from node.audit.queries import parse_time
 
-    settings = _settings(args)
-    directory = _regulator_directory(settings)
-    out = AnomalyDetector(_engine(settings)).find(
+    directory = _regulator_directory(args)
+    out = AnomalyDetector(_engine(args)).find(
         since=parse_time(args.since, "since") if args.since else None,
         until=parse_time(args.until, "until") if args.until else None,
         kinds=args.kind.split(",") if args.kind else None)
@@ -224,9 +190,8 @@ def _cmd_anomalies(args) -> int:
 def _cmd_verify(args) -> int:
     from node.audit.verify import verify_index
 
-    settings = _settings(args)
-    gateway, deployment = _chain(settings)
-    report = verify_index(_engine(settings), gateway, args.from_block if args.from_block is not None else
+    ledger, deployment = connect(args)
+    report = verify_index(_engine(args), ledger.gateway, args.from_block if args.from_block is not None else
                           deployment.deployment_block, args.to_block,
                           progress=None if args.json else _progress("verifying"))
     out = report.to_json()
@@ -244,9 +209,9 @@ def _cmd_verify(args) -> int:
 
 
 def _cmd_web_url(args) -> int:
-    settings = _settings(args)
-    token = issue_login_token(settings.home, settings.web_login_seconds)  # a new single-use token each call
-    url = f"{own_node_url(settings)}/web/login?token={token}"
+    node_settings = settings(args)
+    token = issue_login_token(node_settings.home, node_settings.web_login_seconds)  # a new single-use token each call
+    url = f"{own_node_url(node_settings)}/web/login?token={token}"
     print(json.dumps({"url": url}) if args.json else url)
     return 0
 
@@ -267,17 +232,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     audit = sub.add_parser("audit", help="the regulator's access-log index: queries, exports, anomalies, verification")
     cmds = audit.add_subparsers(dest="audit_command", required=True)
 
-    def command(name: str, help_text: str, func):
-        p = cmds.add_parser(name, help=help_text)
-        p.add_argument("--config", required=True, type=Path, help="the node's TOML settings file")
-        p.add_argument("--json", action="store_true")
-        p.set_defaults(func=func)
-        return p
-
-    p = command("sync", "catch the index up with the chain (the node does this by itself while running)", _cmd_sync)
+    p = command(cmds, "sync", "catch the index up with the chain (the node does this by itself while running)", _cmd_sync)
     p.add_argument("--to-block", type=int)
-    command("status", "indexed height and event counts", _cmd_status)
-    p = command("logs", "accesses and denials, newest first", _cmd_logs)
+    command(cmds, "status", "indexed height and event counts", _cmd_status)
+    p = command(cmds, "logs", "accesses and denials, newest first", _cmd_logs)
     _add_filters(p)
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--cursor", help="continue after a previous page")
@@ -285,7 +243,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["table", "json", "csv"], default="table",
                    help="csv exports every matching row")
     p.add_argument("--all", action="store_true", help="with --format json: every matching row")
-    p = command("events", "authorization, governance, statistics-job and evidence events", _cmd_events)
+    p = command(cmds, "events", "authorization, governance, statistics-job and evidence events", _cmd_events)
     p.add_argument("--category", choices=["authorization", "governance", "statistics", "evidence", "pools"])
     p.add_argument("--event", help="event name, e.g. JobOpened")
     p.add_argument("--account")
@@ -296,17 +254,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--cursor")
     p.add_argument("--as-of", type=int, dest="as_of")
-    p = command("aggregate", "events per day, member and purpose (from the daily rollup)", _cmd_aggregate)
+    p = command(cmds, "aggregate", "events per day, member and purpose (from the daily rollup)", _cmd_aggregate)
     _add_filters(p)
     p.add_argument("--group-by", default="day,requester,purpose", help="any of day,requester,owner,purpose,outcome")
-    p = command("anomalies", "window violations, denial bursts, volume spikes, small-cohort and repeated jobs",
+    p = command(cmds, "anomalies", "window violations, denial bursts, volume spikes, small-cohort and repeated jobs",
                 _cmd_anomalies)
     p.add_argument("--since")
     p.add_argument("--until")
     p.add_argument("--kind", help="comma-separated anomaly kinds")
-    p = command("verify", "re-read a block range from the chain and report every difference with the index "
+    p = command(cmds, "verify", "re-read a block range from the chain and report every difference with the index "
                 "(exit 3 when they differ)", _cmd_verify)
     p.add_argument("--from-block", type=int, dest="from_block", help="default: the deployment block")
     p.add_argument("--to-block", type=int, dest="to_block", help="default: the indexed height")
-    command("web-url", "print a one-time login URL (expires after web_login_seconds) for this node's "
+    command(cmds, "web-url", "print a one-time login URL (expires after web_login_seconds) for this node's "
             "web pages (regulator's dashboard, auditor's check, a member's own view)", _cmd_web_url)

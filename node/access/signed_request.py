@@ -2,7 +2,7 @@
 
 A denial on chain names a requester; without more, any owner could name anyone. So with each denial
 the owner records, as its ``queryHash``, the EIP-712 digest of the request the requester signed
-(node/auth.py), and keeps the request itself (method, path, body, timestamp, nonce, signature). The
+(node/access/auth.py), and keeps the request itself (method, path, body, timestamp, nonce, signature). The
 regulator asks the owner for it and checks, with nothing but the chain id and the owner's address,
 that the named requester signed a request to that owner whose digest is the one on chain.
 """
@@ -13,7 +13,7 @@ import hashlib
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from node.auth import checksum, recover_signer, request_digest
+from node.access.auth import checksum, recover_signer, request_digest
 from node.enums import ZERO32  # noqa: F401 (one home; access_log and denial proofs import it from here)
 
 

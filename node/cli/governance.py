@@ -7,26 +7,14 @@ import json
 import time
 from pathlib import Path
 
-from node.connect import connect_chain, open_ledger, reader
+from node.cli.options import config_option, connect, directory, emit, json_option, print_table
 from node.enums import PURPOSE_NAMES, ROLE_NAMES, ZERO32, Purpose, Role
 from node.errors import ConsortiumError
 
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
-
 
 def _ledger(args):
-    from node.settings import load_settings
-
-    return open_ledger(load_settings(args.config))[0]
-
-
-def _directory(ledger):
-    """Member names from the registry. node.members loads web3 (about a second), so it is imported here and
-    `consortium --help`, which imports this module, does not pay for it."""
-    from node.members import MemberDirectory
-
-    return MemberDirectory(ledger.members())
+    """This member's ledger, signed with its key (settings from --config)."""
+    return connect(args, signed=True)[0]
 
 
 def _hex32(value: str, what: str) -> bytes:
@@ -49,7 +37,7 @@ def _read_json(path: str, what: str):
 
 def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: int | None):
     """(signed consent or None, consent_ref, expires_at) for ``grant create``; the chain checks the binding."""
-    from node.consent import attest_batch, parse_consent
+    from node.access.consent import attest_batch, parse_consent
 
     if bool(args.consent_file) == bool(args.consent_ref):
         raise ConsortiumError("a grant needs exactly one consent", reason="bad_argument",
@@ -67,38 +55,31 @@ def _grant_consent(args, ledger, dataset: bytes, scope_hash: bytes, expires_at: 
     return signed, ZERO32, expires_at or signed.consent.expires_at  # by default the grant lasts as long as its consent
 
 
-def _print(args, data: dict, text: str) -> None:
-    print(json.dumps(data) if getattr(args, "json", False) else text)
-
-
 def _grant_create(args) -> int:
     from node.chain.ledger import dataset_id
-    from node.datasets import dataset_schema
+    from node.store.datasets import dataset_schema
 
     dataset_schema(args.dataset)
     ledger = _ledger(args)
     dataset, scope_hash = dataset_id(args.dataset), hashlib.sha256((args.scope or "").encode()).digest()
     expires_at = ledger.gateway.block_time() + int(args.days * 86400) if args.days is not None else None
-    args.grantee = _directory(ledger).resolve(args.grantee, "grantee")
+    args.grantee = directory(ledger).resolve(args.grantee, "grantee")
     consent, consent_ref, expires_at = _grant_consent(args, ledger, dataset, scope_hash, expires_at)
     gid = ledger.grant(args.grantee, dataset, Purpose[args.purpose], expires_at=expires_at or ledger.gateway.block_time() + 30 * 86400,
                        scope_hash=scope_hash, consent=consent, consent_ref=consent_ref)
     ref = "0x" + ledger.get_grant(gid).consent_ref.hex()
-    _print(args, {"grant_id": gid, "consent_ref": ref}, f"granted: grant {gid} (consent {ref})")
+    emit(args, {"grant_id": gid, "consent_ref": ref}, f"granted: grant {gid} (consent {ref})")
     return 0
 
 
 def _grant_revoke(args) -> int:
     _ledger(args).revoke(args.grant_id)
-    _print(args, {"grant_id": args.grant_id, "revoked": True}, f"revoked grant {args.grant_id}")
+    emit(args, {"grant_id": args.grant_id, "revoked": True}, f"revoked grant {args.grant_id}")
     return 0
 
 
 def _grant_list(args) -> int:
-    from rich.table import Table
-
     from node.audit.queries import DATASET_NAMES
-    from node.console import stdout_console
 
     ledger = _ledger(args)
     ids = ledger.grants_received(ledger.address) if args.received else ledger.grants_given(ledger.address)
@@ -109,15 +90,11 @@ def _grant_list(args) -> int:
     if args.json:
         print(json.dumps(rows))
         return 0
-    directory = _directory(ledger)
+    names = directory(ledger)
     columns = ("grant_id", "owner", "grantee", "dataset", "purpose", "expires_at", "revoked")
-    table = Table(title="grants received" if args.received else "grants given")
-    for col in columns:
-        table.add_column(col, no_wrap=True)
-    for r in rows:
-        shown = {**r, "owner": directory.name_of(r["owner"]), "grantee": directory.name_of(r["grantee"])}
-        table.add_row(*(str(shown[c]) for c in columns))
-    stdout_console().print(table)
+    print_table("grants received" if args.received else "grants given", columns,
+                [[{**r, "owner": names.name_of(r["owner"]), "grantee": names.name_of(r["grantee"])}[c] for c in columns]
+                 for r in rows], no_wrap=True)
     return 0
 
 
@@ -141,8 +118,8 @@ def _consent_terms(args, signer: str, subjects_root: str, directory=None, now: i
     so a consent dated by a wall clock behind the chain could expire before its grant starts."""
     from web3 import Web3
 
+    from node.access.consent import Consent, scope_hash
     from node.chain.ledger import dataset_id
-    from node.consent import Consent, scope_hash
 
     if directory is not None:
         owner, grantee = directory.resolve(args.owner, "owner"), directory.resolve(args.grantee, "grantee")
@@ -160,35 +137,35 @@ def _consent_terms(args, signer: str, subjects_root: str, directory=None, now: i
 def _consent_sign(args) -> int:
     from eth_account import Account
 
-    from node.consent import sign_consent
+    from node.access.consent import sign_consent
     from node.keys import load_member_keys, resolve_passphrase
 
     chain_id, contract = _consent_target(args)
     subject = load_member_keys(args.subject_keys, resolve_passphrase()).account if args.subject_keys else Account.create()
-    directory, now = None, None
+    names, now = None, None
     if args.rpc:  # names need the registry
         if not args.deployment:
             raise ConsortiumError("--rpc needs --deployment (to find the registry)", reason="bad_argument",
                                   hint="add --deployment deployment.json")
-        gateway = connect_chain(args.rpc, args.deployment)[0]
-        directory, now = _directory(reader(gateway)), gateway.block_time()
-    signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32, directory, now), chain_id, contract)
+        ledger, _ = connect(args)
+        names, now = directory(ledger), ledger.gateway.block_time()
+    signed = sign_consent(subject, _consent_terms(args, subject.address, "0x" + "00" * 32, names, now), chain_id, contract)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))
-    _print(args, {"out": args.out, "subject": subject.address}, f"wrote signed consent of {subject.address} to {args.out}")
+    emit(args, {"out": args.out, "subject": subject.address}, f"wrote signed consent of {subject.address} to {args.out}")
     return 0
 
 
 def _consent_batch(args) -> int:
-    from node.consent import batch_consent_root, sign_consent
+    from node.access.consent import batch_consent_root, sign_consent
 
     ledger = _ledger(args)  # the collecting member attests with its own key, for its own chain and contract
     root = "0x" + batch_consent_root(_read_json(args.records, "consent records")).hex()
-    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root, _directory(ledger),
+    signed = sign_consent(ledger.account, _consent_terms(args, ledger.address, root, directory(ledger),
                                                          ledger.gateway.block_time()),
                           ledger.gateway.chain_id,
                           ledger.authorizations.address)
     Path(args.out).write_text(json.dumps(signed.document(), indent=2))
-    _print(args, {"out": args.out, "signer": ledger.address, "subjects_root": root},
+    emit(args, {"out": args.out, "signer": ledger.address, "subjects_root": root},
            f"wrote {ledger.address}'s attested consent batch (root {root}) to {args.out}")
     return 0
 
@@ -239,12 +216,12 @@ def _gov(args) -> int:
         candidate = _candidate_address(args.candidate)
         pid = ledger.propose_member(candidate, args.name, Role[args.role], args.endpoint or "")
         tally = _tally(ledger, pid)
-        _print(args, tally, f"proposal {pid} opened for {args.name} ({candidate}); {_tally_text(tally)}")
+        emit(args, tally, f"proposal {pid} opened for {args.name} ({candidate}); {_tally_text(tally)}")
     elif action == "expel":  # expulsion is final and decided by the same supermajority as an admission
-        member = _directory(ledger).resolve(args.member)
+        member = directory(ledger).resolve(args.member)
         pid = ledger.propose_expulsion(member, card_reason_hash(args.reason or ""))
         tally = _tally(ledger, pid)
-        _print(args, tally, f"proposal {pid} opened to expel {args.member} ({member}); {_tally_text(tally)}")
+        emit(args, tally, f"proposal {pid} opened to expel {args.member} ({member}); {_tally_text(tally)}")
     elif action == "vote":
         before = ledger.threshold()
         ledger.vote(args.proposal_id)
@@ -259,21 +236,21 @@ def _gov(args) -> int:
             except ConsortiumError as exc:  # the vote stands; only the transfer failed
                 tally["funding"] = {"error": exc.one_line()}
                 hint = f"; NOT funded: {exc.one_line()}"
-        _print(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
+        emit(args, tally, f"vote cast on proposal {args.proposal_id}: {_tally_text(tally)}{hint}")
     elif action in ("warn", "suspend", "reinstate"):
-        member = _directory(ledger).resolve(args.member)
+        member = directory(ledger).resolve(args.member)
         getattr(ledger, action)(member, card_reason_hash(args.reason or ""))
-        _print(args, {"member": member, "action": action}, f"{action}: {args.member} ({member})")
+        emit(args, {"member": member, "action": action}, f"{action}: {args.member} ({member})")
     elif action == "endpoint":
         ledger.set_endpoint(args.url)
-        _print(args, {"endpoint": args.url}, f"endpoint set to {args.url}")
+        emit(args, {"endpoint": args.url}, f"endpoint set to {args.url}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     def common(p):
-        p.add_argument("--config", required=True, type=Path, help="the node's TOML settings (keys, rpc_url, deployment)")
-        p.add_argument("--json", action="store_true")
+        config_option(p)
+        json_option(p)
         return p
 
     grant = sub.add_parser("grant", help="grant, revoke and list data-use authorizations").add_subparsers(dest="grant_command", required=True)
@@ -310,7 +287,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sign.add_argument("--contract", help="the DataUseAuthorization address (with --chain-id, instead of --deployment)")
     sign.add_argument("--rpc", help="a chain RPC URL, to accept member names for --owner/--grantee (with --deployment)")
     sign.add_argument("--subject-keys", help="the subject's key folder (default: a fresh throwaway subject key)")
-    sign.add_argument("--json", action="store_true")
+    json_option(sign)
     sign.set_defaults(func=_consent_sign)
     batch = common(terms(consent.add_parser("batch", help="attest, as the collecting member, a batch of subjects' consent "
                                                           "records for one grant")))

@@ -5,7 +5,7 @@ about 80 us of CPU per call; the loop's own ``run_in_executor`` about 40 us (a c
 asyncio Future chained to it with callbacks both ways). Here a worker takes (function, asyncio future)
 from a queue and hands the result back with one ``call_soon_threadsafe``: the least a hand-off can do.
 The caller's context variables go along, as with anyio: the signed request being served
-(node/signed_request.py) is read in the thread when a denial is logged.
+(node/access/signed_request.py) is read in the thread when a denial is logged.
 """
 from __future__ import annotations
 

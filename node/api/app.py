@@ -19,13 +19,13 @@ from node.api.body_limits import route_body_limits
 from node.api.deps import REFUSALS, refusal_handler
 from node.audit.service import AuditService
 from node.chain.errors import ChainUnavailable, ContractRevert
-from node.context import NodeContext
-from node.datasets import DatasetError
 from node.evidence import api as evidence_api
+from node.runtime.context import NodeContext
+from node.store.datasets import DatasetError
 
 _FORBIDDEN_REVERTS = {"NotMember", "MemberNotInGoodStanding", "NotRegulator", "NotGrantOwner", "CannotSanctionSelf",
                       "NotRequester", "NotParticipant", "NotClaimInsurer",
-                      # a consent that does not authorize the grant it is offered for (node/consent.py)
+                      # a consent that does not authorize the grant it is offered for (node/access/consent.py)
                       "ConsentMismatch", "ConsentExpired", "ConsentAlreadyUsed", "BadConsentSignature", "ConsentSignerNotMember"}
 
 
@@ -91,7 +91,7 @@ class BodyDeadline:
 
     The body must be complete within ``grace`` seconds plus one second per ``min_rate`` bytes received,
     so a large upload at a normal speed passes and a client trickling bytes is cut off. Headers are
-    bounded in the server itself (node/http_server.py), before the application sees the request.
+    bounded in the server itself (node/runtime/http_server.py), before the application sees the request.
     """
 
     def __init__(self, app: ASGIApp, grace: float, min_rate: int):
@@ -230,7 +230,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
                   description="Data-use authorizations, access logs and joint statistics for one consortium member",
                   telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     app.state.ctx = ctx
-    from node.memtrace import start_from_environment
+    from node.runtime.memtrace import start_from_environment
 
     start_from_environment()  # CONSORTIUM_MEMTRACE=file: periodic memory samples, for finding drift (debug only)
     for module in (health, data, grants, governance):

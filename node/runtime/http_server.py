@@ -5,7 +5,7 @@ connection, so a client that trickles its request headers (slowloris) holds a co
 The protocols here add a header deadline that no byte resets: the request line and headers must be
 complete within ``http_header_timeout_seconds`` of the connection opening (or of the previous response
 on a keep-alive connection), and at most ``http_max_header_bytes`` long. The body's deadline is the
-application's (node/app.py).
+application's (node/api/app.py).
 
 The HTTP parser is httptools (C, llhttp) on the uvloop event loop when both are installed: on the
 authorized request path the pure-Python h11 parser and the default asyncio loop cost more CPU than the
@@ -20,7 +20,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from node.settings import NodeSettings
+from node.runtime.settings import NodeSettings
 
 try:
     import httptools

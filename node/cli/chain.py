@@ -1,28 +1,17 @@
-"""The `consortium` command line.
-
-Every failure a user can act on prints one line (what is wrong; what to do) and exits non-zero;
-the traceback is shown only with --debug.
-"""
+"""`consortium demo`, `consortium chain ...` (a local development chain) and `consortium members`."""
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import signal
-import sys
 import time
 from pathlib import Path
 
-from node.connect import connect_chain, node_url
-from node.connect import reader as chain_reader
+from node.cli.options import chain_options, connect, directory, json_option, print_table
+from node.connect import node_url
 from node.errors import ConsortiumError
 
-# Chain, store, web and table modules (web3, sqlalchemy, fastapi, httpx, rich) are imported inside the commands
-# that use them: `consortium --help` imports every CLI module, and those take about a second to load.
-
 DEFAULT_HOME = Path(".consortium")
-EXTRA_COMMAND_MODULES: list[str] = ["node.node_cli", "node.evidence.cli", "node.audit_cli", "node.stats_cli",
-                                     "node.network_cli", "node.settle_cli", "node.pool_cli"]
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -35,7 +24,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_chain_up(args: argparse.Namespace) -> int:
     from node.chain.anvil import free_port
     from node.console import stdout_console, step_progress
-    from node.devnet import (
+    from node.network.devnet import (
         DEFAULT_MEMBERS,
         chain_description,
         dev_passphrase,
@@ -107,10 +96,9 @@ def _cmd_chain_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_chain_fund(args: argparse.Namespace) -> int:
-    from node.members import MemberDirectory
-
-    gateway, _ = _connect(args)
-    address = MemberDirectory.from_chain(gateway).resolve(args.member)
+    ledger, _ = connect(args)
+    address = directory(ledger).resolve(args.member)
+    gateway = ledger.gateway
     gateway.fund(address, args.ether)
     balance = gateway.w3.eth.get_balance(address) / 10**18
     out = {"address": address, "funded_ether": args.ether, "balance_ether": balance}
@@ -118,68 +106,34 @@ def _cmd_chain_fund(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connect(args: argparse.Namespace):
-    return connect_chain(args.rpc, args.deployment)
-
-
 def _cmd_chain_check(args: argparse.Namespace) -> int:
-    gateway, deployment = _connect(args)
+    ledger, deployment = connect(args)
+    gateway = ledger.gateway
     result = {"chain_id": gateway.chain_id, "block": gateway.block_number(), "contracts": deployment.contracts, "ok": True}
     print(json.dumps(result) if args.json else f"deployment matches chain {gateway.chain_id} at block {result['block']}")
     return 0
 
 
 def _cmd_members(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    gateway, _ = _connect(args)
-    reader = chain_reader(gateway)
-    members = reader.members()
+    ledger, _ = connect(args)
     if args.resolve:
-        from node.members import resolve_member
-
-        print(resolve_member(args.resolve, members))
+        print(directory(ledger).resolve(args.resolve))
         return 0
-    threshold = reader.threshold()
+    members = ledger.members()
     if args.json:
         print(json.dumps([{"address": m.address, "name": m.name, "role": m.role.name, "status": m.status.name,
                            "endpoint": m.endpoint} for m in members]))
         return 0
-    from node.console import stdout_console
-
-    table = Table(title="Consortium members", caption=f"an admission or expulsion needs {threshold['votes_needed']} of "
-                  f"{threshold['electorate']} votes (more than two thirds of the members not expelled)")
-    for col in ("name", "address", "role", "status", "endpoint"):
-        table.add_column(col, no_wrap=True)
-    for m in members:
-        table.add_row(m.name, m.address, m.role.name, m.status.name, m.endpoint)
-    stdout_console().print(table)
+    threshold = ledger.threshold()
+    print_table("Consortium members", ("name", "address", "role", "status", "endpoint"),
+                [(m.name, m.address, m.role.name, m.status.name, m.endpoint) for m in members], no_wrap=True,
+                caption=f"an admission or expulsion needs {threshold['votes_needed']} of {threshold['electorate']} votes "
+                        "(more than two thirds of the members not expelled)")
     return 0
 
 
-def _cmd_keys_new(args: argparse.Namespace) -> int:
-    from node.keys import create_member_keys, resolve_passphrase
 
-    keys = create_member_keys(args.folder, resolve_passphrase())
-    out = {"address": keys.address, "x25519": keys.x25519_public.hex(), "folder": str(args.folder)}
-    print(json.dumps(out) if args.json else f"created {args.folder}: account {keys.address}")
-    return 0
-
-
-def _cmd_keys_show(args: argparse.Namespace) -> int:
-    from node.keys import load_member_keys, resolve_passphrase
-
-    keys = load_member_keys(args.folder, resolve_passphrase())
-    out = {"address": keys.address, "x25519": keys.x25519_public.hex()}
-    print(json.dumps(out) if args.json else f"account {keys.address}\nx25519  {out['x25519']}")
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="consortium", description="Insurance data consortium node")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub) -> None:
     demo = sub.add_parser("demo", help="run the consortium scenario on a local chain")
     demo.add_argument("--json", action="store_true", help="print a machine-readable summary")
     demo.add_argument("--home", help="keep keys and deployment in this folder (default: a temporary one)")
@@ -193,61 +147,21 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--member", action="append", metavar="NAME:ROLE",
                     help="a founding member (repeat for each; roles: insurer, platform, tech, auditor, regulator); "
                          "default: five demo members")
-    up.add_argument("--json", action="store_true")
+    json_option(up)
     up.set_defaults(func=_cmd_chain_up)
     info = chain.add_parser("info", help="what `chain up` started: RPC URL, deployment, members, node configs")
     info.add_argument("--home", default=str(DEFAULT_HOME / "dev"))
     info.add_argument("--get", help="print one field, e.g. rpc_url or deployment")
-    info.add_argument("--json", action="store_true")
+    json_option(info)
     info.set_defaults(func=_cmd_chain_info)
     fund = chain.add_parser("fund", help="give a member's account ether for gas (development chains)")
     fund.add_argument("member", help="member name or address")
     fund.add_argument("--ether", type=int, default=100)
     fund.set_defaults(func=_cmd_chain_fund)
     check = chain.add_parser("check", help="check that a deployment file matches a chain")
-    members = sub.add_parser("members", help="list consortium members")
-    for p in (check, members, fund):
-        p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
-        p.add_argument("--deployment", required=True, help="deployment file (JSON)")
-        p.add_argument("--json", action="store_true")
     check.set_defaults(func=_cmd_chain_check)
+    members = sub.add_parser("members", help="list consortium members")
     members.add_argument("--resolve", metavar="NAME", help="print the address of this member name and exit")
     members.set_defaults(func=_cmd_members)
-
-    keys = sub.add_parser("keys", help="member keys (encrypted at rest)").add_subparsers(dest="keys_command", required=True)
-    new = keys.add_parser("new", help="create keys in FOLDER (passphrase from CONSORTIUM_PASSPHRASE[_FILE])")
-    show = keys.add_parser("show", help="decrypt and show the public parts of the keys in FOLDER")
-    for p, fn in ((new, _cmd_keys_new), (show, _cmd_keys_show)):
-        p.add_argument("folder", type=Path)
-        p.add_argument("--json", action="store_true")
-        p.set_defaults(func=fn)
-    # Subcommands of later features live in their own modules, each with register(subparsers).
-
-    for module in EXTRA_COMMAND_MODULES:
-        importlib.import_module(module).register(sub)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ConsortiumError as exc:
-        if args.debug:
-            raise
-        print(f"consortium: error: {exc.one_line()}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("consortium: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug or an unexpected environment: still one line by default
-        if args.debug:
-            raise
-        print(f"consortium: unexpected error: {type(exc).__name__}: {exc}; rerun with --debug for the traceback",
-              file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    for p in (check, members, fund):
+        chain_options(p)

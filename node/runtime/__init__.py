@@ -1,0 +1,1 @@
+"""A running node: its settings, what it holds (context), the HTTP server and its request helpers."""
