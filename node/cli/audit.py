@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 
+from node.audit.queries import EVENT_CATEGORIES
 from node.audit.web_auth import issue_login_token
 from node.cli.options import command, connect, print_table, settings
 from node.connect import own_node_url
@@ -244,7 +245,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="csv exports every matching row")
     p.add_argument("--all", action="store_true", help="with --format json: every matching row")
     p = command(cmds, "events", "authorization, governance, statistics-job and evidence events", _cmd_events)
-    p.add_argument("--category", choices=["authorization", "governance", "statistics", "evidence", "pools"])
+    p.add_argument("--category", choices=EVENT_CATEGORIES)
     p.add_argument("--event", help="event name, e.g. JobOpened")
     p.add_argument("--account")
     p.add_argument("--grant-id", type=int, dest="grant_id")
