@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NoReturn
 
-from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, and_, select, update
+from sqlalchemy import Column, Float, Integer, LargeBinary, MetaData, String, Table, Text, and_, bindparam, select, update
 from sqlalchemy.engine import Engine
 
 from node.access.log import LogRecord
@@ -42,6 +42,7 @@ from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
 from node.store.db import migrate
+from node.store.prepared import for_engine
 from privacy.differencing import Footprint, find_conflict
 from privacy.release import effective_min_cohort, laplace_noise
 
@@ -171,9 +172,11 @@ class ReleaseGate:
         released = [b for b in footprint.buckets if sizes[b] >= k]
         suppressed = [b for b in footprint.buckets if sizes[b] < k]
         kept = Footprint({b: footprint.buckets[b] for b in released})
+        fingerprint = _fingerprint(kept) if kept.buckets else ""
         with self._lock:
             # an answer with no released bucket can differ from nothing: no history to read
-            conflict = find_conflict(kept, self._history(req, kept, k), k) if kept.buckets else None
+            earlier, repeat = self._history(req, kept, k, fingerprint) if kept.buckets else ([], False)
+            conflict = find_conflict(kept, earlier, k) if earlier else None
             if conflict is not None:
                 self.refuse(req, DenialReason.DIFFERENCING, "differencing",
                             f"bucket {conflict.bucket!r} differs from bucket {conflict.earlier_bucket!r} of an earlier release "
@@ -184,30 +187,29 @@ class ReleaseGate:
                     self.refuse(req, DenialReason.BUDGET_EXHAUSTED, "budget_exhausted",
                                 f"this member has {max(0.0, self.epsilon_budget - spent):.4g} epsilon left for the requester "
                                 f"on {req.dataset}; the job asks for {epsilon:.4g}")
-            self._record(req, kept, spent + epsilon if epsilon else None)
+            if not repeat or epsilon:
+                self._record(req, kept, spent + epsilon if epsilon else None, fingerprint)
         counted = records or sizes
         return Release(k, int(job_min_cohort), released, sorted(suppressed), sum(counted.get(b, 0) for b in released), epsilon)
 
-    def _history(self, req: Request, new: Footprint, k: int) -> list[tuple[str, Footprint]]:
-        """The earlier releases that could conflict: only those with a bucket within k persons of a new bucket's size
-        are read whole (a footprint is 8 bytes per person); an identical earlier release adds nothing to check."""
-        stmt = (select(history.c.id, history.c.ref, history.c.buckets, history.c.fingerprint)
-                .where(and_(history.c.requester == req.requester, history.c.dataset == req.dataset))
-                .order_by(history.c.id.desc()).limit(self.history_compared))
+    def _history(self, req: Request, new: Footprint, k: int, mine: str) -> tuple[list[tuple[str, Footprint]], bool]:
+        """The earlier releases that could conflict, and whether this very footprint was released before.
+
+        A repeat (same fingerprint among the compared releases) adds nothing to check: every pair it could
+        form was checked when the earlier copy or the later release was made. Otherwise only releases with a
+        bucket within k persons of a new bucket's size are read whole (a footprint is 8 bytes per person).
+        """
+        scan = for_engine(self.engine, "release_history.scan", _history_scan)
+        rows = scan.rows(self.engine, {"requester": req.requester, "dataset": req.dataset, "limit": self.history_compared})
+        if any(fingerprint == mine for _, _, _, fingerprint in rows):
+            return [], True
         sizes = sorted(len(d) for d in new.buckets.values())
-        mine = _fingerprint(new)
-        wanted = []
-        with self.engine.connect() as conn:
-            for row_id, ref, raw, fingerprint in conn.execute(stmt).all():
-                if fingerprint == mine:
-                    continue
-                if any(_near(sizes, n, k) for _, n in json.loads(raw)):
-                    wanted.append((row_id, ref, raw))
-            out = []
-            for row_id, ref, raw in wanted:
-                blob = conn.execute(select(history.c.digests).where(history.c.id == row_id)).scalar_one()
-                out.append((ref, _unpack(json.loads(raw), blob)))
-        return out
+        wanted = [(row_id, ref, raw) for row_id, ref, raw, _ in rows if any(_near(sizes, n, k) for _, n in json.loads(raw))]
+        if not wanted:
+            return [], False
+        blob = for_engine(self.engine, "release_history.digests", _history_digests)
+        return [(ref, _unpack(json.loads(raw), bytes(blob.rows(self.engine, {"id": row_id})[0][0])))
+                for row_id, ref, raw in wanted], False
 
     def _spent(self, req: Request) -> float:
         with self.engine.connect() as conn:
@@ -215,11 +217,10 @@ class ReleaseGate:
                                                               budget.c.dataset == req.dataset)).scalar()
         return float(spent or 0.0)
 
-    def _record(self, req: Request, kept: Footprint, spent: float | None) -> None:
+    def _record(self, req: Request, kept: Footprint, spent: float | None, fingerprint: str) -> None:
         order = list(kept.buckets)
         if not order and spent is None:
             return  # nothing released and no budget charged: nothing to record
-        fingerprint = _fingerprint(kept)
         with self.engine.begin() as conn:  # footprint and budget in one transaction, before anything is sent
             seen = conn.execute(select(history.c.id).where(history.c.requester == req.requester, history.c.dataset == req.dataset,
                                                            history.c.fingerprint == fingerprint)).first()
@@ -244,6 +245,17 @@ class ReleaseGate:
         """Integer Laplace noise for one bucket's slots, epsilon split evenly across them (buckets are disjoint)."""
         per_slot = epsilon / len(sensitivities)
         return [round(laplace_noise(s / per_slot)) for s in sensitivities]
+
+
+def _history_scan():
+    # newest first: ids, refs, bucket sizes and fingerprints of the releases a new one is compared with
+    return (select(history.c.id, history.c.ref, history.c.buckets, history.c.fingerprint)
+            .where(and_(history.c.requester == bindparam("requester"), history.c.dataset == bindparam("dataset")))
+            .order_by(history.c.id.desc()).limit(bindparam("limit")))
+
+
+def _history_digests():
+    return select(history.c.digests).where(history.c.id == bindparam("id"))
 
 
 def _fingerprint(footprint: Footprint) -> str:

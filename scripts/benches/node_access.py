@@ -13,6 +13,10 @@ describe = "node: authorization-check latency and authorized queries per second 
 def add_arguments(parser) -> None:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--clients", type=int, default=4, help="client processes (4 connections each)")
+    parser.add_argument("--claims-people", type=int, default=0,
+                        help="load the sample world's claims of one insurer for this many people (0: an empty dataset, as "
+                             "the issue measured) and rotate the clients over four query shapes, so the release gate "
+                             "suppresses, records footprints and checks history on every request")
     parser.add_argument("--profile", action="store_true",
                         help="sample the node with py-spy during the load and print CPU per request by stage")
     parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
@@ -23,7 +27,7 @@ def add_arguments(parser) -> None:
 
 def _load(job) -> tuple[list[int], float, float]:
     """One client process: sign and send ``count`` authorized queries, return the status codes."""
-    url, key, audience, chain_id, count, start_at = job
+    url, key, audience, chain_id, count, start_at, shapes = job
     import threading
 
     from eth_account import Account
@@ -36,7 +40,7 @@ def _load(job) -> tuple[list[int], float, float]:
     lock = threading.Lock()
 
     def work(client, n):
-        got = [client.query("claims", "STATISTICS").status_code for _ in range(n)]
+        got = [client.query("claims", "STATISTICS", **shapes[i % len(shapes)]).status_code for i in range(n)]
         with lock:
             statuses.extend(got)
 
@@ -65,6 +69,21 @@ def _cpu_times(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     tick = os.sysconf("SC_CLK_TCK")
     return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def _load_claims(home: Path, base: Path, people: int) -> int:
+    """The first insurer's claims of the sample world, imported into the running node's store by the CLI."""
+    import json
+    import subprocess
+    import sys
+
+    from node.sample_data import generate, write_member_csvs
+
+    world = generate(people=people)
+    paths = write_member_csvs(base / "claims-csv", {"claims": world.insurers["insurer_a"].claims})
+    done = subprocess.run([sys.executable, "-m", "node.cli", "data", "import", "claims", str(paths["claims"]),
+                           "--config", str(home / "node.toml"), "--json"], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)["rows"]
 
 
 def run(args, progress) -> dict:
@@ -115,6 +134,12 @@ def run(args, progress) -> dict:
         home = base / "node"
         home.mkdir()
         node = start_node(home, "owner", base / "owner", anvil.url, dep_path)
+        shapes: list[dict] = [{}]
+        claim_rows = 0
+        if args.claims_people:
+            claim_rows = _load_claims(home, base, args.claims_people)
+            shapes = [{}, {"group_by": "age_band"}, {"metric": "sum", "column": "amount", "group_by": "region"},
+                      {"metric": "mean", "column": "amount", "filters": {"status": "paid"}}]
         try:
             # Load comes from separate processes, so the clients' own signing does not share the
             # benchmark process's interpreter lock with anything else.
@@ -122,7 +147,7 @@ def run(args, progress) -> dict:
 
             per = args.requests // args.clients
             start_at = time.time() + 10  # after every client process has started and warmed up
-            jobs = [(node.url, bytes(requester.account.key), owner.address, gw.chain_id, per, start_at)] * args.clients
+            jobs = [(node.url, bytes(requester.account.key), owner.address, gw.chain_id, per, start_at, shapes)] * args.clients
             task = progress.add_task("queries", total=None)
             with mp.get_context("spawn").Pool(args.clients) as pool:
                 pending = pool.map_async(_load, jobs)
@@ -168,7 +193,7 @@ def run(args, progress) -> dict:
         print_table(stages)
     return {
         "load_average": load_average,
-        "requests": len(statuses), "served": served, "requests_per_s": round(served / elapsed, 1),
+        "requests": len(statuses), "served": served, "claims_rows": claim_rows, "query_shapes": len(shapes), "requests_per_s": round(served / elapsed, 1),
         "node_cpu_ms_per_request": round(cpu_ms, 3),
         "node_cpu_system_share": round(system / cpu_used, 3) if cpu_used else 0.0,
         "accesses_on_chain": on_chain, "last_access_on_chain_after_load_s": round(last_mined - load_end, 2),

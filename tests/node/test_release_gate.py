@@ -55,6 +55,25 @@ def test_differencing_is_refused_logged_and_not_recorded(gate):
         assert conn.execute(history.select()).all().__len__() == 2
 
 
+def test_a_repeat_is_answered_without_a_check_or_a_write_and_differencing_still_bites_after_it(gate, monkeypatch):
+    gate.release(req("first"), {"all": PEOPLE[:100]}, 10)
+    gate.release(req("later"), {"all": PEOPLE[:150]}, 10)
+    import node.access.release_gate as module
+
+    def no_check(*_a, **_k):
+        raise AssertionError("a repeated footprint needs no differencing check")
+
+    monkeypatch.setattr(module, "find_conflict", no_check)
+    monkeypatch.setattr(gate, "_record", no_check)
+    assert gate.release(req("repeat"), {"all": PEOPLE[:100]}, 10).released == ["all"]
+    monkeypatch.undo()
+    with pytest.raises(ReleaseRefusal) as info:  # one person off the repeated release: still refused
+        gate.release(req("diff"), {"all": PEOPLE[1:100]}, 10)
+    assert info.value.reason == "differencing"
+    with gate.engine.connect() as conn:
+        assert len(conn.execute(history.select()).all()) == 2
+
+
 def test_another_requester_or_dataset_has_its_own_history(gate):
     gate.release(req(), {"all": PEOPLE[:100]}, 10)
     gate.release(Request("0x" + "cd" * 20, "claims", Purpose.STATISTICS, b"\0" * 32, "x"), {"all": PEOPLE[:99]}, 10)
