@@ -21,15 +21,19 @@ import hashlib
 import zlib
 from array import array
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Mapping
 
 
+@lru_cache(maxsize=1 << 16)
 def person_digest(person_id: str) -> int:
     """A 64-bit digest of a person id: CRC-32 and Adler-32 side by side.
 
     Footprints never leave the owner's node and the ids are the owner's own, so the digest need not be
     cryptographic, only well spread and cheap (a million ids a second; BLAKE2b is three times slower).
     A collision only ever makes two persons look like one (a bucket looks smaller: more suppression).
+    Cached (65,536 ids, about 10 MB): the same persons come back in answer after answer, and the cache halves
+    a footprint's cost (``bench.py node-access --claims-people``).
     """
     raw = person_id.encode()
     return (zlib.crc32(raw) << 32) | zlib.adler32(raw)
