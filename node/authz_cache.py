@@ -1,7 +1,7 @@
 """A cache of on-chain authorization state that a mined change invalidates before the next request.
 
 Reading the chain on every request costs two eth_calls (about 5 ms each on anvil). Instead, each
-request asks only for the latest block header (one cheap call). If a block arrived since the last
+request asks only for the head's block number (one cheap call, node/chain/rpc_client.py). If a block arrived since the last
 request, the events of those blocks are read; any grant, revocation, admission or status change
 clears the cache, so a mined revocation is effective on the very next request. Validity windows are
 checked against max(wall clock, latest block time), which can only refuse earlier than the chain.
@@ -66,14 +66,21 @@ class AuthorizationCache:
             self._synced_from = started
 
     def _sync_now(self) -> None:
-        header = self.ledger.gateway.raw_request("eth_getBlockByNumber", ["latest", False])["result"]
-        number, timestamp = int(header["number"], 16), int(header["timestamp"], 16)
+        gateway = self.ledger.gateway
+        # eth_blockNumber is the smallest answer a chain node gives; the header is read only when the head moved.
+        number = int(gateway.raw_request("eth_blockNumber", [])["result"], 16)
+        if number <= self._block:
+            return
+        header = gateway.raw_request("eth_getBlockByNumber", [hex(number), False]).get("result")
+        if header is None:  # a reorg shortened the chain between the two calls: the next request looks again
+            return
+        timestamp = int(header["timestamp"], 16)
         with self._lock:
             if number <= self._block:
                 return
             start = self._block + 1 if self._block >= 0 else number
             self._block_time = timestamp
-        logs = self.ledger.gateway.raw_request("eth_getLogs", [{
+        logs = gateway.raw_request("eth_getLogs", [{
             "fromBlock": hex(start), "toBlock": hex(number), "address": self._addresses, "topics": [self._topics]}])
         with self._lock:
             if logs.get("result") or "error" in logs or start == number and self._block < 0:

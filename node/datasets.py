@@ -14,11 +14,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, func, select
+from sqlalchemy import Column, Date, Float, Integer, MetaData, String, Table, bindparam, func, select
 from sqlalchemy.engine import Engine
 
 from node.errors import ConsortiumError
 from node.store.db import migrate
+from node.store.prepared import for_engine
 
 SCHEMA_VERSION = 1
 metadata = MetaData()
@@ -252,20 +253,53 @@ class AggregateQuery:
         return hashlib.sha256(body.encode()).digest()
 
 
-def run_query(engine: Engine, q: AggregateQuery) -> tuple[list[dict], int]:
-    """Run an aggregate; returns (result rows, number of records it touched)."""
-    q.validate()
+def _filtered(stmt, table: Table, q: AggregateQuery):
+    # filter values are bind parameters f0, f1, ... so one compiled statement serves every value
+    for i, (name, _) in enumerate(q.filters):
+        stmt = stmt.where(table.c[name] == bindparam(f"f{i}"))
+    return stmt
+
+
+def _shape(q: AggregateQuery) -> tuple:
+    return q.dataset, q.metric, q.column, tuple(name for name, _ in q.filters), q.group_by
+
+
+def _aggregate_statement(q: AggregateQuery):
     table = TABLES[q.dataset]
     value = {"count": func.count(), "sum": func.sum(table.c[q.column]) if q.column else None,
              "mean": func.avg(table.c[q.column]) if q.column else None}[q.metric]
     cols = [value.label("value"), func.count().label("records")]
-    stmt = select(*([table.c[q.group_by].label("group")] if q.group_by else []), *cols).select_from(table)
-    for name, wanted in q.filters:
-        stmt = stmt.where(table.c[name] == wanted)
+    stmt = _filtered(select(*([table.c[q.group_by].label("group")] if q.group_by else []), *cols).select_from(table), table, q)
     if q.group_by:
         stmt = stmt.group_by(table.c[q.group_by]).order_by(table.c[q.group_by])
-    with engine.connect() as conn:
-        result = [dict(r._mapping) for r in conn.execute(stmt)]
+    return stmt
+
+
+def _persons_statement(q: AggregateQuery, person: str):
+    table = TABLES[q.dataset]
+    return _filtered(select(*([table.c[q.group_by]] if q.group_by else []), table.c[person]).distinct(), table, q)
+
+
+def _values(q: AggregateQuery) -> dict[str, Any]:
+    """Filter values as the column's type (a date column is compared with a date, not with its spelling)."""
+    schema, out = dataset_schema(q.dataset), {}
+    for i, (name, wanted) in enumerate(q.filters):
+        kind = schema.field(name).kind
+        try:
+            out[f"f{i}"] = _PARSERS[kind](wanted if kind != "date" else str(wanted))
+        except (TypeError, ValueError):
+            raise DatasetError(f"filter {name}: {wanted!r} is not a {kind}", reason="bad_filter_value",
+                               hint="dates as YYYY-MM-DD, numbers as numbers") from None
+    return out
+
+
+def run_query(engine: Engine, q: AggregateQuery) -> tuple[list[dict], int]:
+    """Run an aggregate; returns (result rows, number of records it touched)."""
+    q.validate()
+    # Compiled once per query shape (node/store/prepared.py): this runs on every /data/query.
+    statement = for_engine(engine, ("aggregate", _shape(q)), lambda: _aggregate_statement(q))
+    names = ("group", "value", "records") if q.group_by else ("value", "records")
+    result = [dict(zip(names, row)) for row in statement.rows(engine, _values(q))]
     touched = sum(r["records"] for r in result)
     return result, touched
 
@@ -274,18 +308,14 @@ def query_groups(engine: Engine, q: AggregateQuery) -> tuple[dict[str, dict], di
     """Per group (``"all"`` without group_by): the result row, and the distinct persons in the group (for the
     release gate's minimum cohort and differencing checks; they never leave the node)."""
     schema = q.validate()
-    table = TABLES[q.dataset]
     rows, _ = run_query(engine, q)
     key = (lambda r: str(r["group"])) if q.group_by else (lambda r: "all")
     out = {key(r): r for r in rows if r["records"]}
-    stmt = select(*([table.c[q.group_by]] if q.group_by else []), table.c[schema.person]).distinct()
-    for name, wanted in q.filters:
-        stmt = stmt.where(table.c[name] == wanted)
+    statement = for_engine(engine, ("persons", _shape(q)), lambda: _persons_statement(q, schema.person))
     persons: dict[str, list[str]] = {g: [] for g in out}
-    with engine.connect() as conn:
-        for row in conn.execute(stmt):
-            group = str(row[0]) if q.group_by else "all"
-            persons.setdefault(group, []).append(row[-1])
+    for row in statement.rows(engine, _values(q)):
+        group = str(row[0]) if q.group_by else "all"
+        persons.setdefault(group, []).append(row[-1])
     return out, persons
 
 

@@ -53,7 +53,7 @@ def test_crash_after_recording_the_hash_but_before_sending_resends_once(setup, m
     def crash(*args, **kwargs):  # the process dies between writing the hash and sending the transaction
         raise SystemExit("killed")
 
-    monkeypatch.setattr(gateway.w3.eth, "send_raw_transaction", crash)
+    monkeypatch.setattr(gateway, "_send_raw", crash)
     with pytest.raises(SystemExit):
         log.flush()
     monkeypatch.undo()
@@ -194,7 +194,7 @@ def test_concurrent_appends_are_all_durable_and_a_failed_commit_fails_every_call
     def broken(*_a, **_k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(log, "engine", type("E", (), {"begin": broken})())
+    monkeypatch.setattr(log, "engine", type("E", (), {"begin": broken, "raw_connection": broken, "dialect": engine.dialect})())
     failures: list[BaseException] = []
 
     def failing():

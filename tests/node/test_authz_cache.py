@@ -33,11 +33,11 @@ def test_a_chain_look_is_shared_only_by_requests_that_arrived_before_it_started(
     monkeypatch.setattr(c["insurer_a"].gateway, "raw_request", lambda m, p: calls.append(m) or real(m, p))
     early = time.monotonic()
     cache.sync()  # started after `early`
-    looks = calls.count("eth_getBlockByNumber")
+    looks = calls.count("eth_blockNumber")
     cache.sync(early)  # arrived before that look started: it may share it
-    assert calls.count("eth_getBlockByNumber") == looks
+    assert calls.count("eth_blockNumber") == looks
     cache.sync(time.monotonic())  # arrived after: needs a look of its own
-    assert calls.count("eth_getBlockByNumber") == looks + 1
+    assert calls.count("eth_blockNumber") == looks + 1
 
 
 def test_a_suspension_clears_cached_membership(consortium):

@@ -7,7 +7,7 @@ import sys
 import pytest
 from nodes import ROOT, write_config
 
-from node.datasets import AggregateQuery, DatasetError, dataset_rows, import_csv, init_datasets, run_query
+from node.datasets import AggregateQuery, DatasetError, dataset_rows, import_csv, init_datasets, query_groups, run_query
 from node.store.db import create_store_engine
 
 GOOD = """person_id,age_band,channel,activity_segment
@@ -32,6 +32,24 @@ def test_import_then_query_matches_plain_counts(engine):
     assert rows[0]["value"] == 2
     rows, touched = run_query(engine, AggregateQuery("user_features"))  # no filter, no group: the whole table
     assert rows == [{"value": 3, "records": 3}] and touched == 3
+
+
+def test_filters_compare_as_the_columns_type_and_one_compiled_statement_serves_every_value(engine):
+    csv_text = ("claim_id,person_id,policy_id,amount,claim_date,status,age_band,region\n"
+                "c1,p1,,100.5,2024-01-02,paid,18-29,north\nc2,p2,,20,2024-01-02,open,30-39,south\n"
+                "c3,p3,,7,2024-03-04,paid,30-39,north\n")
+    assert import_csv(engine, "claims", csv_text) == 3
+    by_day = AggregateQuery("claims", "sum", "amount", (("claim_date", "2024-01-02"),))
+    assert run_query(engine, by_day)[0] == [{"value": 120.5, "records": 2}]
+    other_day = AggregateQuery("claims", "sum", "amount", (("claim_date", "2024-03-04"),))
+    assert run_query(engine, other_day)[0] == [{"value": 7.0, "records": 1}]  # same shape, another value
+    rows, persons = query_groups(engine, AggregateQuery("claims", filters=(("status", "paid"),), group_by="region"))
+    assert {g: r["value"] for g, r in rows.items()} == {"north": 2} and sorted(persons["north"]) == ["p1", "p3"]
+    grouped = run_query(engine, AggregateQuery("claims", group_by="claim_date"))[0]
+    assert [(str(r["group"]), r["value"]) for r in grouped] == [("2024-01-02", 2), ("2024-03-04", 1)]
+    with pytest.raises(DatasetError) as bad:
+        run_query(engine, AggregateQuery("claims", filters=(("claim_date", "2 Jan 2024"),)))
+    assert bad.value.reason == "bad_filter_value"
 
 
 def test_bad_rows_are_reported_by_line_and_nothing_is_imported(engine):
