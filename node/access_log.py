@@ -66,6 +66,8 @@ _BATCH_BASE_GAS = 60_000
 _GAS_PER_RECORD = 10_000
 # A sent transaction the chain has never heard of after this long was lost before reaching it.
 _LOST_AFTER_SECONDS = 30.0
+# How often the flusher looks on a chain with confirmations (see AccessLog._run).
+_CONFIRM_POLL_SECONDS = 0.05
 
 
 _ENTRY_FIELDS = ("kind", "grant_id", "requester", "dataset_id", "purpose", "reason_code", "query_hash", "rows", "created_at",
@@ -230,22 +232,33 @@ class AccessLog(BackgroundLoop):
         self.flush()  # best effort: whatever is left stays queued durably if this fails
 
     def _run(self) -> None:
-        backoff = self.flush_seconds
+        # On a chain that settles after confirmations (Clique) the in-turn signer puts in its next block only
+        # the transactions it holds when it starts that block (as the previous block arrives): a batch sent
+        # a flush interval late misses a whole block period, and a settled one is seen a poll late. So the
+        # flusher looks every _CONFIRM_POLL_SECONDS there, and settles only when the head moved.
+        confirming = self.ledger.gateway.confirmations > 0
+        interval = min(self.flush_seconds, _CONFIRM_POLL_SECONDS) if confirming else self.flush_seconds
+        backoff, seen_head = interval, None
         while not self._stop.is_set():
             self._pause(backoff)
             try:
-                self.flush()
-                backoff = self.flush_seconds
+                if confirming:
+                    head = self.ledger.gateway.raw_request("eth_blockNumber", []).get("result")
+                    self.flush(settle=head is None or head != seen_head)
+                    seen_head = head
+                else:
+                    self.flush()
+                backoff = interval
                 self.last_error = None
             except ChainError as exc:
                 self.last_error = exc.one_line()
                 log.warning("access log flush failed, will retry: %s", self.last_error)
                 backoff = min(max(backoff * 2, 0.5), 10.0)  # chain outage: back off, keep queueing
 
-    def flush(self) -> int:
+    def flush(self, settle: bool = True) -> int:
         """Settle sent batches, then send pending records; returns the number newly mined."""
         with self._flush_lock:
-            mined = self._settle_sent()
+            mined = self._settle_sent() if settle else 0
             for kind in ("access", "denial"):
                 while True:
                     sent = self._send_batch(kind)
