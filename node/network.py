@@ -481,11 +481,18 @@ class CliqueNetwork:
         founders = [m for m in self.spec.members if m.genesis]
         # a deploying dev tool may compile (a node only loads the build)
         artifacts = artifacts if artifacts is not None else compile_contracts(evm_version=self.spec.evm_version)
-        gateway = self.gateway(founders[0].name, artifacts=artifacts)
+        # Each step waits only for its block; the whole deployment then waits for its confirmations once and is
+        # checked on chain (a reorg that dropped a contract fails here), instead of ~5 steps waiting 3 blocks each.
+        gateway = self.gateway(founders[0].name, artifacts=artifacts, confirmations=0)
         genesis = [GenesisMember(m.address, m.name, m.role, endpoints.get(m.name, ""), self.keys(m.name).x25519_public)
                    for m in founders]
         self.deployment = deploy_consortium(gateway, self.keys(founders[0].name).account, genesis,
                                             evm_version=self.spec.evm_version)
+        self.wait_blocks(self.spec.confirmations, node=founders[0].name)
+        missing = [n for n, a in self.deployment.contracts.items() if gateway.w3.eth.get_code(a) in (b"", None)]
+        if missing:
+            raise NetworkError(f"contracts {', '.join(missing)} are not on chain after their confirmations (a reorg?)",
+                               hint="deploy again")
         self.deployment.save(self.spec.folder / "deployment.json")
         return self.deployment
 
