@@ -308,8 +308,18 @@ class AccessLog(BackgroundLoop):
 
     def _settle_sent(self) -> int:
         with self.engine.connect() as conn:
-            hashes = [h for (h,) in conn.execute(select(outbox.c.tx_hash).where(outbox.c.state == "sent").distinct())]
-        return sum(self._settle(h, wait=False) for h in hashes)
+            hashes = [h for (h,) in conn.execute(select(outbox.c.tx_hash).where(outbox.c.state == "sent")
+                                                 .group_by(outbox.c.tx_hash).order_by(func.min(outbox.c.sent_at)))]
+        mined = 0
+        for h in hashes:  # in the order sent, which is nonce order
+            settled = self._settle(h, wait=False)
+            if not settled:
+                # A later batch has a higher nonce, so it is in the same block or a later one: not settled either.
+                # Stopping here spares a look (three RPCs) per batch in flight, which under load held the
+                # flusher, and so every confirmation it saw, for a large part of a second.
+                break
+            mined += settled
+        return mined
 
     def _receipt(self, tx_hash: str, wait: bool) -> dict | None:
         """The receipt once settled (the gateway's confirmations; re-sent if a reorg dropped it), else None."""
