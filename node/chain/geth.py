@@ -68,6 +68,9 @@ class GethNode:
     static_nodes: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
     mine: bool = True
+    # False: unlocked but not sealing until start_sealing() (miner_start). Signers that seal before they
+    # have peered each build their own blocks 1..n, and Clique's recency rule can then stall every fork.
+    seal_at_start: bool = True
     # On a host of its own (node/network/netns.py): the command prefix that enters its namespace, the address this
     # process reaches its RPC at, the address its peers dial, and what its RPC binds to inside the namespace.
     prefix: list[str] = field(default_factory=list)
@@ -110,12 +113,14 @@ class GethNode:
                "--networkid", str(chain_id), "--port", str(self.p2p_port), "--nodiscover", "--maxpeers", "50",
                "--nodekeyhex", self.nodekey_hex, "--ipcdisable", "--syncmode", "full", "--gcmode", "archive",
                "--http", "--http.addr", self.bind_host, "--http.port", str(self.http_port),
-               "--http.api", "eth,net,web3,clique,txpool,admin", "--authrpc.port", str(self.authrpc_port),
+               "--http.api", "eth,net,web3,clique,txpool,admin,miner", "--authrpc.port", str(self.authrpc_port),
                "--txpool.accountslots", "4096", "--txpool.accountqueue", "4096", "--txpool.globalslots", "65536",
                "--txpool.globalqueue", "65536", "--rpc.gascap", "0", "--verbosity", "3"]
         if self.mine:
-            cmd += ["--mine", "--miner.etherbase", self.signer, "--unlock", self.signer,
+            cmd += ["--miner.etherbase", self.signer, "--unlock", self.signer,
                     "--password", str(self.password_file), "--allow-insecure-unlock"]
+            if self.seal_at_start:
+                cmd.append("--mine")
         return cmd
 
     def start(self, chain_id: int, timeout: float = 120.0) -> "GethNode":
@@ -176,6 +181,9 @@ class GethNode:
 
     def signers(self) -> list[str]:
         return rpc(self.url, "clique_getSigners")
+
+    def start_sealing(self) -> None:
+        rpc(self.url, "miner_start")
 
     def propose(self, address: str, authorize: bool) -> None:
         rpc(self.url, "clique_propose", [address, authorize])

@@ -255,6 +255,11 @@ class EvidenceStore:
                                         (first, last)).fetchall()
         return [bytes(r[0]) for r in rows]
 
+    def unanchored_batches(self) -> int:
+        """Batches holding leaves that are not anchored (open, closed, sent or in conflict)."""
+        with self.engine.connect() as conn:
+            return _driver_sql(conn, "SELECT count(*) FROM evidence_batches WHERE state != 'ANCHORED' AND size > 0").scalar()
+
     def update_batch(self, batch_seq: int, **values) -> None:
         with self.write_lock, self.engine.begin() as conn:
             conn.execute(evidence_batches.update().where(evidence_batches.c.batch_seq == batch_seq).values(**values))

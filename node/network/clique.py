@@ -262,13 +262,31 @@ class CliqueNetwork:
                 self.nodes[a].static_nodes = statics
             for node in self.nodes.values():
                 if not node.running:
+                    node.seal_at_start = False
                     node.start(self.spec.chain_id)
             self.wait_connected(timeout=timeout)
+            self._start_sealing(timeout)
             self.wait_blocks(2, timeout=timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_sealing(self, timeout: float) -> None:
+        """Every signer starts sealing at once, once all of them have peered.
+
+        A signer sealing before it has peers builds blocks of its own from the shared head (due at once:
+        the head is in the past); with 4 signers Clique's recency rule (no signer seals twice within 3
+        blocks) can then leave every fork's head with no signer allowed to extend it, and the network
+        stalls for good. Peered signers that seal the same height at once see each other's blocks within
+        milliseconds and settle on the heavier (in-turn) one. A geth that does not seal also drops
+        propagated blocks until it syncs, so sealing starts on all of them together (in parallel).
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        sealers = [n for n in self.live() if n.mine]
+        with ThreadPoolExecutor(max(len(sealers), 1)) as pool:
+            list(pool.map(lambda n: n.start_sealing(), sealers))
 
     def stop(self) -> None:
         for node in self.nodes.values():
@@ -284,7 +302,22 @@ class CliqueNetwork:
         self.nodes[name].kill()
 
     def restart(self, name: str, timeout: float = 120.0) -> None:
-        self.nodes[name].start(self.spec.chain_id, timeout=timeout)
+        """Start a stopped member's geth again; it seals once it has peered and caught up with the others'
+        head (sealing on its stale head first would fork the chain at that height)."""
+        node = self.nodes[name]
+        node.seal_at_start = False
+        node.start(self.spec.chain_id, timeout=timeout)
+        others = [n for n in self.live() if n is not node]
+        deadline = time.monotonic() + timeout
+        while others and time.monotonic() < deadline:
+            try:
+                if node.peers() >= 1 and node.head() >= min(n.head() for n in others) - 1:
+                    break
+            except ChainUnavailable:
+                pass
+            time.sleep(0.2)
+        if node.mine:
+            node.start_sealing()
 
     # ------------------------------------------------------------------ faults (separate hosts)
 
@@ -448,11 +481,18 @@ class CliqueNetwork:
         founders = [m for m in self.spec.members if m.genesis]
         # a deploying dev tool may compile (a node only loads the build)
         artifacts = artifacts if artifacts is not None else compile_contracts(evm_version=self.spec.evm_version)
-        gateway = self.gateway(founders[0].name, artifacts=artifacts)
+        # Each step waits only for its block; the whole deployment then waits for its confirmations once and is
+        # checked on chain (a reorg that dropped a contract fails here), instead of ~5 steps waiting 3 blocks each.
+        gateway = self.gateway(founders[0].name, artifacts=artifacts, confirmations=0)
         genesis = [GenesisMember(m.address, m.name, m.role, endpoints.get(m.name, ""), self.keys(m.name).x25519_public)
                    for m in founders]
         self.deployment = deploy_consortium(gateway, self.keys(founders[0].name).account, genesis,
                                             evm_version=self.spec.evm_version)
+        self.wait_blocks(self.spec.confirmations, node=founders[0].name)
+        missing = [n for n, a in self.deployment.contracts.items() if gateway.w3.eth.get_code(a) in (b"", None)]
+        if missing:
+            raise NetworkError(f"contracts {', '.join(missing)} are not on chain after their confirmations (a reorg?)",
+                               hint="deploy again")
         self.deployment.save(self.spec.folder / "deployment.json")
         return self.deployment
 
