@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from money_history import _h, approved_claim
 from web3 import Web3
 
 from node.chain.errors import ContractRevert
@@ -16,20 +17,6 @@ from privacy.apportion import ShareTree, apportion_equal, participant_ref
 
 POOL = hashlib.sha256(b"pool: double payout").digest()
 DAY = 86_400
-
-
-def _h(text: str) -> bytes:
-    return hashlib.sha256(text.encode()).digest()
-
-
-def approved_claim(c, member: str, claim_id: str) -> tuple[bytes, bytes]:
-    from node.chain.deployment import ClaimStep
-
-    cid, root = _h(claim_id), _h("evidence of " + claim_id)
-    c[member].anchor_batch(root, 3, _h("batch of " + claim_id))
-    for step in (ClaimStep.REPORTED, ClaimStep.MATERIALS_COMPLETE, ClaimStep.ASSESSED, ClaimStep.APPROVED):
-        c[member].record_claim_step(cid, step)
-    return cid, root
 
 
 def open_pool(c) -> None:
