@@ -52,7 +52,7 @@ def run(args, progress) -> dict:
     from eth_account import Account
     from sqlalchemy import create_engine, text
 
-    from benches.node_access import _cpu_seconds, _load
+    from benches.node_access import _cpu_times, _load
     from node.access.log import AccessLog, LogRecord
     from node.chain.anvil import AnvilNode
     from node.chain.deployment import GenesisMember, Purpose, Role, attach, deploy_consortium
@@ -85,11 +85,11 @@ def run(args, progress) -> dict:
                 per = args.requests // args.clients
                 start_at = time.time() + 10
                 key = bytes(net.keys("shop-platform").account.key)
-                jobs = [(node.url, key, net.spec.member("insurer-east").address, net.spec.chain_id, per, start_at)] * args.clients
-                cpu_before = _cpu_seconds(node.process.pid)  # `ip netns exec` execs: the pid is the node's
+                jobs = [(node.url, key, net.spec.member("insurer-east").address, net.spec.chain_id, per, start_at, [{}])] * args.clients
+                cpu_before = sum(_cpu_times(node.process.pid))  # `ip netns exec` execs: the pid is the node's
                 with mp.get_context("spawn").Pool(args.clients) as pool:
                     results = pool.map(_load, jobs)
-                cpu_used = _cpu_seconds(node.process.pid) - cpu_before
+                cpu_used = sum(_cpu_times(node.process.pid)) - cpu_before
                 elapsed = max(r[2] for r in results) - min(r[1] for r in results)
                 served = sum(r[0].count(200) for r in results)
                 result["authorized_rps"] = round(served / elapsed, 1)
