@@ -12,7 +12,7 @@ from node.api.deps import Caller, authenticated, problem
 from node.enums import Purpose, PurposeName
 from node.runtime.context import NodeContext
 from node.runtime.offload import in_thread
-from node.store.datasets import AggregateQuery, dataset_schema
+from node.store.datasets import AggregateQuery
 
 router = APIRouter(prefix="/data", tags=["data"])
 
@@ -39,8 +39,7 @@ class QueryResponse(BaseModel):
 
 def _serve(ctx: NodeContext, caller: Caller, body: QueryRequest, arrived: float) -> QueryResponse:
     query = AggregateQuery(body.dataset, body.metric, body.column, tuple(sorted(body.filters.items())), body.group_by)
-    dataset_schema(body.dataset)  # unknown dataset: 404 before touching the chain
-    query.validate()
+    query.validate()  # an unknown dataset (404) or a bad column (422) before touching the chain
     try:  # the owner's release gate decides what of the answer leaves this node (and logs it)
         answer = answer_query(ctx.release_gate, caller.address, query, Purpose[body.purpose], arrived)
     except ReleaseRefusal as exc:

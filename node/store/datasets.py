@@ -296,24 +296,27 @@ def _values(q: AggregateQuery) -> dict[str, Any]:
 def run_query(engine: Engine, q: AggregateQuery) -> tuple[list[dict], int]:
     """Run an aggregate; returns (result rows, number of records it touched)."""
     q.validate()
+    result = _aggregate(engine, q, _values(q))
+    return result, sum(r["records"] for r in result)
+
+
+def _aggregate(engine: Engine, q: AggregateQuery, values: dict[str, Any]) -> list[dict]:
     # Compiled once per query shape (node/store/prepared.py): this runs on every /data/query.
     statement = for_engine(engine, ("aggregate", _shape(q)), lambda: _aggregate_statement(q))
     names = ("group", "value", "records") if q.group_by else ("value", "records")
-    result = [dict(zip(names, row)) for row in statement.rows(engine, _values(q))]
-    touched = sum(r["records"] for r in result)
-    return result, touched
+    return [dict(zip(names, row)) for row in statement.rows(engine, values)]
 
 
 def query_groups(engine: Engine, q: AggregateQuery) -> tuple[dict[str, dict], dict[str, list[str]]]:
     """Per group (``"all"`` without group_by): the result row, and the distinct persons in the group (for the
     release gate's minimum cohort and differencing checks; they never leave the node)."""
     schema = q.validate()
-    rows, _ = run_query(engine, q)
+    values = _values(q)  # validated and typed once for both statements
     key = (lambda r: str(r["group"])) if q.group_by else (lambda r: "all")
-    out = {key(r): r for r in rows if r["records"]}
+    out = {key(r): r for r in _aggregate(engine, q, values) if r["records"]}
     statement = for_engine(engine, ("persons", _shape(q)), lambda: _persons_statement(q, schema.person))
     persons: dict[str, list[str]] = {g: [] for g in out}
-    for row in statement.rows(engine, _values(q)):
+    for row in statement.rows(engine, values):
         group = str(row[0]) if q.group_by else "all"
         persons.setdefault(group, []).append(row[-1])
     return out, persons
