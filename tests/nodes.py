@@ -23,12 +23,15 @@ def start_node(home: Path, name: str, keys: Path, rpc_url: str, deployment: Path
     return spawn_node(home, name, keys, rpc_url, deployment, TEST_PASSPHRASE, **extra)
 
 
-def deploy_members(gateway, base: Path, roles: dict) -> tuple[dict, object, Path]:
+def deploy_members(gateway, base: Path, roles: dict, endpoints: dict | None = None) -> tuple[dict, object, Path]:
     """Keys for each member (cheap scrypt, still encrypted) in base/keys/NAME, funded, and a fresh deployment with
-    them as the founders; returns (keys by name, the deployment, its file)."""
+    them as the founders (``endpoints``: NAME -> node URL on the registry); returns (keys by name, the deployment,
+    its file)."""
     keys = {n: create_member_keys(base / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in roles}
     deployer = Account.create()
     for account in [deployer, *(k.account for k in keys.values())]:
         gateway.fund(account.address)
-    deployment = deploy_consortium(gateway, deployer, [GenesisMember(keys[n].address, n, r) for n, r in roles.items()])
+    endpoints = endpoints or {}
+    deployment = deploy_consortium(gateway, deployer, [GenesisMember(keys[n].address, n, r, endpoint=endpoints.get(n, ""))
+                                                       for n, r in roles.items()])
     return keys, deployment, deployment.save(base / "deployment.json")

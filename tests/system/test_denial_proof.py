@@ -11,19 +11,17 @@ import os
 import time
 
 import pytest
-from eth_account import Account
-from nodes import TEST_PASSPHRASE, start_node
+from nodes import deploy_members, start_node
 from sqlalchemy import create_engine
 
 from node.access.auth import HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, request_digest, sign_request
 from node.access.log import denial_requests
 from node.chain.anvil import free_port
-from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
+from node.chain.deployment import Purpose, Role
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
 from node.chain.reasons import DenialReason
 from node.client import NodeClient
-from node.keys import create_member_keys
 
 CLAIMS = dataset_id("claims")
 
@@ -33,14 +31,8 @@ def net(anvil, artifacts, tmp_path_factory):
     base = tmp_path_factory.mktemp("denial-proof")
     gateway = ChainGateway.connect(anvil.url, artifacts)
     roles = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER, "platform": Role.PLATFORM, "regulator": Role.REGULATOR}
-    keys = {n: create_member_keys(base / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in roles}
-    deployer = Account.create()
-    for account in [deployer, *(k.account for k in keys.values())]:
-        gateway.fund(account.address)
     ports = {n: free_port() for n in ("insurer_a", "regulator")}
-    genesis = [GenesisMember(keys[n].address, n, r, endpoint=f"http://127.0.0.1:{ports[n]}" if n in ports else "")
-               for n, r in roles.items()]
-    dep_path = deploy_consortium(gateway, deployer, genesis).save(base / "deployment.json")
+    keys, _, dep_path = deploy_members(gateway, base, roles, {n: f"http://127.0.0.1:{p}" for n, p in ports.items()})
     nodes = {n: start_node(base / n, n, base / "keys" / n, anvil.url, dep_path, port=ports[n], log_flush_seconds=0.2)
              for n in ports}
     try:

@@ -5,13 +5,12 @@ import time
 
 import pytest
 from eth_account import Account
-from nodes import TEST_PASSPHRASE, start_node
+from nodes import deploy_members, start_node
 
-from node.chain.deployment import GenesisMember, Purpose, Role, deploy_consortium
+from node.chain.deployment import Purpose, Role
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger, dataset_id
 from node.client import NodeClient
-from node.keys import create_member_keys
 
 CLAIMS_CSV = """claim_id,person_id,policy_id,amount,claim_date,status,age_band,region
 c1,p1,pol1,1200.50,2026-01-05,paid,30-39,east
@@ -25,13 +24,9 @@ def network(anvil, artifacts, tmp_path_factory):
     base = tmp_path_factory.mktemp("network")
     gateway = ChainGateway.connect(anvil.url, artifacts)
     names = {"insurer_a": Role.INSURER, "insurer_b": Role.INSURER, "platform": Role.PLATFORM, "regulator": Role.REGULATOR}
-    keys = {n: create_member_keys(base / "keys" / n, TEST_PASSPHRASE, scrypt_n=2**10) for n in names}
+    keys, _, dep_path = deploy_members(gateway, base, names)
     outsider = Account.create()
-    deployer = Account.create()
-    for account in [deployer, outsider, *(k.account for k in keys.values())]:
-        gateway.fund(account.address)
-    deployment = deploy_consortium(gateway, deployer, [GenesisMember(keys[n].address, n, r) for n, r in names.items()])
-    dep_path = deployment.save(base / "deployment.json")
+    gateway.fund(outsider.address)
     home = base / "insurer_a"
     home.mkdir()
     (home / "claims.csv").write_text(CLAIMS_CSV)
