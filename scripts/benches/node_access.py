@@ -136,11 +136,11 @@ def run(args, progress) -> dict:
         node = start_node(home, "owner", base / "owner", anvil.url, dep_path)
         shapes: list[dict] = [{}]
         claim_rows = 0
-        if args.claims_people:
-            claim_rows = _load_claims(home, base, args.claims_people)
-            shapes = [{}, {"group_by": "age_band"}, {"metric": "sum", "column": "amount", "group_by": "region"},
-                      {"metric": "mean", "column": "amount", "filters": {"status": "paid"}}]
-        try:
+        try:  # from here on the node is stopped whatever fails, the claims import included
+            if args.claims_people:
+                claim_rows = _load_claims(home, base, args.claims_people)
+                shapes = [{}, {"group_by": "age_band"}, {"metric": "sum", "column": "amount", "group_by": "region"},
+                          {"metric": "mean", "column": "amount", "filters": {"status": "paid"}}]
             # Load comes from separate processes, so the clients' own signing does not share the
             # benchmark process's interpreter lock with anything else.
             import multiprocessing as mp
