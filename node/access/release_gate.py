@@ -195,21 +195,24 @@ class ReleaseGate:
     def _history(self, req: Request, new: Footprint, k: int, mine: str) -> tuple[list[tuple[str, Footprint]], bool]:
         """The earlier releases that could conflict, and whether this very footprint was released before.
 
-        A repeat (same fingerprint among the compared releases) adds nothing to check: every pair it could
-        form was checked when the earlier copy or the later release was made. Otherwise only releases with a
-        bucket within k persons of a new bucket's size are read whole (a footprint is 8 bytes per person).
+        A repeat (the same persons in the same buckets as one of the compared releases, found by its fingerprint
+        and confirmed digest for digest, so a fingerprint collision is never taken for one) adds nothing to check:
+        every pair it could form was checked when the earlier copy or the later release was made. Otherwise only
+        releases with a bucket within k persons of a new bucket's size are read whole (8 bytes per person).
         """
         scan = for_engine(self.engine, "release_history.scan", _history_scan)
         rows = scan.rows(self.engine, {"requester": req.requester, "dataset": req.dataset, "limit": self.history_compared})
-        if any(fingerprint == mine for _, _, _, fingerprint in rows):
+        same = next(((row_id, raw) for row_id, _, raw, fingerprint in rows if fingerprint == mine), None)
+        if same is not None and _same_persons(self._footprint(*same), new):
             return [], True
         sizes = sorted(len(d) for d in new.buckets.values())
         wanted = [(row_id, ref, raw) for row_id, ref, raw, _ in rows if any(_near(sizes, n, k) for _, n in json.loads(raw))]
-        if not wanted:
-            return [], False
+        return [(ref, self._footprint(row_id, raw)) for row_id, ref, raw in wanted], False
+
+    def _footprint(self, row_id: int, raw: str) -> Footprint:
+        """An earlier release's footprint, read whole."""
         blob = for_engine(self.engine, "release_history.digests", _history_digests)
-        return [(ref, _unpack(json.loads(raw), bytes(blob.rows(self.engine, {"id": row_id})[0][0])))
-                for row_id, ref, raw in wanted], False
+        return _unpack(json.loads(raw), bytes(blob.rows(self.engine, {"id": row_id})[0][0]))
 
     def _spent(self, req: Request) -> float:
         with self.engine.connect() as conn:
@@ -260,6 +263,10 @@ def _history_digests():
 
 def _fingerprint(footprint: Footprint) -> str:
     return footprint.fingerprint()
+
+
+def _same_persons(a: Footprint, b: Footprint) -> bool:
+    return a.buckets.keys() == b.buckets.keys() and all(sorted(a.buckets[x]) == sorted(b.buckets[x]) for x in a.buckets)
 
 
 def _near(sorted_sizes: list[int], n: int, k: int) -> bool:

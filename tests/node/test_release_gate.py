@@ -74,6 +74,16 @@ def test_a_repeat_is_answered_without_a_check_or_a_write_and_differencing_still_
         assert len(conn.execute(history.select()).all()) == 2
 
 
+def test_a_fingerprint_collision_is_not_taken_for_a_repeat(gate, monkeypatch):
+    import node.access.release_gate as module
+
+    monkeypatch.setattr(module, "_fingerprint", lambda footprint: "collides")  # every footprint looks the same
+    gate.release(req("first"), {"all": PEOPLE[:100]}, 10)
+    with pytest.raises(ReleaseRefusal) as info:  # same fingerprint, one person fewer: checked, refused
+        gate.release(req("second"), {"all": PEOPLE[:99]}, 10)
+    assert info.value.reason == "differencing"
+
+
 def test_another_requester_or_dataset_has_its_own_history(gate):
     gate.release(req(), {"all": PEOPLE[:100]}, 10)
     gate.release(Request("0x" + "cd" * 20, "claims", Purpose.STATISTICS, b"\0" * 32, "x"), {"all": PEOPLE[:99]}, 10)
