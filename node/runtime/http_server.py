@@ -128,7 +128,9 @@ if HttpToolsProtocol is not None:
             self._arm_header_deadline()
 
         def _awaiting_headers(self) -> bool:
-            return self._waiting
+            # Also while the rest of an already answered request's body arrives: nothing on this connection is
+            # being served, so the deadline holds it as it holds a connection waiting for headers.
+            return self._waiting or (self.cycle is not None and self.cycle.response_complete)
 
         def data_received(self, data: bytes) -> None:
             if self._waiting:
@@ -147,9 +149,18 @@ if HttpToolsProtocol is not None:
             self._waiting = False
             super().on_headers_complete()
 
-        def on_response_complete(self) -> None:
+        def on_message_complete(self) -> None:
+            # The parser reached the end of this request's body: what follows is the next request's line and headers.
+            # Not on_response_complete: an answer sent before the body was read (a 401 on headers alone) leaves
+            # the body still to come, and its bytes are this request's, never the next one's headers.
             self._waiting = True
             self._header_bytes = 0
+            answered_early = self.cycle is not None and self.cycle.response_complete
+            super().on_message_complete()
+            if answered_early and not self.transport.is_closing():
+                self._arm_header_deadline()  # the next request's headers get a deadline of their own
+
+        def on_response_complete(self) -> None:
             super().on_response_complete()
             if not self.transport.is_closing():
                 self._arm_header_deadline()

@@ -20,13 +20,15 @@ from benches.fuzz import Network  # noqa: E402
 HEADER_TIMEOUT = 2.0
 BODY_GRACE = 2.0
 MIN_RATE = 1000  # bytes per second after the grace
+MAX_BODY = 100_000
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     network = Network.start(tmp_path_factory.mktemp("limits"), node_names=("insurer-east",),
                             http_header_timeout_seconds=HEADER_TIMEOUT, http_body_timeout_seconds=BODY_GRACE,
-                            http_body_min_bytes_per_second=MIN_RATE, http_keep_alive_seconds=2)
+                            http_body_min_bytes_per_second=MIN_RATE, http_keep_alive_seconds=2,
+                            max_body_bytes=MAX_BODY)
     yield network
     network.stop()
 
@@ -157,3 +159,31 @@ def test_headers_over_the_size_bound_get_400_and_the_connection_is_closed(net, c
     sock.close()
     assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
     assert httpx.get(net.nodes["insurer-east"].url + "/health", timeout=10).status_code == 200
+
+
+def test_a_body_answered_before_it_was_read_does_not_spill_into_the_next_request(net):
+    """An upload declaring more than the bound is refused (413) as soon as its headers arrive; the body that follows is the refused
+    request's, never the next request's headers: the next request on the same connection is served. (The rest
+    of a 200 KB body was once counted against the next request's 16 KiB header bound: 400, flaky in the suite.)"""
+    sock = _connect(net)
+    sock.settimeout(10)
+    body = b"x" * (2 * MAX_BODY)
+    sock.sendall(b"POST /data/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+    first = sock.recv(4096)  # the answer arrives before a byte of the body was sent
+    assert first.startswith(b"HTTP/1.1 413"), first[:200]
+    try:
+        sock.sendall(body)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        sock.close()  # the server may close instead of reading the rest: then nothing was misread
+        return
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        answer += chunk
+    sock.close()
+    # either the next request is served, or the connection was closed without a misparsed answer
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 200"), answer[:200]
