@@ -17,6 +17,7 @@ from node.api import audit as audit_api
 from node.api import data, governance, grants, health, member_pages, pages
 from node.api.body_limits import route_body_limits
 from node.api.deps import REFUSALS, refusal_handler
+from node.api.lane import NodeApp
 from node.audit.service import AuditService
 from node.chain.errors import ChainUnavailable, ContractRevert
 from node.evidence import api as evidence_api
@@ -226,7 +227,7 @@ def _install_audit(app: FastAPI, ctx: NodeContext) -> AuditService:
 def create_app(ctx: NodeContext) -> FastAPI:
     # FastAPI's built-in OpenTelemetry is off: the node exports no traces or metrics, and with it on every request
     # looked up the global providers through the process environment (bench.py node-access --profile).
-    app = FastAPI(title=f"Consortium node: {ctx.settings.name}", version="0.1.0",
+    app = NodeApp(title=f"Consortium node: {ctx.settings.name}", version="0.1.0",
                   description="Data-use authorizations, access logs and joint statistics for one consortium member",
                   telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
     app.state.ctx = ctx

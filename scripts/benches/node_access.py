@@ -25,8 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--profile-out", type=Path, default=None, help="keep py-spy's raw samples here (collapsed stacks)")
 
 
-def _load(job) -> tuple[list[int], float, float]:
-    """One client process: sign and send ``count`` authorized queries, return the status codes."""
+def _load(job) -> tuple[list[int], float, float, float]:
+    """One client process: sign and send ``count`` authorized queries; returns the status codes, when the load
+    started and ended, and the CPU seconds this process spent on it (the clients share the node's two cores)."""
     url, key, audience, chain_id, count, start_at, shapes = job
     import threading
 
@@ -49,12 +50,13 @@ def _load(job) -> tuple[list[int], float, float]:
             client.query("claims", "STATISTICS")  # warm up the connection and imports
         time.sleep(max(0.0, start_at - time.time()))  # all clients start together
         t0 = time.time()
+        cpu0 = time.process_time()
         threads = [threading.Thread(target=work, args=(c, count // threads_per_process)) for c in clients]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        return statuses, t0, time.time()
+        return statuses, t0, time.time(), time.process_time() - cpu0
     finally:
         for client in clients:
             client.close()
@@ -196,6 +198,8 @@ def run(args, progress) -> dict:
         "requests": len(statuses), "served": served, "claims_rows": claim_rows, "query_shapes": len(shapes), "requests_per_s": round(served / elapsed, 1),
         "node_cpu_ms_per_request": round(cpu_ms, 3),
         "node_cpu_system_share": round(system / cpu_used, 3) if cpu_used else 0.0,
+        # the load generator's own cost (signing, HTTP): on two shared cores it bounds requests_per_s too
+        "client_cpu_ms_per_request": round(sum(r[3] for r in results) * 1000 / max(len(statuses), 1), 3),
         "accesses_on_chain": on_chain, "last_access_on_chain_after_load_s": round(last_mined - load_end, 2),
         "log_lag_p95_s": round(lags[int(0.95 * (len(lags) - 1))], 3) if lags else None,
         "log_lag_max_s": round(lags[-1], 3) if lags else None,
