@@ -230,6 +230,8 @@ class EvidenceService(BackgroundLoop):
     def run_once(self, now: float | None = None) -> AnchorPass:
         """One anchorer pass: close a due batch, then anchor every closed or sent batch that is due."""
         result = AnchorPass()
+        if not self.store.has_work():
+            return result
         closed = self.store.close_due(max_batch_size=self.settings.max_batch_size,
                                       max_age=self.settings.max_batch_age, now=now)
         if closed is not None:

@@ -29,11 +29,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     create_engine,
     event,
     inspect,
+    or_,
     select,
 )
+
+from node.store.prepared import for_engine
 
 
 def _driver_sql(conn, sql: str, params=None):
@@ -46,6 +50,13 @@ def _driver_sql(conn, sql: str, params=None):
     return conn.exec_driver_sql(sql, params) if params is not None else conn.exec_driver_sql(sql)
 
 EVIDENCE_METADATA = MetaData()
+
+
+def _has_work():
+    return (select(evidence_batches.c.batch_seq)
+            .where(or_(evidence_batches.c.state == CLOSED, evidence_batches.c.state == SENT,  # no IN: it compiles per call
+                       and_(evidence_batches.c.state == OPEN, evidence_batches.c.size > 0)))
+            .limit(1))
 
 OPEN, CLOSED, SENT, ANCHORED, CONFLICT = "OPEN", "CLOSED", "SENT", "ANCHORED", "CONFLICT"
 
@@ -224,6 +235,12 @@ class EvidenceStore:
         return None
 
     # ------------------------------------------------------------------ outbox
+
+    def has_work(self) -> bool:
+        """Whether the anchorer has anything to do: a non-empty open batch, or a closed or sent one. The anchorer
+        looks every 50 ms; an idle look is this one indexed statement on the driver's connection instead of two
+        SQLAlchemy queries (which cost a few percent of a serving node's CPU, ``bench.py node-access --profile``)."""
+        return bool(for_engine(self.engine, "evidence.has_work", _has_work).rows(self.engine))
 
     def pending_batches(self, now: float | None = None) -> list[dict]:
         """CLOSED and SENT batches whose next attempt is due, oldest first."""

@@ -15,8 +15,12 @@ import queue
 import threading
 from typing import Any, Callable
 
-# The same bound as anyio's default thread limiter: at most 40 requests block in the store or the chain at once.
-MAX_WORKERS = 40
+# The data queries' own pool (node/api/data.py is its user): few threads on purpose. Each query holds the interpreter
+# between its waits (chain head, SQLite, the access log's fsync), so on two cores more threads only add
+# lock hand-offs and context switches: with 40, a served query cost 1.9-2.0 ms of node CPU; with 4, 1.55-1.73 (same
+# machine and load, ``bench.py node-access``; 2 and 8 measured worse than 4). Four still overlap a chain round trip
+# with a commit and let the access log commit up to four records together. Other routes use Starlette's pool.
+MAX_WORKERS = 4
 
 _jobs: "queue.SimpleQueue[tuple]" = queue.SimpleQueue()
 _lock = threading.Lock()
