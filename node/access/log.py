@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 from sqlalchemy import BigInteger, Column, Float, Integer, LargeBinary, MetaData, String, Table, bindparam, func, select, update
 from sqlalchemy.engine import Engine
@@ -126,6 +128,7 @@ class AccessLog(BackgroundLoop):
         self._turn = threading.Condition()  # guards _queued and _committing
         self._queued: list[_Pending] = []
         self._committing = False
+        self._local = threading.local()  # .group: records held by grouped() in this thread
         self.group_max = 1000
         migrate(engine, "access_log", metadata, SCHEMA_VERSION)
 
@@ -173,30 +176,52 @@ class AccessLog(BackgroundLoop):
             timestamp=request.timestamp, nonce=request.nonce, signature=request.signature, created_at=values["created_at"])
         return _Pending(values, proof)
 
-    def _commit(self, entry: "_Pending") -> None:
+    @contextmanager
+    def grouped(self) -> Iterator[None]:
+        """Records appended or denied in this thread inside the block are committed together as it ends (one
+        transaction, one fsync); the block's end raises if that commit failed. For a worker that serves several
+        requests in turn (node/runtime/offload.py): it answers none of them before the block ends, so each access
+        is still durably queued before its answer."""
+        if getattr(self._local, "group", None) is not None:  # already inside one: the outer block commits
+            yield
+            return
+        self._local.group = []
+        try:
+            yield
+        finally:
+            group, self._local.group = self._local.group, None
+        if group:
+            self._commit(*group)
+
+    def _commit(self, *entries: "_Pending") -> None:
         """Group commit without a writer thread: a caller that finds no commit under way commits everything
-        queued (its own record and those of callers who arrived meanwhile) and wakes them; callers who
+        queued (its own records and those of callers who arrived meanwhile) and wakes them; callers who
         arrive during a commit wait for it, and one of them leads the next. A lone request thus commits
         its own record with no thread hand-off, and under load one fsync still covers many records."""
+        group = getattr(self._local, "group", None)
+        if group is not None:  # inside grouped(): committed when the block ends
+            group.extend(entries)
+            return
         with self._turn:
-            self._queued.append(entry)
-            while not entry.settled:
+            self._queued.extend(entries)
+            while not all(entry.settled for entry in entries):
                 if self._committing:
                     self._turn.wait()
                     continue
                 self._committing = True
-                group, self._queued = self._queued[:self.group_max], self._queued[self.group_max:]
+                batch, self._queued = self._queued[:self.group_max], self._queued[self.group_max:]
                 self._turn.release()
                 try:
-                    error = self._write_group(group)
+                    error = self._write_group(batch)
                 finally:
                     self._turn.acquire()
                     self._committing = False
-                for pending in group:
+                for pending in batch:
                     pending.settled, pending.error = True, error
                 self._turn.notify_all()
-        if entry.error is not None:
-            raise entry.error
+        for entry in entries:
+            if entry.error is not None:
+                raise entry.error
 
     def _write_group(self, group: list["_Pending"]) -> BaseException | None:
         """Insert a group in one transaction; the error if nothing of it was stored (every caller sees it)."""

@@ -66,6 +66,7 @@ async def query(request: Request):
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
     ctx: NodeContext = request.app.state.ctx
-    result = await in_thread(_serve, ctx, caller, body, request.state.arrived)
+    # queries taken together by a worker commit their access records together (one fsync)
+    result = await in_thread(_serve, ctx, caller, body, request.state.arrived, group=ctx.access_log.grouped)
     # Already a validated model: answer it directly instead of re-validating it as response_model would.
     return Response(result.model_dump_json(), media_type="application/json")

@@ -27,39 +27,73 @@ def add_arguments(parser) -> None:
 
 def _load(job) -> tuple[list[int], float, float, float]:
     """One client process: sign and send ``count`` authorized queries; returns the status codes, when the load
-    started and ended, and the CPU seconds this process spent on it (the clients share the node's two cores)."""
+    started and ended, and the CPU seconds this process spent on it (the clients share the node's two cores).
+
+    Each request is signed with the member key exactly as ``node.client.NodeClient`` signs it, and sent over a
+    keep-alive connection with the standard library's HTTP client: httpx cost the load generator about twice the
+    CPU per request, taken from the two cores the node runs on (the issue measures the node, not the client)."""
     url, key, audience, chain_id, count, start_at, shapes = job
+    import http.client
+    import json
     import threading
+    from urllib.parse import urlsplit
 
     from eth_account import Account
 
-    from node.client import NodeClient
+    from node.access.auth import sign_request
 
+    account = Account.from_key(key)
+    where = urlsplit(url)
+    bodies = [json.dumps({"dataset": "claims", "purpose": "STATISTICS", **shape}).encode() for shape in shapes]
     threads_per_process = 4
-    clients = [NodeClient(url, Account.from_key(key), audience, chain_id) for _ in range(threads_per_process)]
     statuses: list[int] = []
     lock = threading.Lock()
 
-    def work(client, n):
-        got = [client.query("claims", "STATISTICS", **shapes[i % len(shapes)]).status_code for i in range(n)]
+    def query(conn: http.client.HTTPConnection, body: bytes) -> int:
+        headers = sign_request(account, chain_id, audience, "POST", "/data/query", body)
+        headers["content-type"] = "application/json"
+        conn.request("POST", "/data/query", body=body, headers=headers)
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status
+
+    connections = [http.client.HTTPConnection(where.hostname, where.port, timeout=60) for _ in range(threads_per_process)]
+
+    def work(conn, n):
+        got = [query(conn, bodies[i % len(bodies)]) for i in range(n)]
         with lock:
             statuses.extend(got)
 
     try:
-        for client in clients:
-            client.query("claims", "STATISTICS")  # warm up the connection and imports
+        for conn in connections:
+            assert query(conn, bodies[0]) == 200  # warm up the imports and the signing key
+            conn.close()  # the node closes idle connections before the start: reconnect then (http.client would not)
         time.sleep(max(0.0, start_at - time.time()))  # all clients start together
         t0 = time.time()
         cpu0 = time.process_time()
-        threads = [threading.Thread(target=work, args=(c, count // threads_per_process)) for c in clients]
+        threads = [threading.Thread(target=work, args=(c, count // threads_per_process)) for c in connections]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         return statuses, t0, time.time(), time.process_time() - cpu0
     finally:
-        for client in clients:
-            client.close()
+        for conn in connections:
+            conn.close()
+
+
+def _core_speed_ms() -> float:
+    """Milliseconds one core takes for a fixed pure-Python workload (best of five): this VM's cores run at
+    different speeds from one minute to the next (the same node code measured 1.6 and 2.3 ms per request an hour
+    apart, its load generator slower by the same factor), so every figure is reported with the speed it ran at."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += i * i % 7
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 2)
 
 
 def _cpu_times(pid: int) -> tuple[float, float]:
@@ -153,6 +187,8 @@ def run(args, progress) -> dict:
             task = progress.add_task("queries", total=None)
             with mp.get_context("spawn").Pool(args.clients) as pool:
                 pending = pool.map_async(_load, jobs)
+                time.sleep(max(0.0, start_at - 2 - time.time()))  # the clients have started and warmed up by now
+                speed_before = _core_speed_ms()
                 # CPU and samples from when the clients start together (after their warm-up), not before
                 time.sleep(max(0.0, start_at - time.time()))
                 cpu_before = _cpu_times(node.process.pid)
@@ -195,6 +231,7 @@ def run(args, progress) -> dict:
         print_table(stages)
     return {
         "load_average": load_average,
+        "core_speed_ms": speed_before,  # lower is faster: a fixed Python loop timed just before the load
         "requests": len(statuses), "served": served, "claims_rows": claim_rows, "query_shapes": len(shapes), "requests_per_s": round(served / elapsed, 1),
         "node_cpu_ms_per_request": round(cpu_ms, 3),
         "node_cpu_system_share": round(system / cpu_used, 3) if cpu_used else 0.0,

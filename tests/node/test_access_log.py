@@ -225,3 +225,33 @@ def test_settled_batches_leave_no_signed_transaction_in_memory(setup):
     mined = {h for (h,) in engine.connect().exec_driver_sql("select distinct tx_hash from chain_log_outbox")}
     assert len(mined) == 5
     assert not mined & set(gateway._signed)
+
+
+def test_grouped_records_are_committed_together_at_the_end_of_the_block_or_not_at_all(setup, monkeypatch):
+    """``grouped()`` (a worker serving several queries in turn): nothing of the block is stored before it ends,
+    everything is stored by one commit when it does, and a failed commit raises at the end, storing nothing."""
+    c, gid, engine = setup
+    log = AccessLog(engine, c["insurer_a"])
+    rs = records(c, 5, gid)
+    commits = []
+    write_group = log._write_group
+    monkeypatch.setattr(log, "_write_group", lambda group: commits.append(len(group)) or write_group(group))
+    with log.grouped():
+        for r in rs[:3]:
+            log.append(r)
+        with log.grouped():  # nested: the outer block commits
+            log.append(rs[3])
+        assert log.counts() == {}  # not yet: the block has not ended
+    assert log.counts() == {"pending": 4} and commits == [4]
+
+    def broken(*_a, **_k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(log, "engine", type("E", (), {"begin": broken, "raw_connection": broken, "dialect": engine.dialect})())
+    with pytest.raises(RuntimeError, match="disk full"):
+        with log.grouped():
+            log.append(rs[4])
+    monkeypatch.undo()
+    assert log.counts() == {"pending": 4}  # the failed block stored nothing
+    log.append(rs[4])  # and the log is usable afterwards, outside any block
+    assert log.counts() == {"pending": 5}
