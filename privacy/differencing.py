@@ -41,14 +41,15 @@ def person_digest(person_id: str) -> int:
 
 @dataclass
 class Footprint:
-    """Per released bucket, the distinct digests of its persons (in no particular order)."""
+    """Per released bucket, the distinct digests of its persons (sorted when built from persons, so that two
+    footprints of the same persons compare as arrays, in C; footprints read back from older records may not be)."""
 
     buckets: dict[str, array]
 
     @classmethod
     def from_persons(cls, persons_by_bucket: Mapping[str, Iterable[str]]) -> "Footprint":
         digest = person_digest
-        return cls({b: array("Q", {digest(p) for p in persons}) for b, persons in persons_by_bucket.items()})
+        return cls({b: array("Q", sorted({digest(p) for p in persons})) for b, persons in persons_by_bucket.items()})
 
     def fingerprint(self) -> str:
         """An order-independent hash of the whole footprint: equal footprints, equal fingerprints."""

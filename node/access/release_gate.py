@@ -266,7 +266,10 @@ def _fingerprint(footprint: Footprint) -> str:
 
 
 def _same_persons(a: Footprint, b: Footprint) -> bool:
-    return a.buckets.keys() == b.buckets.keys() and all(sorted(a.buckets[x]) == sorted(b.buckets[x]) for x in a.buckets)
+    # Footprints are built sorted: equal arrays are the common case and compare in C; a record written before
+    # they were sorted is compared sorted.
+    return a.buckets.keys() == b.buckets.keys() and all(
+        a.buckets[x] == b.buckets[x] or sorted(a.buckets[x]) == sorted(b.buckets[x]) for x in a.buckets)
 
 
 def _near(sorted_sizes: list[int], n: int, k: int) -> bool:
