@@ -32,7 +32,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("authz: decision (cache, enforcement)", ("Enforcer.", "AuthorizationCache.")),
     ("release gate: history, footprint, record", ("ReleaseGate.release", "ReleaseGate._record", "ReleaseGate._history",
                                                   "find_conflict", "Footprint")),
-    ("access log: queue + wait for commit", ("AccessLog.append", "AccessLog.submit", "AccessLog.deny")),
+    # grouped/_commit: the worker commits a batch's records as its group block ends (node/runtime/offload.py)
+    ("access log: queue + wait for commit", ("AccessLog.append", "AccessLog.submit", "AccessLog.deny", "AccessLog.grouped",
+                                             "AccessLog._commit")),
     ("dataset query (SQLite)", ("query_groups", "run_query", "AggregateQuery.", "dataset_schema")),
     ("release gate: other", ("release_gate.py",)),
     ("request body / response model (pydantic)", ("pydantic", "model_dump_json")),
@@ -40,6 +42,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("data route (node/api/data.py)", ("node/api/data.py",)),
     ("HTTP parsing and writing (uvicorn protocol)", ("h11", "httptools", "uvicorn/protocols")),
     ("node middleware (body limit, deadline, headers)", ("BodyLimit", "BodyDeadline", "SecurityHeaders")),
+    ("data-query lane and request workers", ("node/api/lane.py", "node/runtime/offload.py")),
     ("threadpool hand-off (anyio)", ("anyio",)),
     ("framework: routing, dependencies, handlers (starlette/fastapi)", ("starlette", "fastapi")),
     ("event loop, sockets (asyncio/uvloop)", ("asyncio", "uvloop", "selectors")),
