@@ -49,6 +49,41 @@ def _driver_sql(conn, sql: str, params=None):
         sql = sql.replace("?", "%s")
     return conn.exec_driver_sql(sql, params) if params is not None else conn.exec_driver_sql(sql)
 
+_LEAF_COLUMNS = "seq, batch_seq, leaf_index, leaf_hash, doc_sha256, claim_id, doc_type, accepted_at, doc_path"
+# Rows per INSERT statement: many rows in one statement instead of executemany's one step per row (the driver
+# releases and retakes the interpreter lock around every step, which under concurrent intake was a lock hand-off
+# per leaf; measured 6.7 -> 5.1 us a row alone). 9 x 3000 parameters stay under SQLite's 32,766 and PostgreSQL's 65,535.
+_ROWS_PER_INSERT = 3000
+
+
+@functools.lru_cache(maxsize=8)
+def _leaf_insert_sql(rows: int) -> str:
+    return f"INSERT INTO evidence_leaves ({_LEAF_COLUMNS}) VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+
+
+def _insert_leaves(conn, first_seq: int, batch_seq: int, first_index: int, leaves: Sequence[tuple], now: float) -> None:
+    """Insert ``leaves`` (leaf hash, doc sha256, claim id, type, path) as rows first_seq.. of the batch from first_index.
+
+    The statements' parameters are laid out column by column with slice assignment (C loops): building a tuple per
+    row and flattening them cost a tenth of the intake."""
+    width = 9
+    for start in range(0, len(leaves), _ROWS_PER_INSERT):
+        chunk = leaves[start:start + _ROWS_PER_INSERT]
+        n = len(chunk)
+        params: list = [None] * (width * n)
+        leaf, doc, claim, kind, path = zip(*chunk)
+        params[0::width] = range(first_seq + start, first_seq + start + n)
+        params[1::width] = [batch_seq] * n
+        params[2::width] = range(first_index + start, first_index + start + n)
+        params[3::width] = leaf
+        params[4::width] = doc
+        params[5::width] = claim
+        params[6::width] = kind
+        params[7::width] = [now] * n
+        params[8::width] = path
+        _driver_sql(conn, _leaf_insert_sql(n), tuple(params))
+
+
 EVIDENCE_METADATA = MetaData()
 
 
@@ -190,10 +225,7 @@ class EvidenceStore:
                     batch = self._open_batch(conn, now)
                     continue
                 chunk = leaves[pos:pos + room]
-                rows = [(seq, seq_b, index, leaf, doc, claim, kind, now, path) for seq, index, (leaf, doc, claim, kind, path)
-                        in zip(range(next_seq, next_seq + len(chunk)), range(size, size + len(chunk)), chunk)]
-                raw("INSERT INTO evidence_leaves (seq, batch_seq, leaf_index, leaf_hash, doc_sha256, claim_id, doc_type, "
-                    "accepted_at, doc_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                _insert_leaves(conn, next_seq, seq_b, size, chunk, now)
                 out.append(AcceptedSpan(pos, len(chunk), seq_b, bid, size, opened))
                 raw("UPDATE evidence_batches SET size = ?, first_seq = coalesce(first_seq, ?), last_seq = ? WHERE batch_seq = ?",
                     (size + len(chunk), next_seq, next_seq + len(chunk) - 1, seq_b))

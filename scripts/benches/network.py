@@ -52,6 +52,7 @@ def run(args, progress) -> dict:
     from eth_account import Account
     from sqlalchemy import create_engine, text
 
+    from benches.machine import core_speed_ms
     from benches.node_access import _cpu_times, _load
     from node.access.log import AccessLog, LogRecord
     from node.chain.anvil import AnvilNode
@@ -152,6 +153,7 @@ def run(args, progress) -> dict:
                 return Ledger(attach(net.gateway("insurer-east", confirmations=confirmations), deployment),
                               net.keys("insurer-east").account)
 
+            result["anchor_core_speed_ms"] = core_speed_ms()  # the VM's core speed just before (lower is faster)
             accepted_s, elapsed = anchoring(east_on_geth(0), "evidence-mined.db", "geth, in a block")
             result["anchor_hashes_per_s"] = round(args.hashes / elapsed)
             result["anchor_intake_only_hashes_per_s"] = round(args.hashes / accepted_s)

@@ -82,20 +82,6 @@ def _load(job) -> tuple[list[int], float, float, float]:
             conn.close()
 
 
-def _core_speed_ms() -> float:
-    """Milliseconds one core takes for a fixed pure-Python workload (best of five): this VM's cores run at
-    different speeds from one minute to the next (the same node code measured 1.6 and 2.3 ms per request an hour
-    apart, its load generator slower by the same factor), so every figure is reported with the speed it ran at."""
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
-        total = 0
-        for i in range(300_000):
-            total += i * i % 7
-        best = min(best, time.perf_counter() - t0)
-    return round(best * 1000, 2)
-
-
 def _cpu_times(pid: int) -> tuple[float, float]:
     """(user, system) CPU seconds of a process (Linux /proc): the node's cost per request, whatever else runs.
     System time is the kernel working for the node: socket sends on loopback (which also deliver to the
@@ -129,6 +115,7 @@ def run(args, progress) -> dict:
     from eth_account import Account
     from nodes import TEST_PASSPHRASE, start_node
 
+    from benches.machine import core_speed_ms
     from benches.stage_profile import print_table, stage_table, start_recording, stop_recording
     from node.access.enforcement import Enforcer
     from node.chain.anvil import AnvilNode
@@ -188,7 +175,7 @@ def run(args, progress) -> dict:
             with mp.get_context("spawn").Pool(args.clients) as pool:
                 pending = pool.map_async(_load, jobs)
                 time.sleep(max(0.0, start_at - 2 - time.time()))  # the clients have started and warmed up by now
-                speed_before = _core_speed_ms()
+                speed_before = core_speed_ms()
                 # CPU and samples from when the clients start together (after their warm-up), not before
                 time.sleep(max(0.0, start_at - time.time()))
                 cpu_before = _cpu_times(node.process.pid)
