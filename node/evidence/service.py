@@ -110,6 +110,7 @@ class EvidenceService(BackgroundLoop):
         self._trees: OrderedDict[int, MerkleTree] = OrderedDict()
         self._trees_lock = threading.Lock()
         self._open_leaves: dict[int, list[bytes]] = {}
+        self._inflight: dict[int, tuple] = {}  # batch_seq -> (batch, root, sent, sent at): anchors the loop looks at
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ intake
@@ -221,40 +222,72 @@ class EvidenceService(BackgroundLoop):
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.run_once()
+                self.run_once(wait=False)
             except Exception as exc:  # never let the anchorer die: the outbox is retried next pass
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("evidence anchorer pass failed")
             self._pause(self.settings.poll_interval)
 
-    def run_once(self, now: float | None = None) -> AnchorPass:
-        """One anchorer pass: close a due batch, then anchor every closed or sent batch that is due."""
+    def run_once(self, now: float | None = None, *, wait: bool = True) -> AnchorPass:
+        """One anchorer pass: close a due batch, send every closed or sent batch that is due, settle what was sent.
+
+        Every due batch is sent before any is waited for, so several batches share a block. ``wait``: settle each
+        anchor sent in this pass (or an earlier one) before returning (tools, tests). The background loop passes
+        False: an anchor in flight is looked at once per pass (every 50 ms) and settled when its block (and the
+        confirmations) arrived, so a batch that closes meanwhile is sent at once instead of after the earlier ones'
+        block periods (on 1 s Clique blocks that waiting left a million hashes' anchoring 5 s behind the intake).
+        """
         result = AnchorPass()
-        if not self.store.has_work():
+        if not self._inflight and not self.store.has_work():
             return result
         closed = self.store.close_due(max_batch_size=self.settings.max_batch_size,
                                       max_age=self.settings.max_batch_age, now=now)
         if closed is not None:
             result.closed.append(closed)
             _crash_point("after_close")
-        # Every due batch is sent first and waited for afterwards, so several batches share a block: waiting
-        # for each in turn cost a block period per batch (plus its confirmations) on a chain with 1 s blocks.
-        inflight = []
+        known = []  # anchored already (found on chain) or refused as anchored: settled from the chain, no waiting
         for batch in self.store.pending_batches(now):
+            if batch["batch_seq"] in self._inflight:
+                continue  # sent by an earlier pass: looked at below
             try:
-                inflight.append((batch, *self._send(batch)))
+                root, onchain, sent = self._send(batch)
             except ChainError as exc:
                 self._retry_later(batch, exc.one_line())
                 result.failed.append((batch["batch_seq"], exc.one_line()))
                 break  # the chain is likely down for the later batches too; keep their order
-        for batch, root, onchain, sent in inflight:
-            try:
-                self._finish(batch, root, onchain, sent)
-                result.anchored.append(batch["batch_seq"])
-            except ChainError as exc:
-                self._retry_later(batch, exc.one_line())
-                result.failed.append((batch["batch_seq"], exc.one_line()))
+            if sent is None:
+                known.append((batch, root, onchain))
+            else:
+                self._inflight[batch["batch_seq"]] = (batch, root, sent, time.monotonic())
+        for batch, root, onchain in known:
+            self._settle_pass(result, batch, lambda b=batch, r=root, o=onchain: self._finish(b, r, o, None))
+        for seq, (batch, root, sent, since) in list(self._inflight.items()):
+            look = "wait" if wait else self._look(sent, since)
+            if look is None:
+                continue
+            del self._inflight[seq]
+            # timed out: finished from what the chain holds (nothing: retried later), without another wait
+            sent = None if look == "timed out" else sent
+            self._settle_pass(result, batch, lambda b=batch, r=root, t=sent: self._finish(b, r, None, t))
         return result
+
+    def _settle_pass(self, result: AnchorPass, batch: dict, finish) -> None:
+        try:
+            finish()
+            result.anchored.append(batch["batch_seq"])
+        except ChainError as exc:
+            self._retry_later(batch, exc.one_line())
+            result.failed.append((batch["batch_seq"], exc.one_line()))
+
+    def _look(self, sent, since: float) -> str | None:
+        """One look at an anchor in flight: "settled" (its receipt and confirmations are on chain), "timed out"
+        (past ``tx_timeout``), or None (look again next pass)."""
+        gateway = self.ledger.gateway
+        if gateway.rpc_url is None:
+            return "settled"  # the in-process chain mines at once
+        if gateway.confirmed_receipt("0x" + bytes(sent.tx_hash).hex(), raw=sent.raw) is not None:
+            return "settled"
+        return "timed out" if time.monotonic() - since > self.settings.tx_timeout else None
 
     def close_open_batch(self) -> int | None:
         """Close the open batch now, whatever its age (tests, benchmarks, shutdown)."""

@@ -200,3 +200,72 @@ def test_document_over_the_size_limit_is_refused(tmp_path, consortium):
 ])
 def test_express_claim_rule(amount, complete, clear, express):
     assert is_express_claim(amount, 1000, materials_complete=complete, liability_clear=clear) is express
+
+
+def test_a_large_intake_is_stored_row_for_row_across_statements_and_batches(tmp_path, consortium):
+    """7,500 hashes with batches of 5,000: the store inserts 3,000 rows per statement with its parameters laid out
+    column by column; every row must land with its own sequence, batch, index, leaf hash and claim, and a leaf
+    from the last statement of the second batch must prove on chain."""
+    from sqlalchemy import text
+
+    from node.evidence.store import _ROWS_PER_INSERT
+
+    n, size = 7_500, 5_000
+    assert n > 2 * _ROWS_PER_INSERT  # several statements, one of them cut by the batch boundary
+    service = make_service(tmp_path, consortium["insurer_a"], max_batch_size=size, max_hashes_per_request=n)
+    items = [(doc(i), f"CLM-big-{i // 3}", "invoice" if i % 2 else "loss-photo") for i in range(n)]
+    answer = service.accept_bulk(items)
+    assert answer["accepted"] == n and [s["count"] for s in answer["spans"]] == [size, n - size]
+    engine = service.store.engine
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT seq, batch_seq, leaf_index, leaf_hash, doc_sha256, claim_id, doc_type, doc_path "
+                                 "FROM evidence_leaves ORDER BY seq")).all()
+    assert len(rows) == n
+    for i, (seq, batch_seq, index, leaf, digest, claim, kind, path) in enumerate(rows):
+        expected_kind = DocType.INVOICE if i % 2 else DocType.LOSS_PHOTO
+        assert (seq, batch_seq, index) == (i + 1, 1 + i // size, i % size)
+        assert (bytes(digest), claim, kind, path) == (doc(i), f"CLM-big-{i // 3}", int(expected_kind), None)
+        assert bytes(leaf) == evidence_leaf_hash(doc(i), f"CLM-big-{i // 3}", expected_kind)
+    service.close_open_batch()
+    assert service.run_once().anchored == [1, 2]
+    last = n - 1
+    proof = next(p for p in service.proofs(f"CLM-big-{last // 3}") if p["doc_sha256"] == doc(last).hex())
+    verdict = verify_evidence(doc(last), proof, RegistryEvidenceChain(consortium.gateway))
+    assert verdict.tree_size == n - size
+
+
+def test_the_background_pass_sends_new_batches_while_earlier_anchors_are_in_flight(tmp_path, artifacts):
+    """``run_once(wait=False)`` (the anchorer's loop): an anchor in flight is looked at, never waited for, so a batch
+    closing meanwhile is sent at once; each settles at the first pass after its block; one never mined times out and
+    is retried, and is anchored once when the chain mines again."""
+    from conftest import build_consortium
+
+    from node.chain.anvil import AnvilNode
+
+    with AnvilNode() as node:  # a chain of its own: mining is switched off and on here
+        gw = ChainGateway.connect(node.url, artifacts)
+        ledger = build_consortium(gw)["insurer_a"]
+        service = make_service(tmp_path, ledger, max_batch_size=2, tx_timeout=1.0)
+        gw.raw_request("evm_setAutomine", [False])
+        service.accept_many([(doc(n), "CLM-fly", "invoice") for n in range(2)])
+        first = service.run_once(wait=False)
+        assert first.anchored == [] and set(service._inflight) == {1}  # full batches close as they fill
+        service.accept_many([(doc(n), "CLM-fly", "invoice") for n in range(2, 4)])
+        second = service.run_once(wait=False)  # batch 2 is sent although batch 1 is not mined yet
+        assert second.anchored == [] and set(service._inflight) == {1, 2}
+        pool = gw.raw_request("txpool_content", [])["result"]["pending"]
+        assert sum(len(txs) for txs in pool.values()) == 2  # two anchors in flight, batch 1 not sent twice
+        gw.raw_request("evm_mine", [])
+        settled = service.run_once(wait=False)
+        assert settled.anchored == [1, 2] and not service._inflight
+        # An anchor that is never mined times out: the batch is retried later, and anchored once the chain mines.
+        service.accept_many([(doc(n), "CLM-fly", "invoice") for n in range(4, 6)])
+        assert service.run_once(wait=False).anchored == []
+        time.sleep(1.2)
+        timed_out = service.run_once(wait=False)
+        assert [seq for seq, _ in timed_out.failed] == [3] and not service._inflight
+        gw.raw_request("evm_setAutomine", [True])
+        gw.raw_request("evm_mine", [])
+        retried = service.run_once(wait=False, now=time.time() + 3600)  # past the retry back-off
+        assert retried.anchored == [3]
+        audit_exactly_once(tmp_path / "evidence.db", gw, ledger.address)
