@@ -285,8 +285,11 @@ class EvidenceService(BackgroundLoop):
         gateway = self.ledger.gateway
         if gateway.rpc_url is None:
             return "settled"  # the in-process chain mines at once
-        if gateway.confirmed_receipt("0x" + bytes(sent.tx_hash).hex(), raw=sent.raw) is not None:
-            return "settled"
+        try:
+            if gateway.confirmed_receipt("0x" + bytes(sent.tx_hash).hex(), raw=sent.raw) is not None:
+                return "settled"
+        except ChainError:
+            pass  # the chain node is unreachable: look again next pass (the timeout still runs), without a traceback
         return "timed out" if time.monotonic() - since > self.settings.tx_timeout else None
 
     def close_open_batch(self) -> int | None:

@@ -8,6 +8,7 @@ import pytest
 from evidence_testing import TcpProxy, audit_exactly_once
 
 from node.chain.deployment import attach
+from node.chain.errors import ChainError
 from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.evidence.errors import InvalidEvidenceInput
@@ -261,6 +262,16 @@ def test_the_background_pass_sends_new_batches_while_earlier_anchors_are_in_flig
         # An anchor that is never mined times out: the batch is retried later, and anchored once the chain mines.
         service.accept_many([(doc(n), "CLM-fly", "invoice") for n in range(4, 6)])
         assert service.run_once(wait=False).anchored == []
+        real_look = gw.confirmed_receipt
+
+        def unreachable(*_a, **_k):
+            raise ChainError("connection refused", hint="start the chain node")
+
+        gw.confirmed_receipt = unreachable  # the chain node is down for a pass: the look is repeated, nothing raised
+        try:
+            assert service.run_once(wait=False).anchored == [] and set(service._inflight) == {3}
+        finally:
+            gw.confirmed_receipt = real_look
         time.sleep(1.2)
         timed_out = service.run_once(wait=False)
         assert [seq for seq, _ in timed_out.failed] == [3] and not service._inflight
