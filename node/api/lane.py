@@ -3,26 +3,20 @@
 Routing, FastAPI's per-route wrappers (two exit stacks, exception wrapping, dependency plumbing) and
 the exception middleware cost about a sixth of the node's CPU per authorized query (``bench.py
 node-access --profile``: 17 % of samples were in those layers, outside the route and the socket). Here
-the request goes through the same user middleware as every other request (body limit, body deadline,
-security headers, built from the app's own list), then straight to the route's own function
-(``node/api/data.py`` ``query``); its errors are answered by the app's own exception handlers, and
-anything unhandled by the same ServerErrorMiddleware. Every other request takes the full stack. The
-route stays declared, so OpenAPI and the access table still describe it.
+the request goes through the layers FastAPI itself puts around a route, built from the same parts
+(ServerErrorMiddleware, the app's user middleware — body limit, body deadline, security headers — and
+Starlette's ExceptionMiddleware with the app's own exception handlers), then straight to the route's own
+function (``node/api/data.py`` ``query``), without routing. Every other request takes the full stack.
+The route stays declared, so OpenAPI and the access table still describe it.
 """
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI, Request
-from starlette._exception_handler import _lookup_exception_handler
-from starlette._utils import is_async_callable
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.api import data
-
-log = logging.getLogger(__name__)
 
 LANE_PATH = "/data/query"
 
@@ -40,10 +34,12 @@ class DataQueryLane:
     def __init__(self, stack: ASGIApp, app: NodeApp):
         self.stack = stack
         self.app = app
+        # As FastAPI.build_middleware_stack splits them: 500/Exception for the outer layer, the rest for the inner.
         handlers = dict(app.exception_handlers)
-        error_handler = handlers.pop(500, None) or handlers.pop(Exception, None)
-        self.handlers = {k: v for k, v in handlers.items() if not isinstance(k, int) and k is not Exception}
-        lane: ASGIApp = self._serve
+        error_handler = None
+        for key in (500, Exception):
+            error_handler = handlers.pop(key, error_handler)
+        lane: ASGIApp = ExceptionMiddleware(self._serve, handlers=handlers, debug=app.debug)
         for middleware in reversed(app.user_middleware):  # the same user middleware, in the same order
             lane = middleware.cls(lane, *middleware.args, **middleware.kwargs)
         self.lane = ServerErrorMiddleware(lane, handler=error_handler, debug=app.debug)
@@ -54,14 +50,7 @@ class DataQueryLane:
             return await self.lane(scope, receive, send)
         await self.stack(scope, receive, send)
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        try:
-            response = await data.query(request)
-        except Exception as exc:
-            handler = _lookup_exception_handler(self.handlers, exc)
-            if handler is None:
-                raise  # ServerErrorMiddleware answers 500 and logs it, as for any route
-            response = await handler(request, exc) if is_async_callable(handler) else \
-                await run_in_threadpool(handler, request, exc)
+    @staticmethod
+    async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
+        response = await data.query(Request(scope, receive, send))
         await response(scope, receive, send)
