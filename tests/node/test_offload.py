@@ -88,3 +88,30 @@ def test_more_jobs_than_a_batch_are_all_answered(n):
     results = asyncio.run(_run_held(group, [(f"j{i}", False) for i in range(n)]))
     assert results == [f"j{i}" for i in range(n)]
     assert sum(len(b) for b in group.blocks) == n and all(len(b) <= offload.MAX_BATCH for b in group.blocks)
+
+
+def test_each_job_of_a_batch_runs_in_its_own_callers_context():
+    """Two members' queries in one batch: each runs with its own context (the signed request a denial is logged
+    with), never the other's, so a refusal can never be recorded against the wrong member's request."""
+    import contextvars
+
+    serving = contextvars.ContextVar("serving")
+    group = Group()
+
+    async def go():
+        release = threading.Event()
+        holders = [asyncio.ensure_future(offload.in_thread(release.wait, 30)) for _ in range(offload.MAX_WORKERS)]
+        await asyncio.sleep(0.2)
+
+        async def as_member(name):
+            serving.set(f"request of {name}")  # set in this task's own context, as the route does
+            return await offload.in_thread(lambda: (group.job(name), serving.get())[1], group=group.block)
+
+        tasks = [asyncio.ensure_future(as_member(n)) for n in ("insurer", "platform", "outsider")]
+        await asyncio.sleep(0.1)
+        release.set()
+        await asyncio.gather(*holders)
+        return await asyncio.gather(*tasks)
+
+    assert asyncio.run(go()) == ["request of insurer", "request of platform", "request of outsider"]
+    assert group.blocks == [["insurer", "platform", "outsider"]]  # one batch, three contexts
