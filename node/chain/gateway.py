@@ -262,20 +262,34 @@ class ChainGateway:
         A transaction the node does not know at all is re-broadcast (same signed bytes, so exactly once in
         effect); a receipt from a block a reorg orphaned is not settled and is looked at again later.
         """
-        receipt = self._raw_result("eth_getTransactionReceipt", [tx_hash])
-        if receipt is None:
-            self._resend_if_forgotten(tx_hash, raw)
-            return None
+        return self.confirmed_receipts([tx_hash], raws=[raw])[0]
+
+    def confirmed_receipts(self, tx_hashes: list[str], *, raws: list[bytes | None] | None = None) -> list[dict | None]:
+        """:meth:`confirmed_receipt` for many transactions at once, in two JSON-RPC batches (receipts and the head,
+        then the canonical hash at each height found) instead of three calls each: the access log settles every
+        batch a new block confirmed in one look, where one look per batch (under load, each call waiting for the
+        interpreter lock) held the last of them for most of a second."""
+        if not tx_hashes:
+            return []
+        answers = self._raw_batch([("eth_blockNumber", [])] + [("eth_getTransactionReceipt", [h]) for h in tx_hashes])
+        head = int(self._result_of("eth_blockNumber", answers[0]), 16)
+        receipts = [self._result_of("eth_getTransactionReceipt", a) for a in answers[1:]]
+        for tx_hash, raw, receipt in zip(tx_hashes, raws or [None] * len(tx_hashes), receipts):
+            if receipt is None:
+                self._resend_if_forgotten(tx_hash, raw)
         if self.confirmations == 0:
-            return self._settled(tx_hash, receipt)
-        number = int(receipt["blockNumber"], 16)
-        head = int(self._raw_result("eth_blockNumber", []), 16)
-        if head - number < self.confirmations:
-            return None
-        block = self._raw_result("eth_getBlockByNumber", [hex(number), False])
-        if block is None or block["hash"].lower() != receipt["blockHash"].lower():
-            return None  # orphaned by a reorg; the node's receipt index catches up
-        return self._settled(tx_hash, receipt)
+            return [None if r is None else self._settled(h, r) for h, r in zip(tx_hashes, receipts)]
+        deep = sorted({int(r["blockNumber"], 16) for r in receipts
+                       if r is not None and head - int(r["blockNumber"], 16) >= self.confirmations})
+        blocks = self._raw_batch([("eth_getBlockByNumber", [hex(n), False]) for n in deep])
+        canonical = {n: (self._result_of("eth_getBlockByNumber", b) or {}).get("hash", "").lower() for n, b in zip(deep, blocks)}
+        out: list[dict | None] = []
+        for tx_hash, receipt in zip(tx_hashes, receipts):
+            number = None if receipt is None else int(receipt["blockNumber"], 16)
+            # not deep enough yet, or orphaned by a reorg (the node's receipt index catches up): not settled
+            settled = number in canonical and canonical[number] == receipt["blockHash"].lower()
+            out.append(self._settled(tx_hash, receipt) if settled else None)
+        return out
 
     def _settled(self, tx_hash: str, receipt: dict) -> dict:
         # Settled: never re-broadcast again, so its signed bytes are dropped. Kept until here, they were the
@@ -314,12 +328,24 @@ class ChainGateway:
         return HexBytes(answer["result"])
 
     def _raw_result(self, method: str, params: list) -> Any:
-        answer = self.raw_request(method, params)
+        return self._result_of(method, self.raw_request(method, params))
+
+    @staticmethod
+    def _result_of(method: str, answer: dict) -> Any:
         if "error" in answer and answer["error"]:
             error = answer["error"]
             raise ChainError(f"{method} failed: {error.get('message', error) if isinstance(error, dict) else error}",
                              hint="check the chain node")
         return answer.get("result")
+
+    def _raw_batch(self, calls: list[tuple[str, list]]) -> list[dict]:
+        """Several JSON-RPC calls in one round trip where the transport allows it (plain HTTP), else one by one."""
+        if self._lean is not None and calls:
+            try:
+                return self._lean.batch(calls)
+            except RpcTransportError as exc:
+                raise ChainUnavailable(f"chain request failed: {exc}", hint="check the chain's RPC URL") from None
+        return [self.raw_request(method, params) for method, params in calls]
 
     def fund(self, address: str, ether: int = 100) -> None:
         """Give an account ether from the dev chain's first unlocked account (dev chains only)."""

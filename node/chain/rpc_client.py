@@ -123,8 +123,29 @@ class KeepAliveRpc:
 
     def request(self, method: str, params: list) -> dict:
         """The decoded JSON-RPC answer (``result`` or ``error``); RpcTransportError when no answer came."""
-        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params},
-                          separators=(",", ":")).encode()
+        decoded = self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params})
+        if not isinstance(decoded, dict):
+            raise RpcTransportError("not a single JSON-RPC answer")
+        return decoded
+
+    def batch(self, calls: list[tuple[str, list]]) -> list[dict]:
+        """Several calls in one JSON-RPC batch (one round trip); the answers in the order of ``calls``."""
+        if not calls:
+            return []
+        ids = range(len(calls))  # an answer is matched within its own exchange: ids need only differ in the batch
+        decoded = self._post([{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in zip(ids, calls)])
+        if isinstance(decoded, dict):  # a server that refuses batches answers with one error object
+            raise RpcTransportError(f"the chain node refused a batch: {decoded.get('error', decoded)}")
+        if not isinstance(decoded, list):
+            raise RpcTransportError("not a JSON-RPC batch answer")
+        by_id = {a.get("id"): a for a in decoded if isinstance(a, dict)}
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise RpcTransportError(f"the chain node's batch answer lacks {len(missing)} of {len(calls)} answers")
+        return [by_id[i] for i in ids]
+
+    def _post(self, payload: dict | list) -> dict | list:
+        body = json.dumps(payload, separators=(",", ":")).encode()
         request = self._head + str(len(body)).encode() + b"\r\n\r\n" + body
         for attempt in (0, 1):
             conn = self._acquire()
@@ -143,12 +164,9 @@ class KeepAliveRpc:
             else:
                 conn.close()
             try:
-                decoded = json.loads(answer)
+                return json.loads(answer)
             except ValueError:
                 raise RpcTransportError(f"HTTP {status} without a JSON-RPC answer") from None
-            if not isinstance(decoded, dict):
-                raise RpcTransportError(f"HTTP {status}: not a single JSON-RPC answer")
-            return decoded
         raise RpcTransportError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _acquire(self) -> _Connection:

@@ -120,3 +120,35 @@ def test_not_json_rpc_is_refused():
             KeepAliveRpc("127.0.0.1", server.port).request("eth_chainId", [])
     finally:
         server.close()
+
+
+def test_a_batch_is_one_exchange_and_its_answers_come_back_in_the_order_asked():
+    def respond(n, req):
+        if not isinstance(req, list):
+            return framed({"jsonrpc": "2.0", "id": req["id"], "result": "single"})
+        answers = [{"jsonrpc": "2.0", "id": r["id"], "result": [r["method"], r["params"]]} for r in req]
+        return framed(list(reversed(answers)))  # JSON-RPC lets a server answer a batch in any order
+
+    server = Server(respond)
+    try:
+        rpc = KeepAliveRpc("127.0.0.1", server.port)
+        calls = [("eth_getTransactionReceipt", [f"0x{i:02x}"]) for i in range(5)] + [("eth_blockNumber", [])]
+        assert [a["result"] for a in rpc.batch(calls)] == [[m, p] for m, p in calls]
+        assert rpc.request("eth_chainId", [])["result"] == "single"
+        assert rpc.batch([]) == [] and server.requests == 2  # one exchange for the batch, none for an empty one
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("answer, reason", [
+    ({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch too large"}}, "refused a batch"),
+    ([{"jsonrpc": "2.0", "id": 0, "result": "0x1"}], "lacks 1 of 2 answers"),
+    ("0x1", "not a JSON-RPC batch answer"),
+], ids=["refused", "an answer missing", "not a list"])
+def test_a_batch_answered_wrongly_is_a_transport_error(answer, reason):
+    server = Server(lambda n, req: framed(answer))
+    try:
+        with pytest.raises(RpcTransportError, match=reason):
+            KeepAliveRpc("127.0.0.1", server.port).batch([("eth_blockNumber", []), ("eth_chainId", [])])
+    finally:
+        server.close()
