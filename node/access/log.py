@@ -22,7 +22,7 @@ from node.access.signed_request import ZERO32, SignedRequest, request_of
 from node.chain.encoded_call import EncodedCall  # noqa: F401  (its home moved to node/chain; tests import it here)
 from node.chain.errors import ChainError
 from node.chain.ledger import Ledger
-from node.store.db import migrate
+from node.store.db import migrate, write_lock
 from node.store.prepared import for_engine, transaction
 from node.worker import BackgroundLoop
 
@@ -85,7 +85,12 @@ def _outbox_insert():
 
 
 def _outbox_mark_sent():
-    return (update(outbox).where(outbox.c.seq == bindparam("batch_seq"))
+    # A batch is the lowest pending seqs of its kind, so within its first..last seq every pending row of that kind is
+    # in it (rows are appended above every seq, and only the flusher, holding its lock, queues rows again): one
+    # statement by range. Row by row (executemany), each step let the request threads take the interpreter lock,
+    # which under load held a batch's send for tens of milliseconds.
+    return (update(outbox).where(outbox.c.kind == bindparam("batch_kind"), outbox.c.state == "pending",
+                                 outbox.c.seq.between(bindparam("first_seq"), bindparam("last_seq")))
             .values(state="sent", tx_hash=bindparam("tx_hash"), sent_at=bindparam("sent_at")))
 
 
@@ -118,6 +123,7 @@ class AccessLog(BackgroundLoop):
                  lost_after_seconds: float = _LOST_AFTER_SECONDS):
         self.lost_after_seconds = lost_after_seconds
         self.engine = engine
+        self._write_lock = write_lock(engine)  # every write of the outbox queues here, not in SQLite's busy sleeps
         self.ledger = ledger
         self.flush_seconds = flush_seconds
         self.batch_max = batch_max
@@ -229,10 +235,10 @@ class AccessLog(BackgroundLoop):
         try:
             if not proofs:  # the request path's case: accesses only, one executemany on the driver's connection
                 insert = for_engine(self.engine, "outbox.insert", _outbox_insert)
-                with transaction(self.engine) as cursor:
+                with self._write_lock, transaction(self.engine) as cursor:
                     cursor.executemany(insert.sql, [insert.params(p.values) for p in group])
                 return None
-            with self.engine.begin() as conn:
+            with self._write_lock, self.engine.begin() as conn:
                 conn.execute(outbox.insert(), [p.values for p in group])
                 if proofs:
                     kept = set(conn.execute(select(denial_requests.c.digest)
@@ -288,19 +294,24 @@ class AccessLog(BackgroundLoop):
         """Settle sent batches, then send pending records; returns the number newly mined."""
         with self._flush_lock:
             mined = self._settle_sent() if settle else 0
+            # Only what is queued now: under steady load new records keep arriving, and a pass that sent until none
+            # was left ran for seconds without settling anything (every settled record held back until load fell).
+            with self.engine.connect() as conn:
+                last = conn.execute(select(func.max(outbox.c.seq))).scalar()
+            if last is None:
+                return mined
+            mined_at_once = self.ledger.gateway.confirmations == 0  # anvil: each batch settled before the next
             for kind in ("access", "denial"):
-                while True:
-                    sent = self._send_batch(kind)
-                    if sent is None:
-                        break
-                    # With confirmations to wait for, do not hold the next batch back: the next pass settles it.
-                    mined += self._settle(sent, wait=self.ledger.gateway.confirmations == 0)
+                while (sent := self._send_batch(kind, last)) is not None:
+                    if mined_at_once:
+                        mined += self._settle(sent)
+                    # else settled by a later pass, once a block and its confirmations have arrived
             return mined
 
-    def _send_batch(self, kind: str) -> str | None:
+    def _send_batch(self, kind: str, last: int) -> str | None:
         with self.engine.connect() as conn:
             limit = min(self.batch_max, _BROADCAST_RECORDS[kind]) if self.ledger.gateway.confirmations else self.batch_max
-            rows = conn.execute(select(outbox).where(outbox.c.state == "pending", outbox.c.kind == kind)
+            rows = conn.execute(select(outbox).where(outbox.c.state == "pending", outbox.c.kind == kind, outbox.c.seq <= last)
                                 .order_by(outbox.c.seq).limit(limit)).all()
         if not rows:
             return None
@@ -314,12 +325,13 @@ class AccessLog(BackgroundLoop):
                                                [bytes(r.query_hash) for r in rows])
 
         def mark_sent(tx_hash) -> None:
-            # One statement run per row (executemany): an IN list of a thousand ids is compiled anew each batch,
-            # which cost more CPU than sending the batch. By primary key, so exactly the rows in this batch.
-            mark = for_engine(self.engine, "outbox.mark_sent", _outbox_mark_sent)
-            fields = {"tx_hash": "0x" + bytes(tx_hash).hex(), "sent_at": time.time()}
-            with transaction(self.engine) as cursor:
-                cursor.executemany(mark.sql, [mark.params({**fields, "batch_seq": seq}) for seq in seqs])
+            mark = for_engine(self.engine, "outbox.mark_sent", _outbox_mark_sent)  # compiled once (no IN list)
+            with self._write_lock, transaction(self.engine) as cursor:
+                cursor.execute(mark.sql, mark.params({"tx_hash": "0x" + bytes(tx_hash).hex(), "sent_at": time.time(),
+                                                      "batch_kind": kind, "first_seq": seqs[0], "last_seq": seqs[-1]}))
+                if cursor.rowcount != len(seqs):  # a row outside the batch would be settled by its receipt: never
+                    raise ChainError(f"outbox batch {seqs[0]}..{seqs[-1]} would mark {cursor.rowcount} rows sent, "
+                                     f"not {len(seqs)}", hint="nothing was sent; the records stay queued")
 
         # A fixed gas budget (measured: about 5.7k gas per record, see `bench.py gas`) spares an
         # eth_estimateGas round trip per batch; after a failed attempt the estimate is used again,
@@ -330,7 +342,7 @@ class AccessLog(BackgroundLoop):
         except ChainError:
             # Refused before or at sending: the records go back to pending for the next attempt.
             self._failures += 1
-            with self.engine.begin() as conn:
+            with self._write_lock, self.engine.begin() as conn:
                 conn.execute(update(outbox).where(outbox.c.seq.in_(seqs)).values(state="pending", tx_hash=None))
             raise
         with self.engine.connect() as conn:
@@ -340,15 +352,23 @@ class AccessLog(BackgroundLoop):
         with self.engine.connect() as conn:
             hashes = [h for (h,) in conn.execute(select(outbox.c.tx_hash).where(outbox.c.state == "sent")
                                                  .group_by(outbox.c.tx_hash).order_by(func.min(outbox.c.sent_at)))]
-        mined = 0
-        for h in hashes:  # in the order sent, which is nonce order
-            settled = self._settle(h, wait=False)
-            if not settled:
-                # A later batch has a higher nonce, so it is in the same block or a later one: not settled either.
-                # Stopping here spares a look (three RPCs) per batch in flight, which under load held the
-                # flusher, and so every confirmation it saw, for a large part of a second.
-                break
-            mined += settled
+        if not hashes:
+            return 0
+        try:
+            receipts = self.ledger.gateway.confirmed_receipts(hashes)  # one look at all of them (two round trips)
+        except ChainError:
+            receipts = [None] * len(hashes)
+        # In the order sent, which is nonce order: a later batch is in the same block as an unsettled one or a later
+        # one, so it is not settled either (its receipt is looked at again next time, with that one).
+        settled = 0
+        while settled < len(hashes) and receipts[settled] is not None and int(receipts[settled]["status"], 16) == 1:
+            settled += 1
+        first_open = hashes[settled] if settled < len(hashes) else None
+        known = first_open is not None and self._known(first_open, receipts[settled])  # before the write lock is taken
+        with self._write_lock, self.engine.begin() as conn:  # every batch this look settled, in one commit
+            mined = sum(self._apply(conn, h, r, True) for h, r in zip(hashes[:settled], receipts[:settled]))
+            if first_open is not None:
+                self._apply(conn, first_open, receipts[settled], known)
         return mined
 
     def _receipt(self, tx_hash: str, wait: bool) -> dict | None:
@@ -366,23 +386,31 @@ class AccessLog(BackgroundLoop):
 
     def _settle(self, tx_hash: str, wait: bool = True) -> int:
         receipt = self._receipt(tx_hash, wait)
+        known = self._known(tx_hash, receipt)
+        with self._write_lock, self.engine.begin() as conn:
+            return self._apply(conn, tx_hash, receipt, known)
+
+    def _known(self, tx_hash: str, receipt: dict | None) -> bool:
+        """Whether the chain node has the transaction (mined, or waiting in its pool)."""
+        if receipt is not None:
+            return True
+        try:
+            return self.ledger.gateway.raw_request("eth_getTransactionByHash", [tx_hash]).get("result") is not None
+        except ChainError:
+            return False
+
+    def _apply(self, conn, tx_hash: str, receipt: dict | None, known: bool) -> int:
+        """Mark a batch mined from its settled receipt, or queue it again if it reverted or was lost; the rows marked."""
         status = int(receipt["status"], 16) if receipt else None
-        with self.engine.begin() as conn:
-            if status == 1:
-                self._failures = 0
-                result = conn.execute(update(outbox).where(outbox.c.tx_hash == tx_hash, outbox.c.state == "sent")
-                                      .values(state="mined", mined_at=time.time(), block_number=int(receipt["blockNumber"], 16)))
-                return result.rowcount
-            known = receipt is not None
-            if not known:
-                try:
-                    known = self.ledger.gateway.raw_request("eth_getTransactionByHash", [tx_hash]).get("result") is not None
-                except ChainError:
-                    known = False
-            sent_at = conn.execute(select(func.min(outbox.c.sent_at)).where(outbox.c.tx_hash == tx_hash)).scalar() or 0
-            if status == 0:
-                self._failures += 1  # the next attempt estimates gas, which surfaces the revert reason
-            if status == 0 or (not known and time.time() - sent_at > self.lost_after_seconds):
-                # Reverted or lost: queue the records again (a lost tx never reached the chain).
-                conn.execute(update(outbox).where(outbox.c.tx_hash == tx_hash).values(state="pending", tx_hash=None))
-            return 0
+        if status == 1:
+            self._failures = 0
+            result = conn.execute(update(outbox).where(outbox.c.tx_hash == tx_hash, outbox.c.state == "sent")
+                                  .values(state="mined", mined_at=time.time(), block_number=int(receipt["blockNumber"], 16)))
+            return result.rowcount
+        sent_at = conn.execute(select(func.min(outbox.c.sent_at)).where(outbox.c.tx_hash == tx_hash)).scalar() or 0
+        if status == 0:
+            self._failures += 1  # the next attempt estimates gas, which surfaces the revert reason
+        if status == 0 or (not known and time.time() - sent_at > self.lost_after_seconds):
+            # Reverted or lost: queue the records again (a lost tx never reached the chain).
+            conn.execute(update(outbox).where(outbox.c.tx_hash == tx_hash).values(state="pending", tx_hash=None))
+        return 0

@@ -41,7 +41,7 @@ from node.access.log import LogRecord
 from node.chain.deployment import Purpose
 from node.chain.ledger import dataset_id
 from node.chain.reasons import DenialReason
-from node.store.db import migrate
+from node.store.db import migrate, write_lock
 from node.store.prepared import for_engine
 from privacy.differencing import Footprint, find_conflict
 from privacy.release import effective_min_cohort, laplace_noise
@@ -224,7 +224,7 @@ class ReleaseGate:
         order = list(kept.buckets)
         if not order and spent is None:
             return  # nothing released and no budget charged: nothing to record
-        with self.engine.begin() as conn:  # footprint and budget in one transaction, before anything is sent
+        with write_lock(self.engine), self.engine.begin() as conn:  # footprint and budget in one transaction, before anything is sent
             seen = conn.execute(select(history.c.id).where(history.c.requester == req.requester, history.c.dataset == req.dataset,
                                                            history.c.fingerprint == fingerprint)).first()
             if order and seen is None:

@@ -1,6 +1,8 @@
 """Engine creation and schema versioning for the node's store."""
 from __future__ import annotations
 
+import threading
+import weakref
 from pathlib import Path
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine, event, select
@@ -32,6 +34,21 @@ def create_store_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     return engine
+
+
+_WRITE_LOCKS: "weakref.WeakKeyDictionary[Engine, threading.RLock]" = weakref.WeakKeyDictionary()
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def write_lock(engine: Engine) -> threading.RLock:
+    """The lock this process's writers of ``engine``'s store take around a write transaction.
+
+    SQLite has one writer at a time, and a connection that finds the write lock taken sleeps in SQLite's busy
+    handler (1, 2, 5, 10 ... 100 ms) and looks again: under a steady stream of request commits the access log's
+    flusher lost whole tenths of a second that way per write. Queued on this lock instead, a writer starts the
+    moment the previous one commits. Other processes (the CLI) still meet SQLite's busy timeout."""
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(engine, threading.RLock())
 
 
 def migrate(engine: Engine, component: str, component_metadata: MetaData, version: int) -> None:

@@ -1,6 +1,7 @@
 """The access log's durable queue: nothing accepted is lost and nothing is logged twice, across crashes."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from node.chain.deployment import Purpose
 from node.chain.errors import ChainError
 from node.chain.ledger import dataset_id
 from node.client import NodeClient
-from node.store.db import create_store_engine
+from node.store.db import create_store_engine, write_lock
 
 
 def records(c, n, grant_id):
@@ -255,3 +256,93 @@ def test_grouped_records_are_committed_together_at_the_end_of_the_block_or_not_a
     assert log.counts() == {"pending": 4}  # the failed block stored nothing
     log.append(rs[4])  # and the log is usable afterwards, outside any block
     assert log.counts() == {"pending": 5}
+
+
+def test_a_flush_pass_sends_only_what_was_queued_when_it_began(setup, monkeypatch):
+    """Under steady load records keep arriving while a pass sends: a pass that sent until nothing was left ran for
+    seconds without settling anything. Here every send lets a full batch arrive; the pass still ends after one."""
+    c, gid, engine = setup
+    gateway = c["insurer_a"].gateway
+    monkeypatch.setattr(gateway, "confirmations", 2)  # a chain that settles later (Clique): 38 records a batch
+    log = AccessLog(engine, c["insurer_a"])
+    arriving = iter(records(c, 38 * 20, gid))
+    for _ in range(38):
+        log.append(next(arriving))
+    real_submit, submits = gateway.submit, []
+
+    def submit_while_load_arrives(*args, **kwargs):
+        submits.append(1)
+        for _ in range(38):
+            log.append(next(arriving))
+        return real_submit(*args, **kwargs)
+
+    monkeypatch.setattr(gateway, "submit", submit_while_load_arrives)
+    log.flush()
+    assert len(submits) == 1 and log.counts() == {"sent": 38, "pending": 38}
+    log.flush()
+    assert len(submits) == 2 and log.counts() == {"sent": 76, "pending": 38}
+
+
+def test_one_look_settles_every_batch_its_confirmations_covered(setup, monkeypatch):
+    c, gid, engine = setup
+    gateway = c["insurer_a"].gateway
+    monkeypatch.setattr(gateway, "confirmations", 2)
+    log = AccessLog(engine, c["insurer_a"])
+    for r in records(c, 100, gid):
+        log.append(r)
+    gateway.raw_request("evm_setAutomine", [False])
+    try:
+        log.flush()  # three batches (38 + 38 + 24) waiting in the pool
+        gateway.raw_request("evm_mine", [])  # all three in one block
+        assert log.flush() == 0 and log.counts() == {"sent": 100}  # no block on top of it yet
+        looks = []
+        real_batch = gateway._raw_batch
+        monkeypatch.setattr(gateway, "_raw_batch", lambda calls: looks.append([m for m, _ in calls]) or real_batch(calls))
+        gateway.raw_request("evm_mine", [])
+        assert log.flush() == 0 and log.counts() == {"sent": 100}  # one block on top: not settled with 2
+        gateway.raw_request("evm_mine", [])
+        looks.clear()
+        assert log.flush() == 100 and log.counts() == {"mined": 100}
+    finally:
+        gateway.raw_request("evm_setAutomine", [True])
+    # one batch of the three receipts (with the head), one of the canonical hash at their one height
+    assert looks == [["eth_blockNumber"] + ["eth_getTransactionReceipt"] * 3, ["eth_getBlockByNumber"]]
+    assert on_chain_rows(c) == list(range(100))
+
+
+def test_interleaved_accesses_and_denials_are_each_sent_in_their_own_batches_exactly_once(setup):
+    """A batch is marked sent by its seq range within its kind: the other kind's rows inside that range stay queued."""
+    c, gid, engine = setup
+    log = AccessLog(engine, c["insurer_a"], batch_max=7)
+    accesses = records(c, 30, gid)
+    for i, r in enumerate(accesses):
+        log.append(r)
+        log.append(LogRecord("denial", c.accounts["platform"].address, dataset_id("claims"), int(Purpose.STATISTICS),
+                             bytes([i]) * 32, reason_code=1))
+    assert log.flush() == 60 and log.counts() == {"mined": 60}
+    denied = c.gateway.events("DataUseAuthorization", "DenialRecorded")
+    assert on_chain_rows(c) == list(range(30))
+    assert sorted(bytes(e["args"]["queryHash"])[0] for e in denied) == list(range(30))
+    with engine.connect() as conn:
+        per_tx = conn.exec_driver_sql("select tx_hash, count(*), count(distinct kind) from chain_log_outbox group by tx_hash").all()
+    assert sorted(n for _, n, _ in per_tx) == [2, 2] + [7] * 8 and all(k == 1 for _, _, k in per_tx)  # 30 = 4 x 7 + 2, each kind
+
+
+def test_the_flusher_s_writes_queue_on_the_store_s_write_lock(setup):
+    """One lock per store engine: a flusher write waits on it (and starts the moment it is released) rather than
+    meeting SQLite's busy handler, which sleeps 1, 2, 5 ... 100 ms between looks under a stream of request commits."""
+    c, gid, engine = setup
+    assert write_lock(engine) is write_lock(engine)
+    assert write_lock(engine) is not write_lock(create_store_engine("sqlite://"))
+    log = AccessLog(engine, c["insurer_a"])
+    for r in records(c, 5, gid):
+        log.append(r)
+    flushed = threading.Event()
+    with write_lock(engine):
+        worker = threading.Thread(target=lambda: (log.flush(), flushed.set()))
+        worker.start()
+        assert not flushed.wait(0.5)  # held: the batch cannot be marked sent, so nothing is sent either
+        assert log.counts() == {"pending": 5}
+    assert flushed.wait(30)
+    worker.join()
+    assert log.counts() == {"mined": 5} and on_chain_rows(c) == list(range(5))
