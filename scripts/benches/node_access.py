@@ -32,9 +32,10 @@ def _load(job) -> tuple[list[int], float, float, float]:
     Each request is signed with the member key exactly as ``node.client.NodeClient`` signs it, and sent over a
     keep-alive connection with the standard library's HTTP client: httpx cost the load generator about twice the
     CPU per request, taken from the two cores the node runs on (the issue measures the node, not the client)."""
-    url, key, audience, chain_id, count, start_at, shapes = job
+    url, key, audience, chain_id, count, start_at, shapes, *paced = job
     import http.client
     import json
+    import random
     import threading
     from urllib.parse import urlsplit
 
@@ -59,8 +60,16 @@ def _load(job) -> tuple[list[int], float, float, float]:
 
     connections = [http.client.HTTPConnection(where.hostname, where.port, timeout=60) for _ in range(threads_per_process)]
 
+    # paced: this process's requests per second (an offered load), else as fast as the node answers
+    interval = threads_per_process / paced[0] if paced and paced[0] else 0.0
+
     def work(conn, n):
-        got = [query(conn, bodies[i % len(bodies)]) for i in range(n)]
+        phase = random.random()  # each connection's schedule starts at its own point of the interval
+        got = []
+        for i in range(n):
+            if interval:
+                time.sleep(max(0.0, t0 + (i + phase) * interval - time.time()))
+            got.append(query(conn, bodies[i % len(bodies)]))
         with lock:
             statuses.extend(got)
 
