@@ -178,6 +178,16 @@ def root_from_leaf_hashes(leaf_hashes: Sequence[bytes]) -> bytes:
     return bytes(level)
 
 
+def tree_levels(joined_leaf_hashes: bytes) -> list[bytes]:
+    """Every stored level of the tree over the concatenated 32-byte leaf hashes, the leaves first: the work of
+    building a batch's tree, handed to a worker process whole (:meth:`MerkleTree.from_levels` takes it back)."""
+    if len(joined_leaf_hashes) % HASH_SIZE:
+        raise ValueError("leaf hashes must be whole 32-byte hashes")
+    tree = MerkleTree()
+    tree._extend_joined(bytes(joined_leaf_hashes))
+    return [bytes(level) for level in tree._levels]
+
+
 def _pair_level(level: memoryview) -> bytes:
     """Hash adjacent pairs of a packed level; an unpaired last node is carried up as is."""
     out = bytearray()
@@ -235,14 +245,26 @@ class MerkleTree:
             level += 1
         return index
 
+    @classmethod
+    def from_levels(cls, levels: Sequence[bytes]) -> "MerkleTree":
+        """The tree whose stored levels are ``levels`` (from :func:`tree_levels`, e.g. built in a worker process)."""
+        if not levels or any(len(level) % HASH_SIZE for level in levels):
+            raise ValueError("tree levels must be whole 32-byte hashes, the leaves first")
+        tree = cls()
+        tree._levels = [bytearray(level) for level in levels]
+        tree._size = len(levels[0]) // HASH_SIZE
+        return tree
+
     def extend(self, leaf_hashes: Iterable[bytes]) -> None:
         """Append many leaf hashes; faster than repeated :meth:`append`. All-or-nothing on bad input."""
         hashes = [_check_hash(h, f"leaf hash {i}") for i, h in enumerate(leaf_hashes)]
-        if not hashes:
-            return
+        if hashes:
+            self._extend_joined(b"".join(hashes))
+
+    def _extend_joined(self, joined: bytes) -> None:
         levels = self._levels
-        levels[0] += b"".join(hashes)
-        self._size += len(hashes)
+        levels[0] += joined
+        self._size += len(joined) // HASH_SIZE
         # Fill each level up to floor(count below / 2), continuing where the level stopped.
         level = 0
         while len(levels[level]) >= 2 * HASH_SIZE:

@@ -35,11 +35,35 @@ from node.evidence.errors import DocumentTooLarge, EvidenceError, InvalidEvidenc
 from node.evidence.leaf import DocType, check_claim_id, claim_id_hash, parse_sha256
 from node.evidence.store import ANCHORED, CONFLICT, SENT, EvidenceStore
 from node.worker import BackgroundLoop
-from privacy.merkle import MerkleTree, proof_to_json
+from privacy import workers
+from privacy.merkle import MerkleTree, proof_to_json, tree_levels
 
 _TYPE_BYTE = {int(t): bytes([int(t)]) for t in DocType}
 
 log = logging.getLogger("consortium.evidence")
+
+# A batch's tree of at least this many leaves is built in the shared worker pool (privacy/workers.py): about 0.11 s
+# of pure-Python hashing for 100k leaves alone, it took 0.6-0.8 s in the anchorer while the intake threads held the
+# interpreter lock, so the anchorer fell batches behind the intake and anchored them after it. Below, one core's
+# few milliseconds cost less than handing the leaves over.
+POOL_TREE_LEAVES = 20_000
+
+
+def build_tree(leaf_hashes: Sequence[bytes]) -> MerkleTree:
+    """The tree over ``leaf_hashes``: in a worker process when it is large and the pool runs, else here.
+
+    A pool that is not running is started in the background for the next tree (:func:`workers.pool_if_running`);
+    a worker that fails or does not answer in time leaves the work to this thread."""
+    pool = workers.pool_if_running() if len(leaf_hashes) >= POOL_TREE_LEAVES else None
+    if pool is not None:
+        try:
+            # ~1 us a leaf on one core: a worker that takes 20 times that is stuck or starved; this thread takes over
+            wait = max(2.0, 20e-6 * len(leaf_hashes))
+            return MerkleTree.from_levels(pool.submit(tree_levels, b"".join(leaf_hashes)).result(timeout=wait))
+        except Exception as exc:  # noqa: BLE001 - a broken or stuck pool: the tree is built here instead
+            log.warning("building a %d-leaf tree in the worker pool failed (%s); building it here", len(leaf_hashes),
+                        type(exc).__name__)
+    return MerkleTree(leaf_hashes)
 
 PROOF_FORMAT = "consortium-evidence-proof/1"
 #: test-only fault injection: the service SIGKILLs itself at this named point (see _crash_point)
@@ -314,7 +338,7 @@ class EvidenceService(BackgroundLoop):
         if len(hashes) != batch["size"]:
             raise EvidenceError(f"batch {seq} has {len(hashes)} leaves, expected {batch['size']}",
                                 hint="the store is inconsistent; restore it from backup", reason="store_corrupt")
-        tree = MerkleTree(hashes)
+        tree = build_tree(hashes)
         self._cache_tree(seq, tree)
         with self._trees_lock:
             self._open_leaves.pop(seq, None)
@@ -322,9 +346,7 @@ class EvidenceService(BackgroundLoop):
         if batch["root"] is not None and bytes(batch["root"]) != root:
             raise EvidenceError(f"batch {seq} leaves give root {root.hex()}, the store recorded {bytes(batch['root']).hex()}",
                                 hint="the store is inconsistent; restore it from backup", reason="store_corrupt")
-        if batch["root"] is None:
-            self.store.update_batch(seq, root=root)
-        return root
+        return root  # stored with the batch's next state (sent or anchored): one write, not two, behind the intake
 
     def _metadata_hash(self, batch: dict) -> bytes:
         meta = {"batch_seq": batch["batch_seq"], "size": batch["size"], "first_seq": batch["first_seq"],
@@ -342,7 +364,11 @@ class EvidenceService(BackgroundLoop):
         """Send the batch's anchor unless the chain has it: (root, its anchoring if found, the sent transaction)."""
         seq, batch_id = batch["batch_seq"], bytes(batch["batch_id"])
         root = self._root_of(batch)
-        onchain = self._chain_batch(batch_id, root)
+        # Looked up only when an earlier attempt may have landed. A first attempt's anchor after a crash between
+        # sending and recording it (or the same leaves anchored before) is refused at gas estimation with
+        # BatchIdAlreadyUsed / RootAlreadyAnchored, handled below: the look-up's two calls, made while the intake
+        # holds the interpreter lock, held each batch back by up to 0.3 s.
+        onchain = self._chain_batch(batch_id, root) if batch["attempts"] else None
         if onchain is not None:
             return root, onchain, None
         try:
@@ -352,7 +378,7 @@ class EvidenceService(BackgroundLoop):
                 raise
             return root, None, None  # anchored meanwhile (a resend after a crash): settled from the chain
         _crash_point("after_send")
-        self.store.update_batch(seq, state=SENT, tx_hash=bytes(sent.tx_hash), attempts=batch["attempts"] + 1)
+        self.store.update_batch(seq, state=SENT, tx_hash=bytes(sent.tx_hash), attempts=batch["attempts"] + 1, root=root)
         _crash_point("after_sent_recorded")
         return root, None, sent
 
@@ -382,7 +408,7 @@ class EvidenceService(BackgroundLoop):
         if onchain["batch_id"] != bytes(batch["batch_id"]):
             log.info("batch %s has the root of batch %s anchored earlier: settled against that anchoring",
                      batch["batch_seq"], onchain["batch_id"].hex())
-        self.store.update_batch(batch["batch_seq"], state=ANCHORED, block_number=onchain["block_number"],
+        self.store.update_batch(batch["batch_seq"], state=ANCHORED, root=root, block_number=onchain["block_number"],
                                 block_time=onchain["timestamp"], submitter=self.ledger.address,
                                 anchored_batch_id=onchain["batch_id"], last_error=None)
 
@@ -416,7 +442,7 @@ class EvidenceService(BackgroundLoop):
             if tree is not None:
                 self._trees.move_to_end(batch_seq)
                 return tree
-        tree = MerkleTree(self.store.batch_leaf_hashes(batch_seq))
+        tree = build_tree(self.store.batch_leaf_hashes(batch_seq))
         self._cache_tree(batch_seq, tree)
         return tree
 

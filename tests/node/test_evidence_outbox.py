@@ -1,7 +1,9 @@
 """Evidence outbox and anchoring in process: batches by size and age, idempotent resends, chain outages."""
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
+import os
 import time
 
 import pytest
@@ -13,9 +15,11 @@ from node.chain.gateway import ChainGateway
 from node.chain.ledger import Ledger
 from node.evidence.errors import InvalidEvidenceInput
 from node.evidence.leaf import DocType, evidence_leaf_hash, is_express_claim
-from node.evidence.service import EvidenceService, EvidenceSettings
+from node.evidence.service import POOL_TREE_LEAVES, EvidenceService, EvidenceSettings, build_tree
 from node.evidence.store import ANCHORED, CLOSED, OPEN, create_store_engine
 from node.evidence.verify import RegistryEvidenceChain, verify_evidence
+from privacy import workers
+from privacy.merkle import MerkleTree, tree_levels
 
 
 def doc(n: int) -> bytes:
@@ -280,3 +284,32 @@ def test_the_background_pass_sends_new_batches_while_earlier_anchors_are_in_flig
         retried = service.run_once(wait=False, now=time.time() + 3600)  # past the retry back-off
         assert retried.anchored == [3]
         audit_exactly_once(tmp_path / "evidence.db", gw, ledger.address)
+
+
+def test_a_large_batch_tree_is_built_in_the_worker_pool_and_here_when_a_worker_fails(monkeypatch):
+    """Trees of POOL_TREE_LEAVES leaves and more go to the shared worker pool (off this process's interpreter lock,
+    which the intake holds); a pool that fails leaves the work to the caller; smaller trees never leave it."""
+    leaves = [os.urandom(32) for _ in range(POOL_TREE_LEAVES)]
+    expected = MerkleTree(leaves)
+    was_running = workers.running(2)
+    workers.warm(2, wait=True)
+    pool = workers.shared_pool(2)
+    real_submit, submitted = pool.submit, []
+    monkeypatch.setattr(workers, "pool_if_running", lambda processes=None: pool)
+    monkeypatch.setattr(pool, "submit", lambda fn, *args: submitted.append(fn) or real_submit(fn, *args))
+    built = build_tree(leaves)
+    assert submitted == [tree_levels] and built.root() == expected.root()
+    assert built.inclusion_proof(12_345) == expected.inclusion_proof(12_345)
+
+    def broken(fn, *args):
+        submitted.append(fn)
+        failed = concurrent.futures.Future()
+        failed.set_exception(concurrent.futures.process.BrokenProcessPool("a worker died"))
+        return failed
+
+    monkeypatch.setattr(pool, "submit", broken)
+    assert build_tree(leaves).root() == expected.root() and len(submitted) == 2
+    assert build_tree(leaves[:POOL_TREE_LEAVES - 1]).root() == MerkleTree(leaves[:POOL_TREE_LEAVES - 1]).root()
+    assert len(submitted) == 2  # below the threshold: built here
+    if not was_running:
+        workers.shutdown()

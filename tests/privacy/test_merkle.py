@@ -35,6 +35,7 @@ from privacy.merkle import (
     proof_to_json,
     root_from_inclusion_proof,
     root_from_leaf_hashes,
+    tree_levels,
     verify_consistency,
     verify_inclusion,
 )
@@ -632,3 +633,23 @@ def test_hundred_thousand_leaves_build_and_prove():
         expect(RootMismatchError, lambda: verify_inclusion(hashes[index], index, n, [flip_bit(proof[0])] + proof[1:], root))
     for old in [1, 2, 65_536, 65_537, n - 1] + rng.sample(range(1, n), 10):
         verify_consistency(old, n, tree.root(old), root, tree.consistency_proof(old))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 1000, 1025])
+def test_a_tree_rebuilt_from_its_levels_is_the_same_tree(n):
+    """tree_levels is what a worker process builds; from_levels takes it back: same root, same proofs."""
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(n)]
+    direct = MerkleTree(leaves)
+    rebuilt = MerkleTree.from_levels(tree_levels(b"".join(leaves)))
+    assert rebuilt.size == n and rebuilt.root() == direct.root()
+    for i in {0, n // 2, n - 1}:
+        assert rebuilt.inclusion_proof(i) == direct.inclusion_proof(i)
+
+
+def test_levels_that_are_not_whole_hashes_are_refused():
+    with pytest.raises(ValueError):
+        tree_levels(b"\x00" * 33)
+    with pytest.raises(ValueError):
+        MerkleTree.from_levels([b"\x00" * 32, b"\x00" * 31])
+    with pytest.raises(ValueError):
+        MerkleTree.from_levels([])
