@@ -1,0 +1,55 @@
+"""A new Clique network whose sealing stalls at start-up is started again from its genesis (real geth)."""
+from __future__ import annotations
+
+import logging
+import os
+
+import node.network.clique as clique
+from node.network.clique import DEFAULT_MEMBERS, CliqueNetwork, init_clique
+from node.network.netns import namespaces_available
+
+HOSTS = os.environ.get("CONSORTIUM_TEST_HOSTS") or ("namespaces" if namespaces_available()[0] else "proxies")
+
+
+def test_a_new_network_that_stalls_at_start_up_starts_again_from_its_genesis(tmp_path, monkeypatch, caplog):
+    """The first start seals nothing (as when the signers' first blocks fork so that none may extend any head): after
+    the stall window the chains are wiped and initialised again, and the second start seals. A network with
+    contracts is never wiped: there the stall is reported."""
+    folder = tmp_path / "net"
+    init_clique(folder, members=DEFAULT_MEMBERS, validators=4, confirmations=2, scrypt_n=2**12)
+    network = CliqueNetwork.open(folder, hosts=HOSTS)
+    real_start_sealing, starts = CliqueNetwork._start_sealing, []
+
+    def stalled_first_time(self, timeout):
+        starts.append(1)
+        if len(starts) > 1:
+            real_start_sealing(self, timeout)
+
+    monkeypatch.setattr(CliqueNetwork, "_start_sealing", stalled_first_time)
+    monkeypatch.setattr(clique, "_FIRST_BLOCKS_SECONDS", 4.0)
+    planted = [n.datadir / "geth" / "chaindata" / "planted" for n in network.nodes.values()]
+    with caplog.at_level(logging.WARNING, logger="consortium.network"):
+        for node in network.nodes.values():
+            node.init(folder / "genesis.json")
+        for mark in planted:
+            mark.write_text("from the first start")
+        network.start(timeout=120)
+    try:
+        assert len(starts) == 2 and "starting the chain again from its genesis" in caplog.text
+        assert not any(mark.exists() for mark in planted)  # every chain was initialised again
+        assert network.wait_blocks(2, timeout=60) >= 4  # and it seals
+    finally:
+        network.stop()
+    # With contracts deployed (a deployment file), a stall is an error, never a wipe.
+    (folder / "deployment.json").write_text("{}")
+    monkeypatch.setattr(CliqueNetwork, "_start_sealing", lambda self, timeout: None)
+    heads_before = {name: (n.datadir / "geth" / "chaindata").exists() for name, n in network.nodes.items()}
+    try:
+        network.start(timeout=6)
+    except clique.ChainUnavailable as exc:
+        assert "sealing stopped" in str(exc)
+    else:
+        raise AssertionError("a stalled network with contracts started")
+    finally:
+        network.stop()
+    assert all(heads_before.values()) and all((n.datadir / "geth" / "chaindata").exists() for n in network.nodes.values())
