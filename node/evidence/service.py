@@ -66,6 +66,7 @@ def build_tree(leaf_hashes: Sequence[bytes]) -> MerkleTree:
     return MerkleTree(leaf_hashes)
 
 PROOF_FORMAT = "consortium-evidence-proof/1"
+_BATCH_ANCHORED = "0x" + Web3.keccak(text="BatchAnchored(bytes32,bytes32,address,uint64,bytes32)").hex().removeprefix("0x")
 #: test-only fault injection: the service SIGKILLs itself at this named point (see _crash_point)
 CRASH_POINT_ENV = "CONSORTIUM_EVIDENCE_CRASH_AT"
 
@@ -286,13 +287,15 @@ class EvidenceService(BackgroundLoop):
         for batch, root, onchain in known:
             self._settle_pass(result, batch, lambda b=batch, r=root, o=onchain: self._finish(b, r, o, None))
         for seq, (batch, root, sent, since) in list(self._inflight.items()):
-            look = "wait" if wait else self._look(sent, since)
+            look = ("wait", None) if wait else self._look(sent, since)
             if look is None:
                 continue
             del self._inflight[seq]
+            state, receipt = look
             # timed out: finished from what the chain holds (nothing: retried later), without another wait
-            sent = None if look == "timed out" else sent
-            self._settle_pass(result, batch, lambda b=batch, r=root, t=sent: self._finish(b, r, None, t))
+            sent = None if state == "timed out" else sent
+            onchain = self._anchoring_in(receipt, batch) if receipt is not None else None
+            self._settle_pass(result, batch, lambda b=batch, r=root, o=onchain, t=sent: self._finish(b, r, o, t))
         return result
 
     def _settle_pass(self, result: AnchorPass, batch: dict, finish) -> None:
@@ -303,18 +306,45 @@ class EvidenceService(BackgroundLoop):
             self._retry_later(batch, exc.one_line())
             result.failed.append((batch["batch_seq"], exc.one_line()))
 
-    def _look(self, sent, since: float) -> str | None:
-        """One look at an anchor in flight: "settled" (its receipt and confirmations are on chain), "timed out"
-        (past ``tx_timeout``), or None (look again next pass)."""
+    def _look(self, sent, since: float) -> tuple[str, dict | None] | None:
+        """One look at an anchor in flight: ("settled", its receipt) once the receipt and confirmations are on chain,
+        ("timed out", None) past ``tx_timeout``, or None (look again next pass)."""
         gateway = self.ledger.gateway
         if gateway.rpc_url is None:
-            return "settled"  # the in-process chain mines at once
+            return "settled", None  # the in-process chain mines at once
         try:
-            if gateway.confirmed_receipt("0x" + bytes(sent.tx_hash).hex(), raw=sent.raw) is not None:
-                return "settled"
+            receipt = gateway.confirmed_receipt("0x" + bytes(sent.tx_hash).hex(), raw=sent.raw)
+            if receipt is not None:
+                return "settled", receipt
         except ChainError:
             pass  # the chain node is unreachable: look again next pass (the timeout still runs), without a traceback
-        return "timed out" if time.monotonic() - since > self.settings.tx_timeout else None
+        return ("timed out", None) if time.monotonic() - since > self.settings.tx_timeout else None
+
+    def _anchoring_in(self, receipt: dict, batch: dict) -> dict | None:
+        """The batch's anchoring as its settled receipt's BatchAnchored event tells it (what getBatch would answer),
+        or None (reverted, no such event, the block not at hand): then the chain is asked as before. Two contract
+        calls through web3 per batch, made while the intake held the interpreter lock, kept the anchorer from
+        sending the next batch for a large part of a second."""
+        if int(receipt.get("status", "0x0"), 16) != 1:
+            return None
+        registry = self.ledger.evidence.address.lower()
+        for entry in receipt.get("logs", []):
+            topics = entry.get("topics") or []
+            if (entry.get("address", "").lower() != registry or len(topics) != 4 or topics[0] != _BATCH_ANCHORED
+                    or bytes.fromhex(topics[2][2:]) != bytes(batch["batch_id"])):
+                continue
+            data = bytes.fromhex(entry["data"][2:])
+            try:
+                block = self.ledger.gateway.raw_request("eth_getBlockByNumber", [receipt["blockNumber"], False]).get("result")
+            except ChainError:
+                return None
+            if not block or block.get("hash", "").lower() != receipt["blockHash"].lower():
+                return None
+            return {"root": bytes.fromhex(topics[1][2:]), "batch_id": bytes.fromhex(topics[2][2:]),
+                    "size": int.from_bytes(data[0:32], "big"), "submitter": Web3.to_checksum_address("0x" + topics[3][-40:]),
+                    "block_number": int(receipt["blockNumber"], 16), "timestamp": int(block["timestamp"], 16),
+                    "metadata_hash": data[32:64]}
+        return None
 
     def close_open_batch(self) -> int | None:
         """Close the open batch now, whatever its age (tests, benchmarks, shutdown)."""

@@ -313,3 +313,25 @@ def test_a_large_batch_tree_is_built_in_the_worker_pool_and_here_when_a_worker_f
     assert len(submitted) == 2  # below the threshold: built here
     if not was_running:
         workers.shutdown()
+
+
+def test_the_background_pass_settles_an_anchor_from_its_receipt_as_the_chain_records_it(tmp_path, consortium, monkeypatch):
+    """A settled anchor's BatchAnchored event (root, id, size, submitter) and its block give what getBatch answers: the
+    background pass settles from them without asking the chain again (nor before a first attempt: the gas estimate
+    would refuse an anchor already on chain). What it stores equals the chain's own record."""
+    import node.evidence.service as service_module
+    from node.chain.ledger import find_batch
+
+    ledger = consortium["insurer_a"]
+    service = make_service(tmp_path, ledger, max_batch_size=3)
+    asked = []
+    monkeypatch.setattr(service_module, "find_batch", lambda *a, **k: asked.append(k) or find_batch(*a, **k))
+    service.accept_many([(doc(n), "CLM-receipt", "invoice") for n in range(3)])
+    assert service.run_once(wait=False).anchored == [1]  # sent, mined at once by anvil, looked at and settled
+    assert asked == [] and not service._inflight
+    stored = service.store.batch(1)
+    onchain = find_batch(ledger.gateway, ledger.address, batch_id=bytes(stored["batch_id"]))
+    assert stored["state"] == ANCHORED and bytes(stored["root"]) == onchain["root"] == service._tree(1).root()
+    assert (stored["block_number"], stored["block_time"]) == (onchain["block_number"], onchain["timestamp"])
+    assert stored["submitter"] == onchain["submitter"] and bytes(stored["anchored_batch_id"]) == onchain["batch_id"]
+    audit_exactly_once(tmp_path / "evidence.db", ledger.gateway, ledger.address)
