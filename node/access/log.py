@@ -84,6 +84,11 @@ def _outbox_insert():
     return outbox.insert().values({name: bindparam(name) for name in _ENTRY_FIELDS})
 
 
+def _outbox_mark_resigned():
+    return (update(outbox).where(outbox.c.tx_hash == bindparam("earlier_hash"))
+            .values(tx_hash=bindparam("tx_hash"), sent_at=bindparam("sent_at")))
+
+
 def _outbox_mark_sent():
     # A batch is the lowest pending seqs of its kind, so within its first..last seq every pending row of that kind is
     # in it (rows are appended above every seq, and only the flusher, holding its lock, queues rows again): one
@@ -324,14 +329,22 @@ class AccessLog(BackgroundLoop):
                                                [r.purpose for r in rows], [r.reason_code for r in rows],
                                                [bytes(r.query_hash) for r in rows])
 
+        signed: list[str] = []  # the hashes this batch was signed under: the gateway signs again after a taken nonce
+
         def mark_sent(tx_hash) -> None:
-            mark = for_engine(self.engine, "outbox.mark_sent", _outbox_mark_sent)  # compiled once (no IN list)
+            fields = {"tx_hash": "0x" + bytes(tx_hash).hex(), "sent_at": time.time()}
+            if signed:  # signed again: the rows already carry the earlier hash, which was never sent
+                mark = for_engine(self.engine, "outbox.mark_resigned", _outbox_mark_resigned)
+                fields["earlier_hash"] = signed[-1]
+            else:
+                mark = for_engine(self.engine, "outbox.mark_sent", _outbox_mark_sent)  # compiled once (no IN list)
+                fields.update(batch_kind=kind, first_seq=seqs[0], last_seq=seqs[-1])
             with self._write_lock, transaction(self.engine) as cursor:
-                cursor.execute(mark.sql, mark.params({"tx_hash": "0x" + bytes(tx_hash).hex(), "sent_at": time.time(),
-                                                      "batch_kind": kind, "first_seq": seqs[0], "last_seq": seqs[-1]}))
+                cursor.execute(mark.sql, mark.params(fields))
                 if cursor.rowcount != len(seqs):  # a row outside the batch would be settled by its receipt: never
                     raise ChainError(f"outbox batch {seqs[0]}..{seqs[-1]} would mark {cursor.rowcount} rows sent, "
                                      f"not {len(seqs)}", hint="nothing was sent; the records stay queued")
+            signed.append(fields["tx_hash"])
 
         # A fixed gas budget (measured: about 5.7k gas per record, see `bench.py gas`) spares an
         # eth_estimateGas round trip per batch; after a failed attempt the estimate is used again,

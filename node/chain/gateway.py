@@ -214,7 +214,11 @@ class ChainGateway:
                     # Refused, so the nonce is unused; re-read it (another process may share this account).
                     self._nonce.pop(sender, None)
                     translated = self._translate(exc)
-                    if "nonce too low" in str(translated).lower() and attempt + 1 < _NONCE_RETRIES:
+                    # The nonce was taken by another sender of this account (its node process, a CLI): mined already
+                    # ("nonce too low") or waiting in the pool ("replacement transaction underpriced"). Sign again.
+                    message = str(translated).lower()
+                    if ("nonce too low" in message or "replacement transaction underpriced" in message) \
+                            and attempt + 1 < _NONCE_RETRIES:
                         continue
                     raise translated from None
             self._nonce[sender] += 1

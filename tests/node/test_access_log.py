@@ -10,6 +10,7 @@ from nodes import TEST_PASSPHRASE, start_node
 from node.access.log import AccessLog, LogRecord
 from node.chain.deployment import Purpose
 from node.chain.errors import ChainError
+from node.chain.gateway import ChainGateway
 from node.chain.ledger import dataset_id
 from node.client import NodeClient
 from node.store.db import create_store_engine, write_lock
@@ -346,3 +347,28 @@ def test_the_flusher_s_writes_queue_on_the_store_s_write_lock(setup):
     assert flushed.wait(30)
     worker.join()
     assert log.counts() == {"mined": 5} and on_chain_rows(c) == list(range(5))
+
+
+def test_a_batch_signed_again_after_its_nonce_was_taken_is_recorded_under_the_hash_that_was_sent(setup, monkeypatch):
+    """Another sender of the same account (the member's CLI, a second process) takes the nonce between signing and
+    sending: the gateway signs again; the batch's rows carry the hash that reached the chain and settle once."""
+    c, gid, engine = setup
+    gateway = c["insurer_a"].gateway
+    log = AccessLog(engine, c["insurer_a"])
+    for r in records(c, 5, gid):
+        log.append(r)
+    real_send, sent = gateway._send_raw, []
+
+    def nonce_taken_first(raw):
+        if not sent:  # the other process's transaction takes this nonce first
+            other = ChainGateway.connect(gateway.rpc_url, gateway.artifacts)
+            other.transact(c.accounts["insurer_a"], c["insurer_a"].registry.functions.setEndpoint("https://a.example:8701"))
+        sent.append(raw)
+        return real_send(raw)
+
+    monkeypatch.setattr(gateway, "_send_raw", nonce_taken_first)
+    assert log.flush() == 5 and len(sent) == 2  # refused ("nonce too low"), signed again, sent
+    assert log.counts() == {"mined": 5} and on_chain_rows(c) == list(range(5))
+    with engine.connect() as conn:
+        hashes = {h for (h,) in conn.exec_driver_sql("select distinct tx_hash from chain_log_outbox")}
+    assert len(hashes) == 1 and gateway.w3.eth.get_transaction_receipt(hashes.pop())["status"] == 1
