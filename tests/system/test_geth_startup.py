@@ -26,7 +26,7 @@ def test_a_new_network_that_stalls_at_start_up_starts_again_from_its_genesis(tmp
             real_start_sealing(self, timeout)
 
     monkeypatch.setattr(CliqueNetwork, "_start_sealing", stalled_first_time)
-    monkeypatch.setattr(clique, "_FIRST_BLOCKS_SECONDS", 4.0)
+    monkeypatch.setattr(clique, "_FIRST_BLOCKS_SECONDS", 20.0)  # a loaded run seals its first blocks in up to ~10 s
     planted = [n.datadir / "geth" / "chaindata" / "planted" for n in network.nodes.values()]
     with caplog.at_level(logging.WARNING, logger="consortium.network"):
         for node in network.nodes.values():
