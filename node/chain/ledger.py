@@ -15,7 +15,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from node.chain.encoded_call import EncodedCall
-from node.chain.errors import ContractRevert
+from node.chain.errors import ChainError, ContractRevert
 from node.chain.gateway import ChainGateway, SentTransaction
 from node.enums import ZERO32, ClaimStep, GrantState, JobState, Purpose, Role, Status
 
@@ -57,6 +57,34 @@ class GrantRecord:
 def _batch_record(b: Any) -> dict:
     return {"root": bytes(b[0]), "batch_id": bytes(b[1]), "size": b[2], "submitter": b[3], "block_number": b[4],
             "timestamp": b[5], "metadata_hash": bytes(b[6])}
+
+
+_BATCH_ANCHORED = "0x" + Web3.keccak(text="BatchAnchored(bytes32,bytes32,address,uint64,bytes32)").hex().removeprefix("0x")
+
+
+def batch_in_receipt(gateway: ChainGateway, receipt: dict, batch_id: bytes) -> dict | None:
+    """The anchoring of ``batch_id`` as a settled anchorBatch receipt (JSON-RPC form) shows it, in find_batch's form
+    (its BatchAnchored event, and the time of its block), or None when the receipt does not show it (reverted, no
+    such event, the block not at hand): then ask find_batch. Spares the anchorer two contract calls per batch."""
+    if int(receipt.get("status", "0x0"), 16) != 1:
+        return None
+    registry = gateway.contract("EvidenceRegistry").address.lower()
+    for entry in receipt.get("logs", []):
+        topics = entry.get("topics") or []
+        if (entry.get("address", "").lower() != registry or len(topics) != 4 or topics[0] != _BATCH_ANCHORED
+                or bytes.fromhex(topics[2][2:]) != batch_id):
+            continue
+        data = bytes.fromhex(entry["data"][2:])
+        try:
+            block = gateway.raw_request("eth_getBlockByNumber", [receipt["blockNumber"], False]).get("result")
+        except ChainError:
+            return None
+        if not block or block.get("hash", "").lower() != receipt["blockHash"].lower():
+            return None
+        return {"root": bytes.fromhex(topics[1][2:]), "batch_id": batch_id, "size": int.from_bytes(data[0:32], "big"),
+                "submitter": Web3.to_checksum_address("0x" + topics[3][-40:]), "block_number": int(receipt["blockNumber"], 16),
+                "timestamp": int(block["timestamp"], 16), "metadata_hash": data[32:64]}
+    return None
 
 
 def find_batch(gateway: ChainGateway, submitter: str, *, root: bytes | None = None,

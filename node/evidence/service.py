@@ -30,7 +30,7 @@ from sqlalchemy import Engine
 from web3 import Web3
 
 from node.chain.errors import ChainError, ContractRevert
-from node.chain.ledger import Ledger, find_batch
+from node.chain.ledger import Ledger, batch_in_receipt, find_batch
 from node.evidence.errors import DocumentTooLarge, EvidenceError, InvalidEvidenceInput, UnknownClaim
 from node.evidence.leaf import DocType, check_claim_id, claim_id_hash, parse_sha256
 from node.evidence.store import ANCHORED, CONFLICT, SENT, EvidenceStore
@@ -66,7 +66,6 @@ def build_tree(leaf_hashes: Sequence[bytes]) -> MerkleTree:
     return MerkleTree(leaf_hashes)
 
 PROOF_FORMAT = "consortium-evidence-proof/1"
-_BATCH_ANCHORED = "0x" + Web3.keccak(text="BatchAnchored(bytes32,bytes32,address,uint64,bytes32)").hex().removeprefix("0x")
 #: test-only fault injection: the service SIGKILLs itself at this named point (see _crash_point)
 CRASH_POINT_ENV = "CONSORTIUM_EVIDENCE_CRASH_AT"
 
@@ -294,7 +293,8 @@ class EvidenceService(BackgroundLoop):
             state, receipt = look
             # timed out: finished from what the chain holds (nothing: retried later), without another wait
             sent = None if state == "timed out" else sent
-            onchain = self._anchoring_in(receipt, batch) if receipt is not None else None
+            # settled from its receipt's event when it shows the anchoring (two contract calls fewer, see batch_in_receipt)
+            onchain = batch_in_receipt(self.ledger.gateway, receipt, bytes(batch["batch_id"])) if receipt is not None else None
             self._settle_pass(result, batch, lambda b=batch, r=root, o=onchain, t=sent: self._finish(b, r, o, t))
         return result
 
@@ -319,32 +319,6 @@ class EvidenceService(BackgroundLoop):
         except ChainError:
             pass  # the chain node is unreachable: look again next pass (the timeout still runs), without a traceback
         return ("timed out", None) if time.monotonic() - since > self.settings.tx_timeout else None
-
-    def _anchoring_in(self, receipt: dict, batch: dict) -> dict | None:
-        """The batch's anchoring as its settled receipt's BatchAnchored event tells it (what getBatch would answer),
-        or None (reverted, no such event, the block not at hand): then the chain is asked as before. Two contract
-        calls through web3 per batch, made while the intake held the interpreter lock, kept the anchorer from
-        sending the next batch for a large part of a second."""
-        if int(receipt.get("status", "0x0"), 16) != 1:
-            return None
-        registry = self.ledger.evidence.address.lower()
-        for entry in receipt.get("logs", []):
-            topics = entry.get("topics") or []
-            if (entry.get("address", "").lower() != registry or len(topics) != 4 or topics[0] != _BATCH_ANCHORED
-                    or bytes.fromhex(topics[2][2:]) != bytes(batch["batch_id"])):
-                continue
-            data = bytes.fromhex(entry["data"][2:])
-            try:
-                block = self.ledger.gateway.raw_request("eth_getBlockByNumber", [receipt["blockNumber"], False]).get("result")
-            except ChainError:
-                return None
-            if not block or block.get("hash", "").lower() != receipt["blockHash"].lower():
-                return None
-            return {"root": bytes.fromhex(topics[1][2:]), "batch_id": bytes.fromhex(topics[2][2:]),
-                    "size": int.from_bytes(data[0:32], "big"), "submitter": Web3.to_checksum_address("0x" + topics[3][-40:]),
-                    "block_number": int(receipt["blockNumber"], 16), "timestamp": int(block["timestamp"], 16),
-                    "metadata_hash": data[32:64]}
-        return None
 
     def close_open_batch(self) -> int | None:
         """Close the open batch now, whatever its age (tests, benchmarks, shutdown)."""
