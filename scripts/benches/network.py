@@ -51,6 +51,10 @@ def _percentile(values: list[float], q: float) -> float | None:
     return values[int(q * (len(values) - 1))]
 
 
+def _p95(values: list[float]) -> float | None:
+    return round(_percentile(values, 0.95), 3) if values else None
+
+
 def run(args, progress) -> dict:
     import multiprocessing as mp
 
@@ -114,15 +118,13 @@ def run(args, progress) -> dict:
                     heights = {b for _, _, b, _ in mined}
                     stamps = {b: gw_east.block_time(b) for b in heights | {b + args.confirmations for b in heights}}
 
-                    def p95(values: list[float]) -> float | None:
-                        return round(_percentile(values, 0.95), 3) if values else None
                     # Where the time goes: accepted -> the timestamp of the block holding it (a signer fills its block
                     # as the previous one arrives, so 1-2 block periods), then the confirmations. The node's own
                     # share: accepted -> sent, and the confirming block's time -> the node marked it settled.
-                    return {"p95": p95([m - c for c, m, _, _ in mined]),
-                            "in_block_p95": p95([stamps[b] - c for c, _, b, _ in mined]),
-                            "send_p95": p95([s - c for c, _, _, s in mined]),
-                            "settle_p95": p95([m - stamps[b + args.confirmations] for _, m, b, _ in mined]),
+                    return {"p95": _p95([m - c for c, m, _, _ in mined]),
+                            "in_block_p95": _p95([stamps[b] - c for c, _, b, _ in mined]),
+                            "send_p95": _p95([s - c for c, _, _, s in mined]),
+                            "settle_p95": _p95([m - stamps[b + args.confirmations] for _, m, b, _ in mined]),
                             "records": len(mined)}
 
                 # 1a. As fast as the node answers: the throughput, and the latency at that load.
@@ -160,7 +162,7 @@ def run(args, progress) -> dict:
                 watcher.join()
                 paced = settled_since(began)
                 lateness = [seen - gw_east.block_time(b) for b, seen in sorted(arrivals.items())[1:]]  # the first: seen late
-                result["block_arrival_p95_s"] = round(_percentile(lateness, 0.95), 3) if lateness else None
+                result["block_arrival_p95_s"] = _p95(lateness)
                 paced_elapsed = max(r[2] for r in paced_results) - min(r[1] for r in paced_results)
                 result["paced_rps"] = round(sum(r[0].count(200) for r in paced_results) / paced_elapsed, 1)
                 for prefix, figures in (("onchain_", at_max), ("onchain_paced_", paced)):
