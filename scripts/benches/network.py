@@ -7,6 +7,10 @@ goal, 300); block_arrival_p95_s: how long after its timestamp the node's own get
 own lateness, which every confirmation waits for); partition_recovery_s: one
 member's host cut off for --partition-seconds under load, heal -> its backlog confirmed; lost /
 duplicated: accepted access records missing from / repeated on the canonical chain, over the whole run.
+onchain_chain_floor_p95_s (and onchain_paced_chain_floor_p95_s): during the same load, plain transfers sent to
+the same geth at random instants and watched every 10 ms, send -> seen with the confirmations: the chain's
+own share of onchain_p95_s, with nothing of the node in it; chain_floor_idle_p95_s the same before any load, and
+chain_floor_idle_every_signer_p95_s with each transaction also sent to every other signer's geth (no peer travel).
 
 Evidence: ``anchor_hashes_per_s`` is the figure `bench.py anchor` gives on anvil, measured the same way
 (--hashes accepted by two callers, batches of --batch leaves, done when every batch's anchor transaction
@@ -28,6 +32,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 describe = "network: node on its own geth of a 4-signer Clique network: rps, on-chain p95, anchoring, partition recovery"
@@ -38,6 +43,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--clients", type=int, default=4, help="client processes (4 connections each)")
     parser.add_argument("--paced-rps", type=float, default=300.0, help="offered load for onchain_paced_p95_s (the rps goal)")
     parser.add_argument("--paced-seconds", type=float, default=20.0)
+    parser.add_argument("--idle-seconds", type=float, default=15.0, help="bare transactions alone, before any load")
     parser.add_argument("--hashes", type=int, default=1_000_000, help="evidence hashes to accept and anchor (as `anchor`)")
     parser.add_argument("--batch", type=int, default=100_000, help="max leaves per anchored batch (as `anchor`)")
     parser.add_argument("--partition-seconds", type=float, default=30.0)
@@ -53,6 +59,54 @@ def _percentile(values: list[float], q: float) -> float | None:
 
 def _p95(values: list[float]) -> float | None:
     return round(_percentile(values, 0.95), 3) if values else None
+
+
+def _bare_transactions(urls: list[str], key: bytes, chain_id: int, confirmations: int, start_at: float, stop,
+                       out) -> None:
+    """The chain's own floor under onchain_p95_s, in a process of its own: plain transfers, each signed ahead and sent
+    at a random instant (about 20 a second, from ``start_at`` until ``stop``) to the geth at ``urls[0]`` (then to
+    the others, if any, so that no signer waits for it to travel between peers), and watched there every 10 ms until
+    ``confirmations`` blocks are on top of the block holding it. Puts on ``out`` the seconds from each send to the
+    first look that found it confirmed: what any client of this chain waits for, with nothing of the node in it."""
+    import random
+    from urllib.parse import urlsplit
+
+    from eth_account import Account
+
+    from node.chain.rpc_client import KeepAliveRpc
+
+    account = Account.from_key(key)
+    rpc, *others = [KeepAliveRpc(w.hostname, w.port, w.path or "/") for w in map(urlsplit, urls)]
+    nonce = int(rpc.request("eth_getTransactionCount", [account.address, "pending"])["result"], 16)
+    price = 2 * int(rpc.request("eth_gasPrice", [])["result"], 16)
+    sent: dict[str, float] = {}  # hash -> when sent
+    blocks: dict[str, int] = {}  # hash -> its block
+    waits: list[float] = []
+    next_send = start_at + random.uniform(0, 0.1)
+    signed = None
+    while not stop.is_set() or sent:
+        if signed is None and not stop.is_set():
+            signed = account.sign_transaction({"to": account.address, "value": 0, "gas": 21_000, "gasPrice": price,
+                                               "nonce": nonce, "chainId": chain_id})
+        if signed is not None and time.time() >= next_send:
+            answer = rpc.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+            if "error" in answer:
+                raise RuntimeError(f"bare transaction refused: {answer['error']}")
+            sent[answer["result"]] = time.time()
+            for other in others:  # after the first: a geth that has it from a peer already answers "already known"
+                other.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+            nonce, signed, next_send = nonce + 1, None, time.time() + random.uniform(0, 0.1)
+        waiting = [h for h in sent if h not in blocks]
+        answers = rpc.batch([("eth_blockNumber", [])] + [("eth_getTransactionReceipt", [h]) for h in waiting])
+        seen, head = time.time(), int(answers[0]["result"], 16)
+        for h, answer in zip(waiting, answers[1:]):
+            if answer.get("result"):
+                blocks[h] = int(answer["result"]["blockNumber"], 16)
+        for h in [h for h, b in blocks.items() if head >= b + confirmations]:
+            waits.append(seen - sent.pop(h))
+            del blocks[h]
+        time.sleep(0.01)
+    out.put(waits)
 
 
 def run(args, progress) -> dict:
@@ -95,14 +149,53 @@ def run(args, progress) -> dict:
                 key = bytes(net.keys("shop-platform").account.key)
                 eng = create_engine(f"sqlite:///{home / 'node.db'}")
                 gw_east = ledgers["insurer-east"].gateway
+                bare_key = bytes(net.keys("regulator").account.key)  # idle until step 4, which only reads
+                floors: list[list[float]] = []  # per load: the bare transactions' send -> seen confirmed
+
+                @contextmanager
+                def bare_transactions(start_at: float, every_signer: bool = False):
+                    """Plain transfers sent and watched in a process of their own while the body runs."""
+                    urls = [net.url("insurer-east")] + ([net.url(n) for n in net.nodes if n != "insurer-east"]
+                                                        if every_signer else [])
+                    spawn = mp.get_context("spawn")
+                    stop, out = spawn.Event(), spawn.Queue()
+                    probe = spawn.Process(target=_bare_transactions, args=(
+                        urls, bare_key, net.spec.chain_id, args.confirmations, start_at, stop, out))
+                    probe.start()
+                    waits: list[float] = []
+                    try:
+                        yield waits
+                    finally:
+                        stop.set()
+                        try:
+                            waits.extend(out.get(timeout=120))
+                        finally:
+                            probe.join(timeout=10)
+                            if probe.is_alive():
+                                probe.terminate()
+
+                # 0. The chain's floor with nothing else running: what the load adds to it shows in 1a and 1b.
+                progress.update(task, description="bare transactions on the idle network")
+                with bare_transactions(time.time()) as idle_floor:
+                    time.sleep(args.idle_seconds)
+                result["chain_floor_idle_p95_s"] = _p95(idle_floor)
+                result["chain_floor_idle_samples"] = len(idle_floor)
+                # The same, each transaction also sent straight to every other geth: what travelling between peers
+                # adds (geth sends a transaction whole to the square root of its peers and announces it to the rest).
+                with bare_transactions(time.time(), every_signer=True) as idle_floor:
+                    time.sleep(args.idle_seconds)
+                result["chain_floor_idle_every_signer_p95_s"] = _p95(idle_floor)
 
                 def load(requests: int, paced_rps: float | None) -> tuple[list, float]:
                     """Clients in their own processes; returns their results and when the load began (wall clock)."""
                     start_at = time.time() + 10
                     job = (node.url, key, net.spec.member("insurer-east").address, net.spec.chain_id,
                            requests // args.clients, start_at, [{}], paced_rps / args.clients if paced_rps else None)
-                    with mp.get_context("spawn").Pool(args.clients) as pool:
-                        return pool.map(_load, [job] * args.clients), start_at
+                    with bare_transactions(start_at) as floor:
+                        with mp.get_context("spawn").Pool(args.clients) as pool:
+                            results = pool.map(_load, [job] * args.clients)
+                    floors.append(floor)
+                    return results, start_at
 
                 def settled_since(since: float) -> dict:
                     """Accepted -> confirmed on chain for the records accepted since ``since``, once all are settled."""
@@ -165,9 +258,11 @@ def run(args, progress) -> dict:
                 result["block_arrival_p95_s"] = _p95(lateness)
                 paced_elapsed = max(r[2] for r in paced_results) - min(r[1] for r in paced_results)
                 result["paced_rps"] = round(sum(r[0].count(200) for r in paced_results) / paced_elapsed, 1)
+                at_max["chain_floor_p95"], paced["chain_floor_p95"] = _p95(floors[0]), _p95(floors[1])
+                at_max["chain_floor_samples"], paced["chain_floor_samples"] = len(floors[0]), len(floors[1])
                 for prefix, figures in (("onchain_", at_max), ("onchain_paced_", paced)):
                     for name, value in figures.items():
-                        result[prefix + name + ("_s" if name != "records" else "")] = value
+                        result[prefix + name + ("_s" if not name.endswith(("records", "samples")) else "")] = value
                 with eng.connect() as conn:
                     east_hashes = [bytes(r[0]) for r in conn.execute(text("select query_hash from chain_log_outbox"))]
                 result["not_served"] += sum(len(r[0]) - r[0].count(200) for r in paced_results)
