@@ -179,6 +179,11 @@ class GethNode:
     def peers(self) -> int:
         return int(rpc(self.url, "net_peerCount"), 16)
 
+    def transactions(self) -> int:
+        """Transactions in this node's chain, genesis to head (a look at every block: for short chains)."""
+        return sum(int(rpc(self.url, "eth_getBlockTransactionCountByNumber", [hex(b)]), 16)
+                   for b in range(1, self.head() + 1))
+
     def signers(self) -> list[str]:
         return rpc(self.url, "clique_getSigners")
 
