@@ -83,7 +83,7 @@ def _bare_transactions(urls: list[str], key: bytes, chain_id: int, confirmations
     blocks: dict[str, int] = {}  # hash -> its block
     waits: list[float] = []
     next_send = start_at + random.uniform(0, 0.1)
-    signed = None
+    signed, last_head = None, None
     while not stop.is_set() or sent:
         if signed is None and not stop.is_set():
             signed = account.sign_transaction({"to": account.address, "value": 0, "gas": 21_000, "gasPrice": price,
@@ -96,12 +96,13 @@ def _bare_transactions(urls: list[str], key: bytes, chain_id: int, confirmations
             for other in others:  # after the first: a geth that has it from a peer already answers "already known"
                 other.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
             nonce, signed, next_send = nonce + 1, None, time.time() + random.uniform(0, 0.1)
-        waiting = [h for h in sent if h not in blocks]
-        answers = rpc.batch([("eth_blockNumber", [])] + [("eth_getTransactionReceipt", [h]) for h in waiting])
-        seen, head = time.time(), int(answers[0]["result"], 16)
-        for h, answer in zip(waiting, answers[1:]):
-            if answer.get("result"):
-                blocks[h] = int(answer["result"]["blockNumber"], 16)
+        seen, head = time.time(), int(rpc.request("eth_blockNumber", [])["result"], 16)
+        if head != last_head:  # a transaction gets a block only with a new head: receipts once a block, not every look
+            waiting = [h for h in sent if h not in blocks]
+            for h, answer in zip(waiting, rpc.batch([("eth_getTransactionReceipt", [h]) for h in waiting])):
+                if answer.get("result"):
+                    blocks[h] = int(answer["result"]["blockNumber"], 16)
+            last_head = head
         for h in [h for h, b in blocks.items() if head >= b + confirmations]:
             waits.append(seen - sent.pop(h))
             del blocks[h]
