@@ -163,8 +163,11 @@ def test_chain_up_serves_a_deployment_until_interrupted(tmp_path):
     import signal
 
     env = {**os.environ, "CONSORTIUM_PASSPHRASE": "correct horse battery"}
+    # Ctrl-C's disposition as on a terminal: a runner started in the background (`cmd &` in a script) hands its
+    # children SIGINT ignored, and then the interrupt below would never arrive
     proc = subprocess.Popen([*CLI, "chain", "up", "--home", str(tmp_path / "home"), "--json"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         info = json.loads(proc.stdout.readline())
         check = run("chain", "check", "--rpc", info["rpc_url"], "--deployment", info["deployment"], "--json")
@@ -172,7 +175,12 @@ def test_chain_up_serves_a_deployment_until_interrupted(tmp_path):
         assert len(info["members"]) == 5
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        try:
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:  # never leave the chain (and its anvil) running after a failure
+                proc.terminate()
+                proc.wait(timeout=30)
     from node.chain.anvil import rpc_ready
 
     assert not rpc_ready(info["rpc_url"])  # anvil went down with it
