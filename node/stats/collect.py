@@ -76,8 +76,7 @@ class OneAnswerRunner:
             try:
                 client = client or deps.peers.client(participant)
                 answer = client.post_json(self.path, body, max_bytes=limit)
-                self._accept(job, participant, answer[self.answer_key])
-                self.kept(job, participant, answer)
+                self._accept(job, participant, answer)
                 deps.store.set_participant_status(job["id"], participant, "contributed")
                 break
             except PeerError as exc:
@@ -99,11 +98,17 @@ class OneAnswerRunner:
             client.close()
         wake.set()
 
-    def _accept(self, job: dict, participant: str, payload: dict) -> None:
-        """Keep an answer only if it is well formed and is exactly what the participant committed on chain."""
+    def _accept(self, job: dict, participant: str, answer: dict) -> None:
+        """Keep an answer only if it is well formed and is exactly what the participant committed on chain.
+
+        What else is kept of it (the owner's release report: its record count bounds the plausibility check, its
+        suppressed buckets are withheld again) is stored first: the stored answer is what lets ``run`` see every
+        answer in and release the job, which must not happen with an owner's report still missing."""
+        payload = answer[self.answer_key]
         commitment = self.commitment(job, participant, payload)
         if self.deps.ledger.commitment_of(job["chain_job_id"], participant).hex() != commitment:
             raise SpecError("answer differs from the participant's commitment on chain", reason="commitment_mismatch")
+        self.kept(job, participant, answer)
         self.deps.store.add_received(job["id"], participant, payload, commitment)
 
 
