@@ -11,6 +11,18 @@ from node.network.netns import namespaces_available
 HOSTS = os.environ.get("CONSORTIUM_TEST_HOSTS") or ("namespaces" if namespaces_available()[0] else "proxies")
 
 
+def assert_stall_reported(network: CliqueNetwork, timeout: float, started: str) -> None:
+    """Starting ``network`` fails with its stall reported (a ChainUnavailable saying sealing stopped); it is stopped."""
+    try:
+        network.start(timeout=timeout)
+    except clique.ChainUnavailable as exc:
+        assert "sealing stopped" in str(exc)
+    else:
+        raise AssertionError(started)
+    finally:
+        network.stop()
+
+
 def test_a_new_network_that_stalls_at_start_up_starts_again_from_its_genesis(tmp_path, monkeypatch, caplog):
     """The first start seals nothing (as when the signers' first blocks fork so that none may extend any head): after
     the stall window the chains are wiped and initialised again, and the second start seals. A network with
@@ -45,14 +57,7 @@ def test_a_new_network_that_stalls_at_start_up_starts_again_from_its_genesis(tmp
     (folder / "deployment.json").write_text("{}")
     monkeypatch.setattr(CliqueNetwork, "_start_sealing", lambda self, timeout: None)
     heads_before = {name: (n.datadir / "geth" / "chaindata").exists() for name, n in network.nodes.items()}
-    try:
-        network.start(timeout=6)
-    except clique.ChainUnavailable as exc:
-        assert "sealing stopped" in str(exc)
-    else:
-        raise AssertionError("a stalled network with contracts started")
-    finally:
-        network.stop()
+    assert_stall_reported(network, 6, "a stalled network with contracts started")
     assert all(heads_before.values()) and all((n.datadir / "geth" / "chaindata").exists() for n in network.nodes.values())
 
 
@@ -92,14 +97,10 @@ def test_a_stall_past_block_one_starts_again_while_no_chain_holds_a_transaction_
     planted = [n.datadir / "geth" / "chaindata" / "planted" for n in network.nodes.values()]
     for mark in planted:
         mark.write_text("kept")
-    monkeypatch.setattr(CliqueNetwork, "wait_blocks", lambda self, count, *, timeout=120.0, node=None: (_ for _ in ()).throw(
-        clique.ChainUnavailable("no 2 new blocks within 30 s (head 9); sealing stopped")))
-    try:
-        network.start(timeout=60)
-    except clique.ChainUnavailable as exc:
-        assert "sealing stopped" in str(exc)
-    else:
-        raise AssertionError("a stalled network holding a transaction started")
-    finally:
-        network.stop()
+
+    def always_stalls(self, count, *, timeout=120.0, node=None):
+        raise clique.ChainUnavailable("no 2 new blocks within 30 s (head 9); sealing stopped")
+
+    monkeypatch.setattr(CliqueNetwork, "wait_blocks", always_stalls)
+    assert_stall_reported(network, 60, "a stalled network holding a transaction started")
     assert all(mark.exists() for mark in planted)
