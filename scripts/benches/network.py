@@ -89,12 +89,13 @@ def _bare_transactions(urls: list[str], key: bytes, chain_id: int, confirmations
             signed = account.sign_transaction({"to": account.address, "value": 0, "gas": 21_000, "gasPrice": price,
                                                "nonce": nonce, "chainId": chain_id})
         if signed is not None and time.time() >= next_send:
-            answer = rpc.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+            raw = "0x" + bytes(signed.raw_transaction).hex()
+            answer = rpc.request("eth_sendRawTransaction", [raw])
             if "error" in answer:
                 raise RuntimeError(f"bare transaction refused: {answer['error']}")
             sent[answer["result"]] = time.time()
             for other in others:  # after the first: a geth that has it from a peer already answers "already known"
-                other.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+                other.request("eth_sendRawTransaction", [raw])
             nonce, signed, next_send = nonce + 1, None, time.time() + random.uniform(0, 0.1)
         seen, head = time.time(), int(rpc.request("eth_blockNumber", [])["result"], 16)
         if head != last_head:  # a transaction gets a block only with a new head: receipts once a block, not every look
